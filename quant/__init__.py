@@ -1,0 +1,1 @@
+"""Compression passes over ONNX graphs: INT8 weight quantization and structured pruning."""

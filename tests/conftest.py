@@ -1,0 +1,34 @@
+"""Shared test fixtures: where the reference material lives, and the CI rule for it."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+#: ../shared beside the repository (as in CI); KELLY_TC_SHARED overrides it.
+SHARED = Path(os.environ.get("KELLY_TC_SHARED", REPO.parent / "shared"))
+RTNEURAL_TESTDATA = SHARED / "rtneural-testdata"
+IN_CI = os.environ.get("CI", "") not in ("", "0", "false")
+
+
+def require_shared(path: Path) -> Path:
+    """Skip when the shared reference material is absent -- but fail in CI, where .ci/run provides it."""
+    if not path.exists():
+        if IN_CI:
+            pytest.fail(f"{path} is missing in CI; .ci/run must provide it")
+        pytest.skip(f"{path} not present (set KELLY_TC_SHARED)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def rtneural_testdata() -> Path:
+    return require_shared(RTNEURAL_TESTDATA)
+
+
+@pytest.fixture
+def rng():
+    import numpy as np
+
+    return np.random.default_rng(1234)

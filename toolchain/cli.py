@@ -1,0 +1,75 @@
+"""The ``kelly-tc`` command line: a thin typer app.
+
+Each command lives in ``toolchain/commands/<name>.py``: it parses its options, calls one library
+function and renders the result. This module owns what every command shares: the error boundary
+(one line ``error: FILE: WHERE: reason`` on stderr, exit code 2 for bad input, 1 for a failed check or
+budget, 3 for an internal error; ``--debug`` anywhere on the command line shows the traceback instead).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import traceback
+from typing import Callable
+
+import typer
+
+from toolchain.errors import KellyError
+
+app = typer.Typer(
+    name="kelly-tc",
+    help="ONNX -> RTNeural toolchain for real-time audio models: convert, check, run, bench, compress, deploy.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("KELLY_TC_DEBUG", "") not in ("", "0")
+
+
+def fail(line: str, code: int) -> None:
+    """Print one error line on stderr (plain print: rich would wrap it) and exit with ``code``."""
+    print(f"error: {line}", file=sys.stderr, flush=True)
+    raise typer.Exit(code)
+
+
+def command(function: Callable) -> Callable:
+    """Register ``function`` as a subcommand behind the shared error boundary."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except KellyError as error:
+            if debug_enabled():
+                traceback.print_exc()
+            fail(error.line(), error.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except Exception as error:  # a bug, not bad input: say so, in one line
+            if debug_enabled():
+                traceback.print_exc()
+            fail(f"internal error ({type(error).__name__}: {str(error)[:300]}); rerun with --debug for the traceback", EXIT_INTERNAL)
+
+    return app.command()(wrapper)
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if "--debug" in argv:
+        argv = [a for a in argv if a != "--debug"]
+        os.environ["KELLY_TC_DEBUG"] = "1"
+    logging.basicConfig(level=logging.DEBUG if debug_enabled() else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app(args=argv, prog_name="kelly-tc")
+
+
+# Importing the command modules registers them on ``app`` (they import ``app``/``command`` from here).
+from toolchain import commands  # noqa: E402,F401  (must follow the definitions above)

@@ -1,0 +1,54 @@
+"""The project's exception types.
+
+Every error that reaches the command line is a :class:`KellyError`: it carries the file, the place in
+the file (a node name and op type, a layer index, a JSON field) and the reason, and renders as the one
+line ``FILE: WHERE: reason``. The CLI prints ``error: `` + that line and exits with ``exit_code``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class KellyError(Exception):
+    """Base class of all errors kelly-tc raises on purpose."""
+
+    exit_code = 2
+
+    def __init__(self, reason: str, *, file: str | Path | None = None, where: str | None = None):
+        self.reason = reason
+        self.file = str(file) if file is not None else None
+        self.where = where
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        parts = [p for p in (self.file, self.where) if p]
+        return ": ".join(parts + [self.reason])
+
+    def with_file(self, file: str | Path) -> "KellyError":
+        """Return the same error with ``file`` filled in where it was unknown."""
+        if self.file is None:
+            self.file = str(file)
+            self.args = (self.line(),)
+        return self
+
+
+class InputError(KellyError):
+    """Bad or unsupported input: a corrupt file, an unsupported op, a malformed JSON (exit 2)."""
+
+    exit_code = 2
+
+
+class UnsupportedError(InputError):
+    """Valid input that kelly-tc cannot represent faithfully (exit 2)."""
+
+
+class CheckFailed(KellyError):
+    """A numerical check or a budget was not met (exit 1)."""
+
+    exit_code = 1
+
+
+def node_where(name: str | None, op_type: str | None) -> str:
+    """The ``WHERE`` part for an ONNX node: ``node 'name' (OpType)``."""
+    label = f"node '{name}'" if name else "node <unnamed>"
+    return f"{label} ({op_type})" if op_type else label

@@ -1,0 +1,254 @@
+"""Typed layer records: the one canonical, validated representation between importers and exporters.
+
+Canonical layouts (chosen so that every matrix-vector product in the engine reads contiguous rows):
+
+- ``Dense``:     ``weight [out, in]``, ``bias [out]``  (PyTorch/ONNX-Gemm layout; RTNeural JSON is transposed)
+- ``LSTM``:      ``weight_ih [4H, in]``, ``weight_hh [4H, H]``, ``bias [4H]`` (the sum of ONNX's two biases),
+                 gate blocks in ``gates.LSTM_CANONICAL`` order (i, f, c, o)
+- ``GRU``:       ``weight_ih [3H, in]``, ``weight_hh [3H, H]``, ``bias_ih [3H]``, ``bias_hh [3H]``,
+                 gate blocks in ``gates.GRU_CANONICAL`` order (z, r, h); the two biases stay apart because
+                 the recurrent candidate bias sits inside ``r * (...)``
+- ``Conv1D``:    ``weight [out, in/groups, K]`` (ONNX/PyTorch layout), ``bias [out]``; causal, stride 1:
+                 tap ``K-1`` multiplies the current frame, tap ``k`` the frame ``(K-1-k)*dilation`` back
+- ``BatchNorm``: ``gamma, beta, mean, var [n]`` and ``epsilon``
+- ``PRelu``:     ``alpha [1]`` (shared) or ``[n]`` (per channel)
+- ``Activation``: a standalone activation of ``size`` features
+
+All arrays are float32 and C-contiguous. ``validate`` checks everything RTNeural's parser does not.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from toolchain.errors import InputError
+
+#: Activation names RTNeural accepts; "" is linear. Any other name crashes RTNeural's parser.
+ACTIVATIONS = ("", "tanh", "relu", "sigmoid", "softmax", "elu")
+
+#: Refuse layer sizes above this: no audio-thread model is near it, and a hostile file's declared
+#: size must not make us allocate gigabytes before the weights contradict it.
+MAX_LAYER_SIZE = 1 << 16
+
+
+def f32(array: Any) -> np.ndarray:
+    """A C-contiguous float32 copy-or-view of ``array``."""
+    return np.ascontiguousarray(np.asarray(array, dtype=np.float32))
+
+
+@dataclass(eq=False)
+class Layer:
+    """Base of the layer records. ``source`` names where the layer came from (an ONNX node), for messages."""
+
+    kind: ClassVar[str] = ""
+    source: str = field(default="", kw_only=True)
+
+    @property
+    def in_size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def out_size(self) -> int:
+        raise NotImplementedError
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The layer's weight arrays by field name (all float32)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), np.ndarray)}
+
+    def expected_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape every weight array must have, given the layer's sizes."""
+        raise NotImplementedError
+
+    def parameter_count(self) -> int:
+        return int(sum(a.size for a in self.arrays().values()))
+
+    def validate(self, where: str) -> None:
+        """Raise :class:`InputError` if shapes, values or attributes are inconsistent."""
+        for name, shape in self.expected_shapes().items():
+            array = getattr(self, name)
+            if not isinstance(array, np.ndarray) or array.dtype != np.float32:
+                raise InputError(f"must be a float32 array, got {type(array).__name__}", where=f"{where}/{name}")
+            if array.shape != shape:
+                raise InputError(f"shape {list(array.shape)} does not match the expected {list(shape)}", where=f"{where}/{name}")
+            if not np.all(np.isfinite(array)):
+                raise InputError("contains NaN or Inf", where=f"{where}/{name}")
+        for size in (self.in_size, self.out_size):
+            if not 0 < size <= MAX_LAYER_SIZE:
+                raise InputError(f"size {size} outside 1..{MAX_LAYER_SIZE}", where=where)
+        activation = getattr(self, "activation", "")
+        if activation not in ACTIVATIONS:
+            raise InputError(f"activation {activation!r} is not one of {ACTIVATIONS}", where=f"{where}/activation")
+
+
+@dataclass(eq=False)
+class Dense(Layer):
+    kind: ClassVar[str] = "dense"
+    weight: np.ndarray  # [out, in]
+    bias: np.ndarray  # [out]
+    activation: str = ""
+
+    in_size = property(lambda self: int(self.weight.shape[1]))
+    out_size = property(lambda self: int(self.weight.shape[0]))
+
+    def expected_shapes(self):
+        return {"weight": (self.out_size, self.in_size), "bias": (self.out_size,)}
+
+
+@dataclass(eq=False)
+class LSTM(Layer):
+    kind: ClassVar[str] = "lstm"
+    weight_ih: np.ndarray  # [4H, in], gate blocks i, f, c, o
+    weight_hh: np.ndarray  # [4H, H]
+    bias: np.ndarray  # [4H], input bias + recurrent bias
+
+    in_size = property(lambda self: int(self.weight_ih.shape[1]))
+    out_size = property(lambda self: int(self.weight_hh.shape[1]))
+    hidden_size = out_size
+
+    def expected_shapes(self):
+        h = self.hidden_size
+        return {"weight_ih": (4 * h, self.in_size), "weight_hh": (4 * h, h), "bias": (4 * h,)}
+
+
+@dataclass(eq=False)
+class GRU(Layer):
+    kind: ClassVar[str] = "gru"
+    weight_ih: np.ndarray  # [3H, in], gate blocks z, r, h
+    weight_hh: np.ndarray  # [3H, H]
+    bias_ih: np.ndarray  # [3H]
+    bias_hh: np.ndarray  # [3H]
+
+    in_size = property(lambda self: int(self.weight_ih.shape[1]))
+    out_size = property(lambda self: int(self.weight_hh.shape[1]))
+    hidden_size = out_size
+
+    def expected_shapes(self):
+        h = self.hidden_size
+        return {"weight_ih": (3 * h, self.in_size), "weight_hh": (3 * h, h), "bias_ih": (3 * h,), "bias_hh": (3 * h,)}
+
+
+@dataclass(eq=False)
+class Conv1D(Layer):
+    kind: ClassVar[str] = "conv1d"
+    weight: np.ndarray  # [out, in/groups, K]
+    bias: np.ndarray  # [out]
+    dilation: int = 1
+    groups: int = 1
+    activation: str = ""
+
+    in_size = property(lambda self: int(self.weight.shape[1]) * self.groups)
+    out_size = property(lambda self: int(self.weight.shape[0]))
+    kernel_size = property(lambda self: int(self.weight.shape[2]))
+
+    def expected_shapes(self):
+        return {"weight": (self.out_size, self.in_size // self.groups, self.kernel_size), "bias": (self.out_size,)}
+
+    def validate(self, where: str) -> None:
+        if not (isinstance(self.groups, int) and self.groups >= 1 and self.out_size % self.groups == 0):
+            raise InputError(f"groups {self.groups} does not divide the {self.out_size} output channels", where=f"{where}/groups")
+        if not (isinstance(self.dilation, int) and 1 <= self.dilation <= MAX_LAYER_SIZE):
+            raise InputError(f"dilation {self.dilation} must be a positive integer", where=f"{where}/dilation")
+        if not 1 <= self.kernel_size <= MAX_LAYER_SIZE:
+            raise InputError(f"kernel size {self.kernel_size} must be positive", where=f"{where}/kernel_size")
+        super().validate(where)
+
+
+@dataclass(eq=False)
+class BatchNorm(Layer):
+    kind: ClassVar[str] = "batchnorm"
+    gamma: np.ndarray
+    beta: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    epsilon: float = 1e-5
+
+    in_size = property(lambda self: int(self.mean.shape[0]))
+    out_size = in_size
+
+    def expected_shapes(self):
+        n = self.in_size
+        return {"gamma": (n,), "beta": (n,), "mean": (n,), "var": (n,)}
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        if not (np.isfinite(self.epsilon) and self.epsilon >= 0):
+            raise InputError(f"epsilon {self.epsilon} must be finite and >= 0", where=f"{where}/epsilon")
+        if np.any(self.var + np.float32(self.epsilon) <= 0):
+            raise InputError("var + epsilon must be positive", where=f"{where}/var")
+
+
+@dataclass(eq=False)
+class PRelu(Layer):
+    kind: ClassVar[str] = "prelu"
+    alpha: np.ndarray  # [1] shared or [size] per channel
+    size: int = 0
+
+    in_size = property(lambda self: int(self.size))
+    out_size = in_size
+
+    def expected_shapes(self):
+        return {"alpha": (self.alpha.shape[0] if self.alpha.shape[:1] == (1,) else self.size,)}
+
+
+@dataclass(eq=False)
+class Activation(Layer):
+    kind: ClassVar[str] = "activation"
+    activation: str = ""
+    size: int = 0
+
+    in_size = property(lambda self: int(self.size))
+    out_size = in_size
+
+    def expected_shapes(self):
+        return {}
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        if self.activation == "":
+            raise InputError("a standalone activation layer needs a function name", where=f"{where}/activation")
+
+
+LAYER_TYPES: dict[str, type[Layer]] = {cls.kind: cls for cls in (Dense, LSTM, GRU, Conv1D, BatchNorm, PRelu, Activation)}
+
+
+@dataclass(eq=False)
+class Model:
+    """A sequential model: ``input_size`` features per frame through ``layers`` in order.
+
+    ``metadata`` holds extra top-level JSON keys (producer, reference input/output); RTNeural ignores them.
+    """
+
+    input_size: int
+    layers: list[Layer]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def output_size(self) -> int:
+        return self.layers[-1].out_size if self.layers else self.input_size
+
+    def parameter_count(self) -> int:
+        return sum(layer.parameter_count() for layer in self.layers)
+
+    def validate(self) -> "Model":
+        """Check every layer and that sizes chain; raise :class:`InputError` naming the layer."""
+        if not isinstance(self.input_size, int) or not 0 < self.input_size <= MAX_LAYER_SIZE:
+            raise InputError(f"input size {self.input_size!r} outside 1..{MAX_LAYER_SIZE}", where="in_shape")
+        if not self.layers:
+            raise InputError("the model has no layers", where="layers")
+        size = self.input_size
+        for index, layer in enumerate(self.layers):
+            where = layer_where(index, layer)
+            layer.validate(where)
+            if layer.in_size != size:
+                raise InputError(f"takes {layer.in_size} inputs but the previous layer gives {size}", where=where)
+            size = layer.out_size
+        return self
+
+
+def layer_where(index: int, layer: Layer) -> str:
+    """The ``WHERE`` part of a message about a layer: ``layers[3] (lstm 'node_name')``."""
+    source = f" '{layer.source}'" if layer.source else ""
+    return f"layers[{index}] ({layer.kind}{source})"

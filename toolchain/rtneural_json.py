@@ -1,0 +1,248 @@
+"""Layer list <-> RTNeural JSON, validated in both directions.
+
+The JSON layouts follow ``shared/rtneural-format.md`` (RTNeural commit 1fb1f075). RTNeural's parser is
+lax -- it zero-fills short kernels, reads past short biases, skips unknown layer types and segfaults on
+unknown activation names -- so this module is strict: a file is only written after ``Model.validate``,
+and a file is only loaded if RTNeural would read it as written.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolchain import atomic
+from toolchain.errors import InputError, KellyError
+from toolchain.layers import (
+    ACTIVATIONS, GRU, LSTM, Activation, BatchNorm, Conv1D, Dense, Layer, Model, PRelu, f32,
+)
+
+#: Files above this size are refused before parsing (override with KELLY_TC_MAX_JSON_BYTES).
+#: The largest Kelly model is ~10 MB as JSON; 256 MiB is far beyond any audio-thread model.
+MAX_JSON_BYTES = int(os.environ.get("KELLY_TC_MAX_JSON_BYTES", 256 * 1024 * 1024))
+
+#: JSON ``type`` names read as each layer kind (RTNeural treats time-distributed-dense as dense).
+TYPE_ALIASES = {"time-distributed-dense": "dense"}
+
+
+# ----------------------------------------------------------------------------------------- writing
+def _shape(size: int) -> list:
+    return [None, None, int(size)]
+
+
+def _list(array: np.ndarray) -> list:
+    # float32 -> Python float gives the shortest repr of the exact float32 value (>= 9 significant
+    # digits where needed), so the C++ parser reads back the identical float.
+    return np.asarray(array, dtype=np.float32).astype(np.float64).tolist()
+
+
+def layer_to_json(layer: Layer) -> dict[str, Any]:
+    """One RTNeural layer entry (the layer is assumed validated)."""
+    entry: dict[str, Any] = {"type": layer.kind, "activation": getattr(layer, "activation", ""), "shape": _shape(layer.out_size)}
+    if isinstance(layer, Dense):
+        entry["weights"] = [_list(layer.weight.T), _list(layer.bias)]
+    elif isinstance(layer, LSTM):
+        entry["weights"] = [_list(layer.weight_ih.T), _list(layer.weight_hh.T), _list(layer.bias)]
+    elif isinstance(layer, GRU):
+        entry["weights"] = [_list(layer.weight_ih.T), _list(layer.weight_hh.T), [_list(layer.bias_ih), _list(layer.bias_hh)]]
+    elif isinstance(layer, Conv1D):
+        entry.update(kernel_size=[layer.kernel_size], dilation=[layer.dilation], groups=layer.groups)
+        entry["weights"] = [_list(layer.weight.transpose(2, 1, 0)), _list(layer.bias)]
+    elif isinstance(layer, BatchNorm):
+        entry["epsilon"] = float(layer.epsilon)
+        entry["weights"] = [_list(layer.gamma), _list(layer.beta), _list(layer.mean), _list(layer.var)]
+    elif isinstance(layer, PRelu):
+        entry["weights"] = [[_list(layer.alpha)]]
+    elif isinstance(layer, Activation):
+        entry["weights"] = []
+    else:  # pragma: no cover - every kind is listed above
+        raise TypeError(f"no JSON writer for {type(layer).__name__}")
+    return entry
+
+
+def model_to_json(model: Model) -> dict[str, Any]:
+    model.validate()
+    document = {"in_shape": _shape(model.input_size), "layers": [layer_to_json(layer) for layer in model.layers]}
+    for key, value in model.metadata.items():
+        if key not in document:
+            document[key] = value
+    return document
+
+
+def write_model(model: Model, path: str | Path, indent: int | None = None) -> Path:
+    """Validate ``model`` and write it atomically as RTNeural JSON."""
+    try:
+        document = model_to_json(model)
+    except KellyError as error:
+        raise error.with_file(path)
+    return atomic.write_json(path, document, indent=indent)
+
+
+# ----------------------------------------------------------------------------------------- reading
+def _array(value: Any, where: str, ndim: int) -> np.ndarray:
+    """A float32 array from nested JSON lists, refusing ragged lists, strings, booleans and NaN."""
+    try:
+        raw = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise InputError(f"not a rectangular array of numbers ({error})", where=where) from None
+    if raw.dtype.kind not in "iuf" or raw.ndim != ndim:
+        kind = {"b": "booleans", "U": "strings", "O": "mixed or ragged values"}.get(raw.dtype.kind, "numbers")
+        raise InputError(f"expected a {ndim}-D array of numbers, got a {raw.ndim}-D array of {kind}", where=where)
+    array = f32(raw)
+    if not np.all(np.isfinite(array)):
+        raise InputError("contains NaN or Inf (or a value outside float32 range)", where=where)
+    return array
+
+
+def _size(value: Any, where: str) -> int:
+    """The last element of an RTNeural ``shape``/``in_shape`` array: must be a positive integer."""
+    if not isinstance(value, list) or not value:
+        raise InputError(f"expected an array like [null, null, N], got {value!r:.60}", where=where)
+    size = value[-1]
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise InputError(f"the last element must be a positive integer, got {size!r:.40}", where=where)
+    return size
+
+
+def _int_attribute(entry: dict, key: str, where: str, default: int | None = None) -> int:
+    value = entry.get(key, default)
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InputError(f"expected a positive integer, got {value!r:.40}", where=f"{where}/{key}")
+    return value
+
+
+def _weights(entry: dict, where: str, counts: tuple[int, ...]) -> list:
+    weights = entry.get("weights")
+    if not isinstance(weights, list):
+        raise InputError("missing or not an array", where=f"{where}/weights")
+    if len(weights) not in counts:
+        raise InputError(f"expected {' or '.join(map(str, counts))} weight arrays, got {len(weights)}", where=f"{where}/weights")
+    return weights
+
+
+def _read_dense(entry, where, in_size, out_size):
+    weights = _weights(entry, where, (1, 2))
+    kernel = _array(weights[0], f"{where}/weights[0]", 2)
+    bias = _array(weights[1], f"{where}/weights[1]", 1) if len(weights) == 2 else np.zeros(out_size, np.float32)
+    return Dense(f32(kernel.T), bias, activation=entry.get("activation", ""))
+
+
+def _read_lstm(entry, where, in_size, out_size):
+    weights = _weights(entry, where, (3,))
+    w, u = (_array(weights[i], f"{where}/weights[{i}]", 2) for i in (0, 1))
+    return LSTM(f32(w.T), f32(u.T), _array(weights[2], f"{where}/weights[2]", 1))
+
+
+def _read_gru(entry, where, in_size, out_size):
+    weights = _weights(entry, where, (3,))
+    w, u, bias = (_array(weights[i], f"{where}/weights[{i}]", 2) for i in (0, 1, 2))
+    if bias.shape[0] != 2:
+        raise InputError(f"GRU bias must be two rows [input, recurrent], got {bias.shape[0]}", where=f"{where}/weights[2]")
+    return GRU(f32(w.T), f32(u.T), f32(bias[0]), f32(bias[1]))
+
+
+def _read_conv1d(entry, where, in_size, out_size):
+    weights = _weights(entry, where, (2,))
+    kernel = _array(weights[0], f"{where}/weights[0]", 3)  # [K][in/groups][out]
+    groups = _int_attribute(entry, "groups", where, default=1)
+    kernel_size = _int_attribute(entry, "kernel_size", where)
+    if kernel.shape[0] != kernel_size:
+        raise InputError(f"kernel has {kernel.shape[0]} taps but kernel_size is {kernel_size}", where=f"{where}/weights[0]")
+    return Conv1D(f32(kernel.transpose(2, 1, 0)), _array(weights[1], f"{where}/weights[1]", 1),
+                  dilation=_int_attribute(entry, "dilation", where), groups=groups, activation=entry.get("activation", ""))
+
+
+def _read_batchnorm(entry, where, in_size, out_size):
+    weights = _weights(entry, where, (2, 4))  # RTNeural reads any other count as [mean, var]: refuse it
+    arrays = [_array(w, f"{where}/weights[{i}]", 1) for i, w in enumerate(weights)]
+    if len(arrays) == 2:
+        arrays = [np.ones(in_size, np.float32), np.zeros(in_size, np.float32)] + arrays
+    epsilon = entry.get("epsilon")
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)):
+        raise InputError(f"expected a number, got {epsilon!r:.40}", where=f"{where}/epsilon")
+    return BatchNorm(*arrays, epsilon=float(epsilon))
+
+
+def _read_prelu(entry, where, in_size, out_size):
+    weights = _weights(entry, where, (1,))
+    alpha = _array(weights[0], f"{where}/weights[0]", 2)
+    if alpha.shape[0] != 1:
+        raise InputError(f"expected [[alpha...]], got {alpha.shape[0]} rows", where=f"{where}/weights[0]")
+    return PRelu(f32(alpha[0]), size=in_size)
+
+
+def _read_activation(entry, where, in_size, out_size):
+    _weights(entry, where, (0,))
+    return Activation(activation=entry.get("activation", ""), size=out_size)
+
+
+READERS = {"dense": _read_dense, "lstm": _read_lstm, "gru": _read_gru, "conv1d": _read_conv1d,
+           "batchnorm": _read_batchnorm, "prelu": _read_prelu, "activation": _read_activation}
+
+
+def layer_from_json(entry: Any, index: int, in_size: int) -> Layer:
+    where = f"layers[{index}]"
+    if not isinstance(entry, dict):
+        raise InputError(f"expected an object, got {type(entry).__name__}", where=where)
+    kind = entry.get("type")
+    if not isinstance(kind, str):
+        raise InputError(f"missing or not a string: {kind!r:.40}", where=f"{where}/type")
+    kind = TYPE_ALIASES.get(kind, kind)
+    if kind not in READERS:
+        raise InputError(f"unknown layer type {kind!r:.40} (RTNeural would silently skip it); known: {sorted(READERS)}", where=f"{where}/type")
+    where = f"{where} ({kind})"
+    activation = entry.get("activation", "")
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        raise InputError(f"activation {activation!r:.40} is not one of {ACTIVATIONS} (RTNeural crashes on it)", where=f"{where}/activation")
+    out_size = _size(entry.get("shape"), f"{where}/shape")
+    layer = READERS[kind](entry, where, in_size, out_size)
+    layer.validate(where)
+    if layer.in_size != in_size:
+        raise InputError(f"weights take {layer.in_size} inputs but the previous layer gives {in_size}", where=where)
+    if layer.out_size != out_size:
+        raise InputError(f"weights give {layer.out_size} outputs but shape declares {out_size}", where=f"{where}/shape")
+    return layer
+
+
+def model_from_json(document: Any) -> Model:
+    """Build and validate a :class:`Model` from a parsed RTNeural JSON document."""
+    if not isinstance(document, dict):
+        raise InputError(f"the top level must be an object, got {type(document).__name__}")
+    size = input_size = _size(document.get("in_shape"), "in_shape")
+    entries = document.get("layers")
+    if not isinstance(entries, list) or not entries:
+        raise InputError("missing, empty or not an array", where="layers")
+    layers = []
+    for index, entry in enumerate(entries):
+        layer = layer_from_json(entry, index, size)
+        layers.append(layer)
+        size = layer.out_size
+    metadata = {k: v for k, v in document.items() if k not in ("in_shape", "layers")}
+    return Model(input_size, layers, metadata).validate()
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON (RTNeural's parser rejects it)")
+
+
+def read_model(path: str | Path) -> Model:
+    """Load an RTNeural JSON file strictly; every problem is an :class:`InputError` naming the file."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise InputError(f"file is {size} bytes, above the {MAX_JSON_BYTES}-byte limit (KELLY_TC_MAX_JSON_BYTES)")
+        text = path.read_bytes().decode("utf-8")
+        document = json.loads(text, parse_constant=_reject_constant)
+        return model_from_json(document)
+    except KellyError as error:
+        raise error.with_file(path)
+    except FileNotFoundError:
+        raise InputError("no such file", file=path) from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise InputError(f"not a readable JSON file: {str(error)[:200]}", file=path) from None
