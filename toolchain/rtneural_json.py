@@ -91,7 +91,8 @@ def _array(value: Any, where: str, ndim: int) -> np.ndarray:
     if raw.dtype.kind not in "iuf" or raw.ndim != ndim:
         kind = {"b": "booleans", "U": "strings", "O": "mixed or ragged values"}.get(raw.dtype.kind, "numbers")
         raise InputError(f"expected a {ndim}-D array of numbers, got a {raw.ndim}-D array of {kind}", where=where)
-    array = f32(raw)
+    with np.errstate(over="ignore"):  # values beyond float32 become Inf and are refused just below
+        array = f32(raw)
     if not np.all(np.isfinite(array)):
         raise InputError("contains NaN or Inf (or a value outside float32 range)", where=where)
     return array
