@@ -1,0 +1,8 @@
+"""One converter module per ONNX op family, registered by op type (see :mod:`registry`).
+
+Importing this package registers every converter. The graph machinery they share: :mod:`folding`
+(constant folding, tensor kinds), :mod:`axes` (axis roles), :mod:`context` (what a converter sees),
+:mod:`walk` (the chain from input to output).
+"""
+from toolchain.converters import activations, conv, gemm, gru, lstm, shape_ops  # noqa: F401  (registration)
+from toolchain.converters.registry import REGISTRY, lookup  # noqa: F401

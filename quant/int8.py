@@ -1,0 +1,198 @@
+"""INT8 quantization written as standard ONNX: int8 initializers -> ``DequantizeLinear`` -> the original op.
+
+Weights are quantized **symmetrically** (zero point 0, range -127..127 so that ``-w`` quantizes to
+``-q``), with one scale per output channel by default: per row of a dense ``B``, per output channel
+of a conv, per *gate row* of an LSTM/GRU ``W`` and ``R`` (the rules in ``quant.rules`` name the
+axis). ``scale = max|w| / 127`` over the channel, so every ``|w - q * scale| <= scale / 2``. Biases
+stay float: an int8 bias would need the activation scale, and they are a small share of the bytes.
+
+With ``activations`` the inputs of the weighted ops also get a ``QuantizeLinear -> DequantizeLinear``
+pair (int8, asymmetric, one scale per tensor) whose range comes from calibration (``quant.calibration``).
+Any ONNX runtime executes the result; one with int8 kernels may fuse the pairs.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import helper, version_converter
+
+from toolchain.errors import UnsupportedError
+
+from quant.onnx_graph import Graph, opset_version, topological_sort
+from quant.rules import rule_for
+
+log = logging.getLogger(__name__)
+
+#: Symmetric int8 range: -127..127 (not -128) keeps zero exact and the range symmetric.
+QMAX = 127
+#: Per-axis DequantizeLinear (an ``axis`` attribute with a 1-D scale) exists from opset 13; per-tensor from 10.
+PER_AXIS_OPSET, PER_TENSOR_OPSET = 13, 10
+
+
+def quantize_symmetric(array: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(q, scale)``: int8 ``q`` with ``array ~= q * scale``; ``scale`` has one entry per index of
+    ``axis`` (1-D) or is a scalar when ``axis`` is None. An all-zero channel gets scale 1 (q is 0)."""
+    values = np.asarray(array, dtype=np.float32)
+    if axis is None:
+        peak = np.max(np.abs(values)) if values.size else np.float32(0)
+    else:
+        others = tuple(i for i in range(values.ndim) if i != axis)
+        peak = np.max(np.abs(values), axis=others) if others else np.abs(values)
+    scale = np.where(peak > 0, peak / np.float32(QMAX), np.float32(1)).astype(np.float32)
+    q = np.clip(np.rint(values / _broadcast(scale, values.ndim, axis)), -QMAX, QMAX).astype(np.int8)
+    return q, np.asarray(scale, dtype=np.float32)
+
+
+def dequantize(q: np.ndarray, scale: np.ndarray, axis: int | None) -> np.ndarray:
+    """``q * scale`` in float32, exactly as ``DequantizeLinear`` computes it (zero point 0)."""
+    return (q.astype(np.float32) * _broadcast(np.asarray(scale, np.float32), q.ndim, axis)).astype(np.float32)
+
+
+def _broadcast(scale: np.ndarray, ndim: int, axis: int | None) -> np.ndarray:
+    if axis is None or scale.ndim == 0:
+        return scale
+    shape = [1] * ndim
+    shape[axis] = scale.shape[0]
+    return scale.reshape(shape)
+
+
+@dataclass
+class QuantizedTensor:
+    """One quantized tensor, for the report."""
+
+    name: str
+    node: str
+    op_type: str
+    shape: list[int]
+    axis: int | None
+    max_error: float  # max |w - dequantized w|
+    max_scale: float
+
+
+@dataclass
+class QuantizeResult:
+    model: onnx.ModelProto
+    weights: list[QuantizedTensor] = field(default_factory=list)
+    activations: dict[str, tuple[float, int]] = field(default_factory=dict)  # tensor -> (scale, zero point)
+    opset_before: int = 0
+    opset_after: int = 0
+
+
+def ensure_opset(model: onnx.ModelProto, per_channel: bool) -> onnx.ModelProto:
+    """``model`` at an opset where its DequantizeLinear nodes are legal, converted up if needed."""
+    need = PER_AXIS_OPSET if per_channel else PER_TENSOR_OPSET
+    have = opset_version(model)
+    if have >= need:
+        return model
+    mode = "per-channel" if per_channel else "per-tensor"
+    try:
+        upgraded = version_converter.convert_version(model, need)
+        onnx.checker.check_model(upgraded)
+    except Exception as error:
+        raise UnsupportedError(
+            f"opset {have}: {mode} DequantizeLinear needs opset >= {need} and the upgrade failed "
+            f"({type(error).__name__}: {str(error)[:160]})" + ("; try --per-tensor" if per_channel else ""),
+            where="opset_import") from None
+    log.info("upgraded the model from opset %d to %d for %s DequantizeLinear", have, need, mode)
+    return upgraded
+
+
+def quantize_weights(model: onnx.ModelProto, per_channel: bool = True) -> QuantizeResult:
+    """A copy of ``model`` whose rule-named float weights are int8 initializers behind DequantizeLinear."""
+    before = opset_version(model)
+    model = ensure_opset(copy.deepcopy(model), per_channel)
+    graph = Graph(model, shapes=False)
+    result = QuantizeResult(model, opset_before=before, opset_after=opset_version(model))
+    replaced: dict[str, str] = {}  # float initializer -> its DequantizeLinear output
+    dequantize_nodes = []
+    for node in list(model.graph.node):
+        rule = rule_for(node)
+        for weight in (rule.weights(node, graph) if rule else []):
+            name = node.input[weight.index]
+            if name not in replaced:
+                tensor = graph.initializers[name]
+                if tensor.data_type != onnx.TensorProto.FLOAT:
+                    continue
+                axis = weight.channel_axis if per_channel else None
+                replaced[name], dq, record = _replace_weight(graph, name, axis, node)
+                dequantize_nodes.append(dq)
+                result.weights.append(record)
+            node.input[weight.index] = replaced[name]
+    for name, output in replaced.items():  # other readers of the same weight read the dequantized value
+        for node, index in graph.consumers.get(name, []):
+            node.input[index] = output
+        graph.remove_initializer(name)
+    model.graph.node.extend(dequantize_nodes)
+    topological_sort(model.graph)
+    return result
+
+
+def _replace_weight(graph: Graph, name: str, axis: int | None, node: onnx.NodeProto):
+    array = graph.array(name).astype(np.float32)
+    q, scale = quantize_symmetric(array, axis)
+    error = float(np.max(np.abs(dequantize(q, scale, axis) - array))) if array.size else 0.0
+    quantized = graph.add_initializer(graph.unique_name(f"{name}_quantized"), q)
+    scale_name = graph.add_initializer(graph.unique_name(f"{name}_scale"), scale)
+    output = graph.unique_name(f"{name}_dequantized")
+    # No zero point input: it is optional, defaults to 0 of x's type (int8 here), and per-channel
+    # zero points would cost one more byte per row.
+    attributes = {"axis": axis} if axis is not None else {}
+    dq = helper.make_node("DequantizeLinear", [quantized, scale_name], [output], name=f"{name}_DequantizeLinear", **attributes)
+    graph.producer[output] = dq
+    record = QuantizedTensor(name, node.name, node.op_type, list(array.shape), axis, error, float(np.max(scale)))
+    return output, dq, record
+
+
+def activation_tensors(model: onnx.ModelProto) -> list[str]:
+    """The tensors that would take an activation QDQ pair: the rule-named inputs of weighted ops."""
+    graph = Graph(model, shapes=False)
+    names: list[str] = []
+    for node in model.graph.node:
+        rule = rule_for(node)
+        for index in (rule.activations(node, graph) if rule else []):
+            name = node.input[index]
+            if name and name not in names and not graph.is_initializer(name):
+                names.append(name)
+    return names
+
+
+def activation_qparams(low: float, high: float) -> tuple[float, int]:
+    """Asymmetric int8 ``(scale, zero_point)`` for the range ``[low, high]`` widened to contain 0 (so
+    that zero, the padding and ReLU floor, is exact)."""
+    low, high = min(float(low), 0.0), max(float(high), 0.0)
+    if high - low <= 0:
+        return 1.0, 0
+    scale = (high - low) / 255.0
+    zero_point = int(np.clip(np.rint(-128 - low / scale), -128, 127))
+    return float(np.float32(scale)), zero_point
+
+
+def add_activation_qdq(result: QuantizeResult, ranges: dict[str, tuple[float, float]]) -> QuantizeResult:
+    """Insert ``QuantizeLinear -> DequantizeLinear`` on each calibrated activation tensor, in place.
+
+    Only the readers that the rules name are rewired; others (a graph output) keep the float tensor.
+    """
+    model = result.model
+    graph = Graph(model, shapes=False)
+    wanted = set(activation_tensors(model)) & set(ranges)
+    new_nodes = []
+    for name in sorted(wanted):
+        scale, zero_point = activation_qparams(*ranges[name])
+        scale_name = graph.add_initializer(graph.unique_name(f"{name}_act_scale"), np.array(scale, np.float32))
+        zero_name = graph.add_initializer(graph.unique_name(f"{name}_act_zero_point"), np.array(zero_point, np.int8))
+        quantized, restored = graph.unique_name(f"{name}_act_quantized"), graph.unique_name(f"{name}_act_dequantized")
+        graph.producer[quantized] = graph.producer[restored] = None  # reserve the names
+        new_nodes += [helper.make_node("QuantizeLinear", [name, scale_name, zero_name], [quantized], name=f"{name}_QuantizeLinear"),
+                      helper.make_node("DequantizeLinear", [quantized, scale_name, zero_name], [restored], name=f"{name}_act_DequantizeLinear")]
+        for node, index in graph.consumers.get(name, []):
+            rule = rule_for(node)
+            if rule and index in rule.activations(node, graph):
+                node.input[index] = restored
+        result.activations[name] = (scale, zero_point)
+    model.graph.node.extend(new_nodes)
+    topological_sort(model.graph)
+    return result

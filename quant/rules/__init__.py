@@ -1,0 +1,166 @@
+"""The per-op rules of the compression passes, registered by ONNX op type.
+
+Everything a pass needs to know about one op lives in that op's rule (``quant/rules/<family>.py``):
+
+- ``weights``      -- which inputs are weights, and their output-channel axis (INT8 quantization);
+- ``activations``  -- which inputs may take a QuantizeLinear/DequantizeLinear pair (static activations);
+- ``units``        -- as a *producer* of prunable units (neurons, channels, hidden units): how many, the
+                      slices of its own tensors that belong to each unit, and where the units come out;
+- ``receive``      -- ``size`` units arriving at one of its inputs along one axis: the slices of its tensors to
+                      cut and where the units continue (or ``None``: the op cannot follow, pruning stops);
+- ``resize``       -- attributes to update once a producer keeps fewer units (``hidden_size``);
+- ``validate``     -- raise :class:`InputError` when its weight shapes disagree with each other, its
+                      attributes or its input's shape.
+
+The passes (``quant.int8``, ``quant.prune``, ``quant.validate``) walk the graph and ask the rules;
+adding an op is adding one rule, touching no pass. An op without a rule is left alone by
+quantization and stops pruning at that point.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import onnx
+
+from toolchain.errors import InputError, node_where
+
+from quant.onnx_graph import Graph
+
+#: Unit roles of a cut, for ranking: a unit's ``incoming`` parameters compute it, its ``outgoing``
+#: parameters read it; ``carried`` ones only follow it (a PRelu slope, a BatchNorm scale).
+INCOMING, OUTGOING, CARRIED = "incoming", "outgoing", "carried"
+
+
+@dataclass(frozen=True)
+class WeightInput:
+    """A node input to quantize. ``channel_axis`` is the output-channel axis (None: per-tensor only)."""
+
+    index: int
+    channel_axis: int | None
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Units removed along ``axis`` of initializer ``tensor``.
+
+    The axis holds ``blocks`` consecutive blocks with one entry per unit each (4 for an LSTM's stacked
+    gates, 8 for its two stacked biases), so removing unit ``j`` removes entry ``b * size + j`` of
+    every block ``b``.
+    """
+
+    tensor: str
+    axis: int
+    blocks: int = 1
+    role: str = CARRIED
+
+
+@dataclass
+class Units:
+    """A producer's prunable units: ``size`` of them, its own ``cuts``, and the ``(tensor, axis)``
+    places its outputs carry them (traced through the graph to their consumers)."""
+
+    size: int
+    cuts: list[Cut]
+    outputs: list[tuple[str, int]]
+
+
+@dataclass
+class Flow:
+    """What happens to units arriving at a node: the ``cuts`` it needs and where they continue."""
+
+    cuts: list[Cut] = field(default_factory=list)
+    outputs: list[tuple[str, int]] = field(default_factory=list)
+
+
+class Rule:
+    """Defaults: no weights, no activation inputs, no units, units cannot pass, nothing to validate."""
+
+    def weights(self, node: onnx.NodeProto, graph: Graph) -> list[WeightInput]:
+        return []
+
+    def activations(self, node: onnx.NodeProto, graph: Graph) -> list[int]:
+        return []
+
+    def units(self, node: onnx.NodeProto, graph: Graph) -> Units | None:
+        return None
+
+    def receive(self, node: onnx.NodeProto, graph: Graph, index: int, axis: int, size: int) -> Flow | None:
+        return None
+
+    def resize(self, node: onnx.NodeProto, size: int) -> None:
+        return None
+
+    def validate(self, node: onnx.NodeProto, graph: Graph) -> None:
+        return None
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(*op_types: str) -> Callable[[type[Rule]], type[Rule]]:
+    """Class decorator: register one instance of the rule for each of ``op_types``."""
+
+    def register(cls: type[Rule]) -> type[Rule]:
+        instance = cls()
+        for op_type in op_types:
+            RULES[op_type] = instance
+        return cls
+
+    return register
+
+
+def rule_for(node: onnx.NodeProto) -> Rule | None:
+    """The rule of ``node``'s op (default domain only), or None."""
+    if node.domain not in ("", "ai.onnx"):
+        return None
+    return RULES.get(node.op_type)
+
+
+def mismatch(node: onnx.NodeProto, reason: str) -> InputError:
+    """The error a rule's ``validate`` raises: one line naming the node."""
+    return InputError(reason, where=node_where(node.name, node.op_type))
+
+
+def known(*dims) -> bool:
+    """True when every dim is a concrete integer (symbolic dims are None)."""
+    return all(isinstance(d, int) and not isinstance(d, bool) for d in dims)
+
+
+def normalize_axis(axis: int, rank: int | None) -> int | None:
+    if axis >= 0:
+        return axis
+    return None if rank is None else axis + rank
+
+
+class Unfit(Exception):
+    """A broadcast operand that cannot follow the units (wrong size on the unit axis)."""
+
+
+def broadcast_cut(graph: Graph, name: str, size: int, rank: int | None, axis: int, role: str = CARRIED) -> Cut | None:
+    """The cut of constant ``name``, broadcast (numpy-style, aligned right) against a tensor of rank
+    ``rank`` whose ``axis`` holds ``size`` units: None when the constant does not vary along the units
+    (it broadcasts), :class:`Unfit` when it has another size there or the rank is unknown."""
+    shape = graph.shape(name)
+    if shape is None or rank is None:
+        raise Unfit(name)
+    local = axis - (rank - len(shape))
+    if local < 0 or shape[local] == 1:
+        return None
+    if shape[local] != size:
+        raise Unfit(name)
+    return Cut(name, local, 1, role)
+
+
+def broadcastable(small: list, big: list) -> bool:
+    """True if ``small`` broadcasts onto ``big`` (unknown dims are assumed to fit)."""
+    if len(small) > len(big):
+        return False
+    for a, b in zip(reversed(small), reversed(big)):
+        if known(a, b) and a != 1 and a != b:
+            return False
+    return True
+
+
+# Importing the rule modules registers them.
+from quant.rules import conv, elementwise, gemm, gru, lstm, matmul, prelu, shape  # noqa: E402,F401

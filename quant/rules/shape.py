@@ -1,0 +1,84 @@
+"""Shape-only ops units pass through when they only move or drop other axes.
+
+A TorchScript-exported LSTM is ``LSTM -> Squeeze(1)`` (dropping the direction axis), a
+``batch_first`` model adds Transposes, and ``out[:, -1]`` is a Gather or Slice on the time axis.
+Reshape and Flatten mix axes and stop pruning.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from quant.onnx_graph import attribute
+from quant.rules import Flow, Rule, normalize_axis, rule
+
+
+def _axes(node, graph, rank: int | None) -> list[int] | None:
+    """Axes from the attribute (old opsets) or the constant second input (opset 13+), normalized."""
+    axes = attribute(node, "axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        value = graph.constant(node.input[1])
+        axes = None if value is None else np.asarray(value).ravel().tolist()
+    if axes is None or rank is None:
+        return None
+    return sorted(a + rank if a < 0 else a for a in axes)
+
+
+@rule("Transpose")
+class TransposeRule(Rule):
+    def receive(self, node, graph, index, axis, size):
+        rank = graph.rank(node.input[0])
+        perm = attribute(node, "perm") or (list(reversed(range(rank))) if rank is not None else None)
+        return None if perm is None else Flow([], [(node.output[0], list(perm).index(axis))])
+
+
+@rule("Squeeze")
+class SqueezeRule(Rule):
+    def receive(self, node, graph, index, axis, size):
+        shape = graph.shape(node.input[0])
+        axes = _axes(node, graph, None if shape is None else len(shape))
+        if axes is None and shape is not None and len(node.input) < 2 and attribute(node, "axes") is None:
+            axes = [i for i, d in enumerate(shape) if d == 1] if all(d is not None for d in shape) else None
+        if index != 0 or axes is None or axis in axes:
+            return None
+        return Flow([], [(node.output[0], axis - sum(a < axis for a in axes))])
+
+
+@rule("Unsqueeze")
+class UnsqueezeRule(Rule):
+    def receive(self, node, graph, index, axis, size):
+        axes = _axes(node, graph, graph.rank(node.output[0]))
+        if index != 0 or axes is None:
+            return None
+        kept = [i for i in range(graph.rank(node.output[0])) if i not in axes]
+        return Flow([], [(node.output[0], kept[axis])])
+
+
+@rule("Gather")
+class GatherRule(Rule):
+    def receive(self, node, graph, index, axis, size):
+        rank = graph.rank(node.input[0])
+        gathered = normalize_axis(attribute(node, "axis", 0), rank)
+        indices_rank = graph.rank(node.input[1])
+        if index != 0 or gathered is None or indices_rank is None or axis == gathered:
+            return None
+        return Flow([], [(node.output[0], axis if axis < gathered else axis - 1 + indices_rank)])
+
+
+@rule("Slice")
+class SliceRule(Rule):
+    def receive(self, node, graph, index, axis, size):
+        rank = graph.rank(node.input[0])
+        if index != 0 or rank is None:
+            return None
+        if len(node.input) > 3 and node.input[3]:
+            value = graph.constant(node.input[3])
+            axes = None if value is None else [normalize_axis(int(a), rank) for a in np.ravel(value)]
+        elif len(node.input) > 1:  # opset 10+ without axes: starts/ends cover axes 0..n-1
+            starts = graph.constant(node.input[1])
+            axes = None if starts is None else list(range(np.size(starts)))
+        else:
+            axes = attribute(node, "axes") or list(range(len(attribute(node, "starts") or [])))
+            axes = [normalize_axis(a, rank) for a in axes]
+        if axes is None or axis in axes:
+            return None
+        return Flow([], [(node.output[0], axis)])

@@ -1,0 +1,133 @@
+"""File in, file out: the library functions behind ``kelly-tc quantize`` and ``kelly-tc prune``.
+
+Each loads and checks the model, runs one pass, writes the result atomically, measures it against the
+original model with onnxruntime and returns the report (also written as JSON when asked).
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import onnx
+
+from toolchain import atomic
+from toolchain.errors import UnsupportedError
+
+from quant import calibration, int8, prune, report
+from quant.onnx_graph import load_model, save_model
+from quant.validate import check_weight_shapes
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+def _load(path: Path) -> onnx.ModelProto:
+    model = load_model(path)
+    check_weight_shapes(model, file=path)
+    return model
+
+
+def _samples(model: onnx.ModelProto, calibration_path: Path | None) -> tuple[list, str]:
+    if calibration_path is not None:
+        samples = calibration.load_samples(calibration_path, model)
+        return samples, f"{calibration_path} ({len(samples)} samples)"
+    samples = calibration.random_samples(model)
+    return samples, f"seeded standard normal (seed 0, {len(samples)} samples)"
+
+
+def _write_report(figures: dict, report_path: Path | None) -> dict:
+    if report_path is not None:
+        atomic.write_json(report_path, figures)
+    return figures
+
+
+def quantize_file(model_path: Path, output_path: Path, *, per_channel: bool = True, activations: bool = False,
+                  calibration_path: Path | None = None, method: str = "minmax", percentile: float = 99.99,
+                  report_path: Path | None = None, compare_dynamic: bool = True,
+                  progress: Progress | None = None) -> dict:
+    """Quantize ``model_path`` to INT8 (standard QDQ ONNX) at ``output_path``; return the report."""
+    model_path, output_path = Path(model_path), Path(output_path)
+    model = _load(model_path)
+    samples, source = _samples(model, calibration_path)
+    reference = calibration.run(model, samples, file=model_path)
+    result = int8.quantize_weights(model, per_channel)
+    if activations:
+        tensors = int8.activation_tensors(model)
+        ranges = calibration.collect_ranges(model, samples, tensors, method, percentile, progress)
+        int8.add_activation_qdq(result, ranges)
+    save_model(result.model, output_path)
+    quantized = calibration.run(result.model, samples, file=output_path)
+    before, after = report.size_figures(model), report.size_figures(result.model, output_path)
+    figures = {
+        "model": str(model_path),
+        "output": str(output_path),
+        "weights": f"int8 symmetric, {'per output channel (per gate row for LSTM/GRU)' if per_channel else 'per tensor'}",
+        "activations": {"method": method, "percentile": percentile if method == "percentile" else None,
+                        "tensors": {k: {"scale": s, "zero_point": z} for k, (s, z) in result.activations.items()}}
+                       if activations else None,
+        "opset": {"before": result.opset_before, "after": result.opset_after},
+        "input": source,
+        "size": {"float": before, "int8": after, "ratio": report.ratios(before, after)},
+        "accuracy": report.output_errors(reference, quantized),
+        # the same model in a default onnxruntime session, whose QDQ fusions also quantize activations
+        "accuracy_onnxruntime_fused": report.output_errors(reference, calibration.run(result.model, samples, fused=True)),
+        "quantized_tensors": [vars(record) for record in result.weights],
+    }
+    if compare_dynamic:
+        figures["onnxruntime_quantize_dynamic"] = report.ort_dynamic(model_path, samples, reference, per_channel)
+    return _write_report(figures, report_path)
+
+
+def prune_file(model_path: Path, output_path: Path, *, amount: float = 0.5, structured: bool = True,
+               criterion: str = "l2", calibration_path: Path | None = None, report_path: Path | None = None,
+               latency: bool = True, finetune: bool = False) -> dict:
+    """Prune ``model_path`` (structured by default) to ``output_path``; return the report."""
+    model_path, output_path = Path(model_path), Path(output_path)
+    if finetune:
+        raise UnsupportedError("--finetune is not available yet: it needs the Kelly training code (toolchain/kelly)")
+    prune.check_amount(amount)
+    model = _load(model_path)
+    samples, source = _samples(model, calibration_path)
+    reference = calibration.run(model, samples, file=model_path)
+    result = prune.structured_prune(model, amount, criterion) if structured else prune.unstructured_prune(model, amount)
+    save_model(result.model, output_path)
+    pruned = calibration.run(result.model, samples, file=output_path)
+    before, after = report.size_figures(model), report.size_figures(result.model, output_path)
+    figures = {
+        "model": str(model_path),
+        "output": str(output_path),
+        "method": f"structured, {criterion} norm of incoming x outgoing weights per unit" if structured
+                  else "unstructured magnitude (per tensor; shapes unchanged, no speed-up on a dense engine)",
+        "amount": amount,
+        "input": source,
+        "size": {"original": before, "pruned": after, "ratio": report.ratios(before, after)},
+        "accuracy": report.output_errors(reference, pruned),
+    }
+    if structured:
+        figures["pruned_layers"] = result.pruned
+        figures["kept_layers"] = result.skipped
+    else:
+        zeros = sum(z for z, _ in result.sparsity.values())
+        values = sum(n for _, n in result.sparsity.values())
+        figures["sparsity"] = {"overall": zeros / values if values else 0.0,
+                               "per_tensor": {name: z / n if n else 0.0 for name, (z, n) in result.sparsity.items()}}
+    if latency and structured:
+        figures["latency"] = _latency_ratio(model, model_path, output_path)
+    return _write_report(figures, report_path)
+
+
+def _latency_ratio(model: onnx.ModelProto, model_path: Path, output_path: Path) -> dict:
+    """Per-frame latency of both models in the reference engine, and pruned / original."""
+    with tempfile.TemporaryDirectory(prefix="kelly-tc-prune-") as folder:
+        original_path = Path(folder) / "original.onnx"
+        onnx.save(model, str(original_path))  # self-contained copy (the input may use external data)
+        original = report.per_frame_latency(original_path)
+    pruned = report.per_frame_latency(output_path)
+    figures = {"original": original, "pruned": pruned}
+    if original.get("status") == "ok" and pruned.get("status") == "ok":
+        figures["ratio"] = pruned["seconds_per_frame"] / original["seconds_per_frame"]
+    return figures
+

@@ -1,0 +1,118 @@
+"""The compiled form of a model: one opcode table, one weight buffer, and the sizes of state and scratch.
+
+A :class:`toolchain.layers.Model` becomes a :class:`Program` that a single Numba function
+(``reference_engine.runner.run_frame``) executes per frame, so a frame is ONE call from Python into
+compiled code, with no Python per layer and no allocation.
+
+Design (extend it by adding a row kind, not by changing the others):
+
+``table``  int64 ``[layers, FIELDS]`` -- one row per layer:
+    ``OP``          opcode (``DENSE``, ``LSTM``, ...; see ``OPCODES``)
+    ``IN``, ``OUT`` the layer's input and output sizes
+    ``ACTIVATION``  activation code applied to the output (``kernels.activation.CODES``; 0 = none)
+    ``STATE``       offset of the layer's persistent floats in the ``state`` buffer
+    ``CURSOR``      index of the layer's first persistent integer in the ``cursors`` buffer
+    ``PARAM0..2``   kind-specific integers (conv1d: kernel size, dilation, groups)
+    ``ARRAY0..3``   offsets of the layer's weight arrays in ``weights``, in the order its kernel
+                    module's ``pack`` returned them (shapes follow from IN/OUT/PARAMs)
+``weights`` float32, every array starting on a 64-byte boundary (a cache line, one AVX-512 vector).
+``state``   float32 (recurrent h/c, conv1d ring buffers) + ``cursors`` int64 (ring positions);
+            ``reset()`` zeroes both.
+``scratch`` float32 ``[2, width]``: layer ``l`` reads row ``l % 2`` and writes row ``(l + 1) % 2``
+            (ping-pong), so the model output ends in row ``layers % 2``.
+``work``    float32 per-frame temporaries of the widest layer (LSTM gates, GRU partial sums).
+
+Adding a layer kind (e.g. an INT8 dense): give it an opcode here, a kernel module with ``pack`` and an
+``@njit`` kernel in ``kernels/``, and one branch in ``runner.run_layer``. Arrays of another dtype get
+their own buffer and offsets in the free ``ARRAY`` fields.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from reference_engine.kernels import activation, batchnorm, conv1d, dense, gru, lstm, prelu
+from toolchain.layers import Layer, Model
+
+# Table columns.
+OP, IN, OUT, ACTIVATION, STATE, CURSOR, PARAM0, PARAM1, PARAM2, ARRAY0, ARRAY1, ARRAY2, ARRAY3 = range(13)
+FIELDS = 13
+MAX_ARRAYS = 4
+
+# Opcodes (0 is never used, so a zeroed row cannot pass for a layer).
+DENSE, LSTM, GRU, CONV1D, BATCHNORM, PRELU, ACTIVATION_LAYER = range(1, 8)
+OPCODES = {"dense": DENSE, "lstm": LSTM, "gru": GRU, "conv1d": CONV1D,
+           "batchnorm": BATCHNORM, "prelu": PRELU, "activation": ACTIVATION_LAYER}
+PACKERS = {"dense": dense.pack, "lstm": lstm.pack, "gru": gru.pack, "conv1d": conv1d.pack,
+           "batchnorm": batchnorm.pack, "prelu": prelu.pack, "activation": activation.pack}
+
+#: Weight arrays start on multiples of this many floats (64 bytes).
+ALIGN_FLOATS = 16
+
+
+@dataclass(eq=False)
+class Program:
+    table: np.ndarray  # int64 [layers, FIELDS]
+    weights: np.ndarray  # float32 [total], 64-byte aligned
+    state_size: int  # floats
+    cursor_count: int  # int64 ring positions
+    scratch_width: int  # floats per ping-pong row
+    work_size: int  # floats
+    input_size: int
+    output_size: int
+    layer_names: tuple[str, ...]  # "dense 128->64", for profiles and messages
+
+    @property
+    def output_row(self) -> int:
+        """The scratch row holding the model's output after a frame."""
+        return len(self.table) % 2
+
+
+def aligned_zeros(count: int, dtype=np.float32, alignment: int = 64) -> np.ndarray:
+    """A zeroed 1-D array whose data starts on an ``alignment``-byte boundary."""
+    itemsize = np.dtype(dtype).itemsize
+    raw = np.zeros(count * itemsize + alignment, dtype=np.uint8)
+    start = (-raw.ctypes.data) % alignment
+    return raw[start:start + count * itemsize].view(dtype)
+
+
+def _round_up(value: int) -> int:
+    return -(-value // ALIGN_FLOATS) * ALIGN_FLOATS
+
+
+def compile_program(model: Model) -> Program:
+    """Pack ``model`` (validated first) into a :class:`Program`."""
+    model.validate()
+    packs = [PACKERS[layer.kind](layer) for layer in model.layers]
+    table = np.zeros((len(packs), FIELDS), dtype=np.int64)
+    offset = state = cursors = 0
+    for row, layer, packed in zip(table, model.layers, packs):
+        if len(packed.arrays) > MAX_ARRAYS or len(packed.params) > 3:
+            raise ValueError(f"{layer.kind}: too many arrays or parameters for one table row")
+        row[OP], row[IN], row[OUT] = OPCODES[layer.kind], layer.in_size, layer.out_size
+        row[ACTIVATION] = activation.CODES[getattr(layer, "activation", "")]
+        row[STATE], row[CURSOR] = state, cursors
+        row[PARAM0:PARAM0 + len(packed.params)] = packed.params
+        for index, array in enumerate(packed.arrays):
+            row[ARRAY0 + index] = offset
+            offset += _round_up(array.size)
+        state += packed.state_size
+        cursors += packed.cursors
+    weights = aligned_zeros(offset)
+    for row, packed in zip(table, packs):
+        for index, array in enumerate(packed.arrays):
+            weights[row[ARRAY0 + index]:row[ARRAY0 + index] + array.size] = np.asarray(array, np.float32).ravel()
+    return Program(
+        table=table, weights=weights, state_size=state, cursor_count=cursors,
+        scratch_width=max([model.input_size] + [layer.out_size for layer in model.layers]),
+        work_size=max(packed.work_size for packed in packs),
+        input_size=model.input_size, output_size=model.output_size,
+        layer_names=tuple(describe(layer) for layer in model.layers),
+    )
+
+
+def describe(layer: Layer) -> str:
+    """A short label such as ``lstm 64->128``."""
+    return f"{layer.kind} {layer.in_size}->{layer.out_size}"
+

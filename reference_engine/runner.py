@@ -1,0 +1,153 @@
+"""The fused whole-model frame: one ``@njit`` call runs every layer of a :class:`~reference_engine.program.Program`.
+
+``run_frame`` walks the opcode table and calls each layer's kernel on views of the packed buffers
+(slicing and reshaping a contiguous buffer makes a view: no allocation). ``run_frames`` does the same
+for ``T`` frames in one call, so a whole sequence costs one Python->Numba transition.
+
+Why the buffers travel in one :class:`Buffers` struct: numba wraps every numpy array passed from
+Python in a freshly malloc'ed MemInfo (one per array argument per call, measured with NUMBA_NRT_STATS).
+A StructRef built once per engine crosses the boundary without that, so ``run_frame(buffers)`` -- after
+the frame has been copied into ``buffers.frame`` by numpy -- allocates nothing at all.
+"""
+from __future__ import annotations
+
+from numba import njit
+from numba.core import types
+from numba.experimental import structref
+
+from reference_engine.kernels import JIT
+from reference_engine.kernels.activation import activation
+from reference_engine.kernels.batchnorm import batchnorm
+from reference_engine.kernels.conv1d import conv1d
+from reference_engine.kernels.dense import dense
+from reference_engine.kernels.gru import gru
+from reference_engine.kernels.lstm import lstm
+from reference_engine.kernels.prelu import prelu
+from reference_engine.program import (
+    ACTIVATION, ACTIVATION_LAYER, ARRAY0, ARRAY1, ARRAY2, ARRAY3, BATCHNORM, CONV1D, CURSOR, DENSE, GRU, IN,
+    LSTM, OP, OUT, PARAM0, PARAM1, PARAM2, PRELU, STATE,
+)
+
+
+@structref.register
+class BuffersType(types.StructRef):
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(kind)) for name, kind in fields)
+
+
+class Buffers(structref.StructRefProxy):
+    """Everything a frame touches: ``table`` (int64 [layers, FIELDS]), ``weights``, ``state``, ``cursors``,
+    ``scratch`` ([2, width]), ``work`` and ``frame`` (the input row, written by the caller)."""
+
+
+BUFFER_FIELDS = ("table", "weights", "state", "cursors", "scratch", "work", "frame")
+structref.define_proxy(Buffers, BuffersType, list(BUFFER_FIELDS))
+
+
+@njit(**JIT)
+def vector(buffer, offset, size):
+    return buffer[offset:offset + size]
+
+
+@njit(**JIT)
+def matrix(buffer, offset, rows, cols):
+    return buffer[offset:offset + rows * cols].reshape((rows, cols))
+
+
+@njit(**JIT)
+def run_layer(row, weights, state, cursors, work, x, y):
+    """Run the layer described by table ``row`` from ``x`` [IN] into ``y`` [OUT]."""
+    op, inputs, outputs = row[OP], row[IN], row[OUT]
+    if op == DENSE:
+        dense(matrix(weights, row[ARRAY0], outputs, inputs), vector(weights, row[ARRAY1], outputs), x, y)
+    elif op == LSTM:
+        hidden = outputs
+        lstm(matrix(weights, row[ARRAY0], 4 * hidden, inputs + hidden), vector(weights, row[ARRAY1], 4 * hidden), x,
+             vector(state, row[STATE], hidden), vector(state, row[STATE] + hidden, hidden),
+             vector(work, 0, inputs + hidden), vector(work, inputs + hidden, 4 * hidden), y)
+    elif op == GRU:
+        hidden = outputs
+        gru(matrix(weights, row[ARRAY0], 3 * hidden, inputs), matrix(weights, row[ARRAY1], 3 * hidden, hidden),
+            vector(weights, row[ARRAY2], 3 * hidden), vector(weights, row[ARRAY3], 3 * hidden), x,
+            vector(state, row[STATE], hidden), vector(work, 0, 3 * hidden), vector(work, 3 * hidden, 3 * hidden), y)
+    elif op == CONV1D:
+        taps, dilation, groups = row[PARAM0], row[PARAM1], row[PARAM2]
+        group_inputs = inputs // groups
+        history = (taps - 1) * dilation + 1
+        weight = weights[row[ARRAY0]:row[ARRAY0] + outputs * taps * group_inputs].reshape((outputs, taps, group_inputs))
+        conv1d(weight, vector(weights, row[ARRAY1], outputs), matrix(state, row[STATE], history, inputs),
+               cursors[row[CURSOR]:row[CURSOR] + 1], dilation, groups, x, y)
+    elif op == BATCHNORM:
+        batchnorm(vector(weights, row[ARRAY0], inputs), vector(weights, row[ARRAY1], inputs),
+                  vector(weights, row[ARRAY2], inputs), x, y)
+    elif op == PRELU:
+        prelu(vector(weights, row[ARRAY0], inputs), x, y)
+    elif op == ACTIVATION_LAYER:
+        for i in range(inputs):
+            y[i] = x[i]
+    activation(row[ACTIVATION], y)
+
+
+@njit(**JIT)
+def run_frame(buffers):
+    """One frame (``buffers.frame``) through every layer; the output is left in ``scratch[layers % 2, :OUT]``."""
+    table, scratch, frame = buffers.table, buffers.scratch, buffers.frame
+    for i in range(frame.shape[0]):
+        scratch[0, i] = frame[i]
+    for layer in range(table.shape[0]):
+        row = table[layer]
+        source = layer % 2
+        run_layer(row, buffers.weights, buffers.state, buffers.cursors, buffers.work,
+                  scratch[source, :row[IN]], scratch[1 - source, :row[OUT]])
+
+
+@njit(**JIT)
+def run_frames(buffers, frames, outputs):
+    """``frames [T, in]`` -> ``outputs [T, out]``, one :func:`run_frame` per frame, state carried."""
+    final = buffers.table.shape[0] % 2
+    frame = buffers.frame
+    for t in range(frames.shape[0]):
+        for i in range(frame.shape[0]):
+            frame[i] = frames[t, i]
+        run_frame(buffers)
+        for j in range(outputs.shape[1]):
+            outputs[t, j] = buffers.scratch[final, j]
+
+
+# ------------------------------------------------------------------------------------ cache guard
+def _refresh_stale_caches() -> None:
+    """Drop numba's on-disk caches of the engine when any engine source file changed.
+
+    numba invalidates a cached function only when ITS OWN file changes, but the kernels are compiled
+    into their callers (``run_frame`` embeds every kernel; ``lstm`` embeds ``maths``): after editing
+    ``kernels/lstm.py`` a cached ``run_frame`` would silently keep the old LSTM. So we hash every
+    source file of the engine and flush all engine caches when the hash moves.
+    """
+    import hashlib
+    import sys
+    from pathlib import Path
+
+    from numba.core.dispatcher import Dispatcher
+
+    package = Path(__file__).resolve().parent
+    sources = sorted(package.glob("kernels/*.py")) + [package / "program.py", package / "runner.py"]
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()
+    cache_path = getattr(getattr(run_frame, "_cache", None), "_cache_path", None)
+    if cache_path is None:  # numba internals changed: caching still works, only this guard is off
+        return
+    stamp = Path(cache_path) / "reference_engine.sources.sha256"
+    try:
+        if stamp.exists() and stamp.read_text() == digest:
+            return
+        for name, module in list(sys.modules.items()):
+            if name.startswith("reference_engine."):
+                for value in vars(module).values():
+                    if isinstance(value, Dispatcher) and hasattr(value, "_cache"):
+                        value._cache.flush()
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(digest)
+    except OSError:  # a read-only install: the cache cannot be stale relative to itself
+        pass
+
+
+_refresh_stale_caches()

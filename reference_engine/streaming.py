@@ -1,0 +1,55 @@
+"""Run a frame file through a model file, frame by frame, the way a plugin would (``kelly-tc run``)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from reference_engine.frames import default_output_path, read_frames, write_frames
+from reference_engine.model import Engine, load_engine
+
+#: Frames per compiled call when reporting progress (the state carries across chunks, so chunking
+#: does not change the result).
+CHUNK_FRAMES = 4096
+
+
+@dataclass(frozen=True)
+class RunResult:
+    output_path: Path
+    frames: int
+    input_size: int
+    output_size: int
+    seconds: float
+    non_finite_outputs: int
+
+
+def run_stream(engine: Engine, frames: np.ndarray, on_progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """``engine.run`` in chunks of :data:`CHUNK_FRAMES`, calling ``on_progress(frames_done)`` after each."""
+    outputs = np.empty((frames.shape[0], engine.output_size), dtype=np.float32)
+    for start in range(0, frames.shape[0], CHUNK_FRAMES):
+        stop = min(start + CHUNK_FRAMES, frames.shape[0])
+        outputs[start:stop] = engine.run(frames[start:stop])
+        if on_progress is not None:
+            on_progress(stop)
+    return outputs
+
+
+def run_file(model_path: str | Path, input_path: str | Path, output_path: str | Path | None = None,
+             on_progress: Callable[[int], None] | None = None,
+             on_start: Callable[[int], None] | None = None) -> RunResult:
+    """Reset the engine once, run every frame of ``input_path`` in order, write ``[frames, out]`` atomically."""
+    engine = load_engine(model_path)
+    frames = read_frames(input_path, engine.input_size)
+    output_path = Path(output_path) if output_path is not None else default_output_path(input_path)
+    if on_start is not None:
+        on_start(frames.shape[0])
+    engine.reset()
+    started = time.perf_counter()
+    outputs = run_stream(engine, frames, on_progress)
+    seconds = time.perf_counter() - started
+    write_frames(output_path, outputs)
+    return RunResult(output_path, frames.shape[0], engine.input_size, engine.output_size, seconds,
+                     int(np.count_nonzero(~np.isfinite(outputs))))

@@ -1,0 +1,73 @@
+"""Layers and models with seeded random weights, for tests and benchmarks (never for shipped models).
+
+Weights are uniform in ``±1/sqrt(fan_in)`` (PyTorch's default initialisation), so activations stay in
+a realistic range whatever the depth; batchnorm variances are positive and prelu alphas small.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from toolchain.layers import GRU, LSTM, Activation, BatchNorm, Conv1D, Dense, Layer, Model, PRelu
+
+
+def _uniform(rng: np.random.Generator, shape, fan_in: int) -> np.ndarray:
+    bound = 1.0 / np.sqrt(fan_in)
+    return rng.uniform(-bound, bound, size=shape).astype(np.float32)
+
+
+def dense(rng, inputs: int, outputs: int, activation: str = "") -> Dense:
+    return Dense(_uniform(rng, (outputs, inputs), inputs), _uniform(rng, (outputs,), inputs), activation=activation)
+
+
+def lstm(rng, inputs: int, hidden: int) -> LSTM:
+    return LSTM(_uniform(rng, (4 * hidden, inputs), hidden), _uniform(rng, (4 * hidden, hidden), hidden),
+                _uniform(rng, (4 * hidden,), hidden))
+
+
+def gru(rng, inputs: int, hidden: int) -> GRU:
+    return GRU(_uniform(rng, (3 * hidden, inputs), hidden), _uniform(rng, (3 * hidden, hidden), hidden),
+               _uniform(rng, (3 * hidden,), hidden), _uniform(rng, (3 * hidden,), hidden))
+
+
+def conv1d(rng, inputs: int, outputs: int, kernel_size: int, dilation: int = 1, groups: int = 1,
+           activation: str = "") -> Conv1D:
+    fan_in = inputs // groups * kernel_size
+    return Conv1D(_uniform(rng, (outputs, inputs // groups, kernel_size), fan_in), _uniform(rng, (outputs,), fan_in),
+                  dilation=dilation, groups=groups, activation=activation)
+
+
+def batchnorm(rng, size: int, epsilon: float = 1e-3) -> BatchNorm:
+    return BatchNorm(rng.uniform(0.5, 1.5, size).astype(np.float32), rng.uniform(-0.5, 0.5, size).astype(np.float32),
+                     rng.uniform(-0.5, 0.5, size).astype(np.float32), rng.uniform(0.2, 2.0, size).astype(np.float32),
+                     epsilon=epsilon)
+
+
+def prelu(rng, size: int, shared: bool = False) -> PRelu:
+    return PRelu(rng.uniform(0.05, 0.4, 1 if shared else size).astype(np.float32), size=size)
+
+
+def activation(size: int, name: str) -> Activation:
+    return Activation(activation=name, size=size)
+
+
+def model(input_size: int, layers: list[Layer], **metadata) -> Model:
+    return Model(input_size, layers, dict(metadata)).validate()
+
+
+def dense_stack(rng, sizes: list[int], activation: str = "relu", recurrent: dict[int, str] | None = None) -> Model:
+    """A stack through ``sizes`` (``[in, h1, ..., out]``); ``recurrent[i] = "lstm"`` makes step ``i`` an LSTM.
+
+    Hidden dense layers use ``activation``; the last layer is linear.
+    """
+    recurrent = recurrent or {}
+    layers: list[Layer] = []
+    for step, (inputs, outputs) in enumerate(zip(sizes[:-1], sizes[1:])):
+        kind = recurrent.get(step)
+        last = step == len(sizes) - 2
+        if kind == "lstm":
+            layers.append(lstm(rng, inputs, outputs))
+        elif kind == "gru":
+            layers.append(gru(rng, inputs, outputs))
+        else:
+            layers.append(dense(rng, inputs, outputs, "" if last else activation))
+    return model(sizes[0], layers)

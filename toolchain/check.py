@@ -1,0 +1,173 @@
+"""``check``: prove a JSON file computes what its ONNX model computes, frame by frame.
+
+The same input goes through onnxruntime as one sequence (the ONNX semantics, computed by an
+independent implementation) and through the reference engine one ``forward()`` per frame, as a
+plugin would call it. A second comparison resets the engine half way and checks the second half
+against a fresh onnxruntime run on the second half alone: state handling is where converters break.
+
+When the ONNX model declares a fixed time length (the dynamo exporter fixes it), both sides are
+fed in chunks of that length, each chunk from zero state (onnxruntime: a separate run; engine:
+``reset()``). A last partial chunk is padded with zeros on the ONNX side; every supported layer is
+causal, so the padding cannot change the frames that are compared.
+
+Errors per comparison: max absolute error, max relative error (max absolute error divided by the
+reference's largest magnitude, so near-zero outputs do not blow it up), cosine similarity.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from toolchain.errors import InputError, KellyError
+from toolchain.onnx_import import IOSpec, import_model_proto, load_onnx
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FRAMES = 64
+DEFAULT_ATOL = 1e-5
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One output stream compared: engine frames against onnxruntime frames."""
+
+    output: str
+    label: str  # "stream" or "after reset at frame N"
+    frames: int
+    max_abs_error: float
+    max_rel_error: float
+    cosine_similarity: float
+    finite: bool
+
+    def within(self, atol: float) -> bool:
+        return self.finite and self.max_abs_error <= atol
+
+
+@dataclass
+class CheckReport:
+    onnx_path: str
+    json_path: str
+    frames: int
+    atol: float
+    seed: int | None
+    chunk: int | None  # the fixed time length the ONNX model was fed in, if any
+    comparisons: list[Comparison] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.comparisons) and all(c.within(self.atol) for c in self.comparisons)
+
+    @property
+    def worst_abs_error(self) -> float:
+        return max((c.max_abs_error if c.finite else float("inf")) for c in self.comparisons)
+
+    def to_json(self) -> dict:
+        document = asdict(self)
+        document.update(passed=self.passed, worst_abs_error=_finite_or_none(self.worst_abs_error))
+        for entry in document["comparisons"]:
+            for key in ("max_abs_error", "max_rel_error", "cosine_similarity"):
+                entry[key] = _finite_or_none(entry[key])
+        return document
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None  # strict JSON has no NaN/Inf
+
+
+def compare(output: str, label: str, engine: np.ndarray, reference: np.ndarray) -> Comparison:
+    difference = np.abs(engine.astype(np.float64) - reference.astype(np.float64))
+    finite = bool(np.all(np.isfinite(engine)) and np.all(np.isfinite(reference)))
+    max_abs = float(difference.max()) if difference.size else 0.0
+    scale = float(np.abs(reference).max()) if reference.size else 0.0
+    a, b = engine.astype(np.float64).ravel(), reference.astype(np.float64).ravel()
+    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+    cosine = float(a @ b / norms) if norms > 0 else (1.0 if not a.any() and not b.any() else 0.0)
+    return Comparison(output, label, int(engine.shape[0]), max_abs, max_abs / scale if scale > 0 else max_abs, cosine, finite)
+
+
+# ------------------------------------------------------------------------------------------- runners
+def run_onnx(session, io: IOSpec, frames: np.ndarray) -> np.ndarray:
+    """``frames [T, in]`` through onnxruntime; in fixed-length chunks if the model demands them."""
+    chunk = io.fixed_time or len(frames)
+    outputs = []
+    for start in range(0, len(frames), chunk):
+        piece = frames[start:start + chunk]
+        padded = np.concatenate([piece, np.zeros((chunk - len(piece), piece.shape[1]), np.float32)]) if len(piece) < chunk else piece
+        result = session.run([io.output.name], {io.input.name: io.onnx_input(padded)})[0]
+        outputs.append(io.frames(result)[: len(piece)])
+    return np.concatenate(outputs)
+
+
+def run_engine(engine, frames: np.ndarray, chunk: int | None) -> np.ndarray:
+    """``frames`` through ``engine.forward`` one at a time from a reset, resetting every ``chunk`` frames."""
+    outputs = np.empty((len(frames), engine.output_size), np.float32)
+    engine.reset()
+    for index, frame in enumerate(frames):
+        if chunk and index and index % chunk == 0:
+            engine.reset()
+        outputs[index] = engine.forward(np.ascontiguousarray(frame))
+    return outputs
+
+
+def _session(proto):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1  # the reference, not a benchmark: keep it off the other cores
+    options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def read_input(path: str | Path, input_size: int) -> np.ndarray:
+    """Frames from a ``.npy`` file: ``[frames, input_size]`` (``[frames]`` when the input size is 1)."""
+    path = Path(path)
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError("no such file", file=path) from None
+    except (OSError, ValueError) as error:
+        raise InputError(f"not a readable .npy file ({str(error)[:120]})", file=path) from None
+    if array.ndim == 1 and input_size == 1:
+        array = array[:, None]
+    if array.ndim != 2 or array.shape[1] != input_size or array.shape[0] < 2:
+        raise InputError(f"expected [frames >= 2, {input_size}], got {list(array.shape)}", file=path)
+    if array.dtype.kind not in "iuf" or not np.all(np.isfinite(array)):
+        raise InputError("must hold finite numbers", file=path)
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def check_files(onnx_path: str | Path, json_path: str | Path, frames: int | None = None, inputs: np.ndarray | str | Path | None = None,
+                atol: float = DEFAULT_ATOL, seed: int = 0) -> CheckReport:
+    """Compare ``json_path`` (reference engine, frame by frame) with ``onnx_path`` (onnxruntime)."""
+    from reference_engine.model import load_engine
+
+    proto = load_onnx(onnx_path)
+    try:
+        io = import_model_proto(proto, source=Path(onnx_path).name).io
+    except KellyError as error:
+        raise error.with_file(onnx_path)
+    engine = load_engine(json_path)
+    if (engine.input_size, engine.output_size) != (io.input_size, io.output_size):
+        raise InputError(f"the JSON maps {engine.input_size} -> {engine.output_size} features but the ONNX model "
+                         f"{io.input_size} -> {io.output_size}: not the same model", file=json_path)
+    if inputs is None:
+        count = frames or DEFAULT_FRAMES
+        if count < 2:
+            raise InputError(f"--frames must be at least 2, got {count}")
+        data = np.random.default_rng(seed).uniform(-1.0, 1.0, (count, io.input_size)).astype(np.float32)
+    else:
+        data = read_input(inputs, io.input_size) if not isinstance(inputs, np.ndarray) else np.ascontiguousarray(inputs, np.float32)
+        seed = None
+    session = _session(proto)
+    half = len(data) // 2
+    report = CheckReport(str(onnx_path), str(json_path), len(data), float(atol), seed, io.fixed_time if io.fixed_time else None)
+    name = io.output.name
+    report.comparisons.append(compare(name, "stream", run_engine(engine, data, io.fixed_time), run_onnx(session, io, data)))
+    run_engine(engine, data[:half], io.fixed_time)  # leave state behind, then reset() inside run_engine
+    second = run_engine(engine, data[half:], io.fixed_time)
+    report.comparisons.append(compare(name, f"after reset at frame {half}", second, run_onnx(session, io, data[half:])))
+    log.info("check %s: worst abs error %.3g (atol %.3g)", onnx_path, report.worst_abs_error, atol)
+    return report

@@ -1,0 +1,34 @@
+"""``kelly-tc convert MODEL.onnx [-o OUT.json] [--check]``: ONNX -> RTNeural JSON."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from toolchain.check import DEFAULT_ATOL, DEFAULT_FRAMES, check_files
+from toolchain.cli import command
+from toolchain.commands.check import finish
+from toolchain.convert import convert_file, default_json_path
+
+
+@command
+def convert(
+    model: Path = typer.Argument(..., help="The ONNX model to convert."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output JSON (default: MODEL.json beside the model)."),
+    run_check: bool = typer.Option(False, "--check", help="Then compare the JSON with the ONNX model (as `kelly-tc check`)."),
+    frames: int = typer.Option(DEFAULT_FRAMES, "--frames", "-n", help="Frames of random input for --check."),
+    atol: float = typer.Option(DEFAULT_ATOL, "--atol", help="Largest absolute error allowed by --check."),
+) -> None:
+    """Convert an ONNX model to RTNeural JSON (refusing, with the reason, what RTNeural cannot compute)."""
+    target = output or default_json_path(model)
+    converted = convert_file(model, target)
+    layers = ", ".join(f"{layer.kind} {layer.in_size}->{layer.out_size}" + (f" {layer.activation}" if getattr(layer, "activation", "") else "")
+                       for layer in converted.layers)
+    console = Console(soft_wrap=True)
+    console.print(f"wrote {target}: {layers} ({converted.parameter_count()} parameters)")
+    for note in converted.metadata.get("kelly_tc", {}).get("notes", []):
+        console.print(f"[yellow]note:[/] {note}")
+    if run_check:
+        finish(check_files(model, target, frames=frames, atol=atol), None)

@@ -1,0 +1,56 @@
+"""Helpers shared by several converters: per-feature constants and size-preserving reshapes."""
+from __future__ import annotations
+
+import numpy as np
+
+from toolchain.converters.axes import FEATURE, SINGLETON_ROLES
+from toolchain.converters.context import NodeContext
+
+
+def per_feature(ctx: NodeContext, value: np.ndarray, axes: list[int], what: str) -> np.ndarray:
+    """``value`` broadcast against a tensor with ``axes``, as one number per feature ([1] or [n]).
+
+    A per-frame layer (a bias, a PReLU slope) holds one value per feature. A constant that varies
+    along any other axis (time, batch) would make frames differ: refuse it. The axis it does vary
+    along becomes (or must already be) the feature axis.
+    """
+    value = np.asarray(value, dtype=np.float32)
+    rank = len(axes)
+    while value.ndim > rank and value.shape[0] == 1:
+        value = value.reshape(value.shape[1:])
+    if value.ndim > rank:
+        raise ctx.unsupported(f"{what} of shape {list(value.shape)} adds axes to its rank-{rank} input")
+    varying = [i for i in range(value.ndim) if value.shape[i] != 1]
+    if not varying:
+        return np.ascontiguousarray(value.reshape(1))
+    if len(varying) > 1:
+        raise ctx.unsupported(f"{what} of shape {list(value.shape)} varies along {len(varying)} axes; a per-frame layer holds one value per feature")
+    axis = rank - value.ndim + varying[0]
+    ctx.require(axes[axis], FEATURE, f"{what} varies along axis {axis} as per-feature values")
+    return np.ascontiguousarray(value.reshape(-1))
+
+
+def _format(dims) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+def map_by_size(ctx: NodeContext, in_dims, out_dims, op: str) -> list[int]:
+    """Output axes of a reshape that only inserts or removes size-1 axes.
+
+    Row-major reshapes that keep the sequence of non-1 sizes keep every element where it was: the
+    non-1 axes map one to one, in order. Anything else (merging batch and time, splitting features)
+    regroups elements and is refused: we cannot prove it leaves each frame alone.
+    """
+    if in_dims is None or out_dims is None:
+        raise ctx.unsupported(f"{op} with shapes that onnx shape inference cannot determine: cannot prove it keeps each frame intact")
+    big_in = [(i, d) for i, d in enumerate(in_dims) if d != 1]
+    big_out = [(j, d) for j, d in enumerate(out_dims) if d != 1]
+    same = len(big_in) == len(big_out) and all(a is not None and a == b for (_, a), (_, b) in zip(big_in, big_out))
+    if not same:
+        raise ctx.unsupported(f"{op} {_format(in_dims)} -> {_format(out_dims)} regroups axes; only size-1 axes may appear or vanish")
+    source = {j: i for (j, _), (i, _) in zip(big_out, big_in)}
+    kept = set(source.values())
+    for i, d in enumerate(in_dims):
+        if i not in kept:
+            ctx.require(ctx.in_axes[i], SINGLETON_ROLES, f"{op} removes size-1 axis {i}")
+    return [ctx.in_axes[source[j]] if j in source else ctx.new_axis(SINGLETON_ROLES) for j in range(len(out_dims))]

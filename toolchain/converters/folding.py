@@ -1,0 +1,238 @@
+"""Prepare an ONNX graph for conversion: classify every tensor, fold every constant subgraph.
+
+Every tensor is one of three kinds:
+
+- ``const``: known now -- an initializer, a Constant, or any node whose inputs are all constants.
+  Such nodes are *evaluated* with onnx's reference evaluator on a one-node model (no op semantics
+  are hand-written here), so the dynamo exporter's Slice/Concat gate shuffles and the quantizer's
+  ``DequantizeLinear`` of int8 initializers become plain float weights.
+- ``shape``: depends on the input's *shape* only (``Shape`` of a dynamic tensor and what is
+  computed from it, e.g. the Shape/Gather/Concat/ConstantOfShape chains that build zero initial
+  states). Never data: it cannot carry one frame into another.
+- ``data``: depends on the input's values. These nodes form the chain that becomes the layer list.
+
+Nodes that do not contribute to the graph output are dropped (an LSTM's unused ``Y_h``, dead
+shape arithmetic). Nothing is dropped from the data chain here; :mod:`walk` proves each removal.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+from toolchain.errors import InputError, UnsupportedError, node_where
+
+log = logging.getLogger(__name__)
+
+CONST, SHAPE, DATA = "const", "shape", "data"
+
+#: Refuse any tensor (initializer or folded constant) above this many elements before allocating it.
+#: The largest Kelly model has ~1M parameters; a hostile file may declare 10^12.
+MAX_TENSOR_ELEMENTS = 1 << 26
+
+#: Ops never folded: their value is not a function of their inputs.
+NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
+#: Ops whose output is as large as a *value* (not a shape) of their input says: bound before evaluating.
+SIZE_FROM_VALUE = {"ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Upsample", "OneHot", "Pad"}
+#: Ops that read only the shape of their input.
+SHAPE_READERS = {"Shape", "Size"}
+
+Dims = tuple  # per axis: int (static), str (symbolic) or None (unknown)
+
+
+@dataclass
+class PreparedGraph:
+    """A graph with constants folded and every tensor classified (see the module docstring)."""
+
+    opsets: dict[str, int]
+    input_name: str
+    output_name: str
+    nodes: list[onnx.NodeProto]  # live, unfolded nodes in topological order
+    constants: dict[str, np.ndarray]
+    kind: dict[str, str]
+    producer: dict[str, onnx.NodeProto]
+    dims: dict[str, Dims | None]
+    live: set[str] = field(default_factory=set)  # tensors the output depends on
+
+    def consumers(self, tensor: str) -> list[onnx.NodeProto]:
+        return [node for node in self.nodes if tensor in node.input]
+
+
+def tensor_dims(value_info: onnx.ValueInfoProto) -> Dims | None:
+    tensor_type = value_info.type.tensor_type
+    if not tensor_type.HasField("shape"):
+        return None
+    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor_type.shape.dim)
+
+
+def to_array(tensor: onnx.TensorProto, where: str) -> np.ndarray:
+    """An initializer as numpy, refusing absurd sizes before allocating."""
+    elements = int(np.prod([max(int(d), 0) for d in tensor.dims], dtype=np.float64)) if tensor.dims else 1
+    if elements > MAX_TENSOR_ELEMENTS:
+        raise InputError(f"declares {elements} elements, above the {MAX_TENSOR_ELEMENTS} limit", where=where)
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception as error:  # numpy/onnx raise several types for a data size that contradicts dims
+        raise InputError(f"unreadable tensor data ({str(error)[:160]})", where=where) from None
+
+
+def _shape_inference(model: onnx.ModelProto) -> dict[str, Dims | None]:
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception as error:
+        raise InputError(f"onnx shape inference failed: {str(error).splitlines()[0][:200]}") from None
+    graph = inferred.graph
+    return {vi.name: tensor_dims(vi) for vi in [*graph.input, *graph.value_info, *graph.output]}
+
+
+def evaluate_node(node: onnx.NodeProto, inputs: list[np.ndarray | None], opsets: dict[str, int]) -> list[np.ndarray]:
+    """Run one node with onnx's reference evaluator, under the model's own opset versions."""
+    evaluator = ReferenceEvaluator(node, opsets=dict(opsets))
+    feeds = {name: value for name, value in zip(node.input, inputs) if name}
+    return evaluator.run(None, feeds)
+
+
+def _value_size_bound(node: onnx.NodeProto, inputs: list[np.ndarray | None]) -> int | None:
+    """How many elements a size-from-value op would allocate, computed from its constant inputs."""
+    def shape_of(index):
+        return [int(v) for v in np.asarray(inputs[index]).reshape(-1)] if len(inputs) > index and inputs[index] is not None else None
+
+    try:
+        if node.op_type == "ConstantOfShape":
+            return int(np.prod(shape_of(0), dtype=np.float64))
+        if node.op_type == "Expand":
+            return int(np.prod(np.broadcast_shapes(inputs[0].shape, tuple(max(d, 1) for d in shape_of(1))), dtype=np.float64))
+        if node.op_type == "Tile":
+            return int(inputs[0].size * np.prod(shape_of(1), dtype=np.float64))
+        if node.op_type == "Range":
+            start, limit, delta = (float(np.asarray(v).reshape(())) for v in inputs[:3])
+            return int(max(np.ceil((limit - start) / delta), 0)) if delta else None
+    except (TypeError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _check_fold_size(node: onnx.NodeProto, inputs: list, dims: dict, where: str) -> None:
+    bounds = [_value_size_bound(node, inputs)]
+    for output in node.output:
+        shape = dims.get(output)
+        if shape is not None and all(isinstance(d, int) for d in shape):
+            bounds.append(int(np.prod(shape, dtype=np.float64)))
+    known = [b for b in bounds if b is not None]
+    if node.op_type in SIZE_FROM_VALUE and not known:
+        raise InputError("cannot bound the size of this constant before computing it", where=where)
+    if known and max(known) > MAX_TENSOR_ELEMENTS:
+        raise InputError(f"would create a constant of {max(known)} elements, above the {MAX_TENSOR_ELEMENTS} limit", where=where)
+
+
+def _fold(node: onnx.NodeProto, inputs: list, graph_dims: dict, opsets: dict, where: str) -> list[np.ndarray]:
+    _check_fold_size(node, inputs, graph_dims, where)
+    try:
+        outputs = evaluate_node(node, inputs, opsets)
+    except Exception as error:
+        raise InputError(f"cannot evaluate this constant node: {type(error).__name__}: {str(error)[:160]}", where=where) from None
+    for value in outputs:
+        if np.asarray(value).size > MAX_TENSOR_ELEMENTS:
+            raise InputError(f"folds to more than {MAX_TENSOR_ELEMENTS} elements", where=where)
+    return [np.asarray(value) for value in outputs]
+
+
+def _graph_io(model: onnx.ModelProto, initializers: set[str]) -> tuple[onnx.ValueInfoProto, onnx.ValueInfoProto]:
+    graph = model.graph
+    inputs = [vi for vi in graph.input if vi.name not in initializers]
+    if len(inputs) != 1:
+        names = ", ".join(f"'{vi.name}'" for vi in inputs) or "none"
+        raise UnsupportedError(f"the graph has {len(inputs)} inputs ({names}); an RTNeural model takes one frame stream", where="graph inputs")
+    if len(graph.output) != 1:
+        names = ", ".join(f"'{vi.name}'" for vi in graph.output) or "none"
+        raise UnsupportedError(f"the graph has {len(graph.output)} outputs ({names}); an RTNeural model gives one frame stream", where="graph outputs")
+    element = inputs[0].type.tensor_type.elem_type
+    if element != onnx.TensorProto.FLOAT:
+        name = onnx.TensorProto.DataType.Name(element) if element in onnx.TensorProto.DataType.values() else str(element)
+        raise UnsupportedError(f"input '{inputs[0].name}' has element type {name}; RTNeural frames are float32", where="graph inputs")
+    return inputs[0], graph.output[0]
+
+
+def prepare_graph(model: onnx.ModelProto) -> PreparedGraph:
+    """Fold constants and classify tensors; raise :class:`InputError` on a malformed graph."""
+    opsets = {(imp.domain if imp.domain != "ai.onnx" else ""): imp.version for imp in model.opset_import}
+    graph = model.graph
+    constants = {init.name: to_array(init, f"initializer '{init.name}'") for init in graph.initializer}
+    graph_input, graph_output = _graph_io(model, set(constants))
+    dims = _shape_inference(model)
+    kind = {name: CONST for name in constants}
+    kind[graph_input.name] = DATA
+    producer: dict[str, onnx.NodeProto] = {}
+    remaining = []
+    for node in graph.node:
+        where = node_where(node.name, node.op_type)
+        missing = [name for name in node.input if name and name not in kind]
+        if missing:
+            raise InputError(f"input '{missing[0]}' is not produced by any node, initializer or graph input (a missing initializer?)", where=where)
+        kinds = {kind[name] for name in node.input if name}
+        inputs = [constants.get(name) if name else None for name in node.input]
+        if node.op_type in SHAPE_READERS and kinds & {DATA, SHAPE} and _static(dims.get(node.input[0])):
+            # The shape is fixed (e.g. the dynamo exporter's fixed sizes): fold it like a constant,
+            # reading it from a zero-stride stand-in so no tensor of that size is allocated.
+            inputs = [np.broadcast_to(np.zeros((), np.float32), dims[node.input[0]])]
+            kinds = {CONST}
+        if kinds <= {CONST} and node.op_type not in NONDETERMINISTIC and node.domain in ("", "ai.onnx"):
+            values = _fold(node, inputs, dims, opsets, where)
+            for name, value in zip(node.output, values):
+                if name:
+                    constants[name], kind[name] = value, CONST
+            continue
+        result = SHAPE if (node.op_type in SHAPE_READERS or DATA not in kinds) else DATA
+        for name in node.output:
+            if name:
+                kind[name] = result
+                producer[name] = node
+        remaining.append(node)
+    if graph_output.name not in kind:
+        raise InputError(f"output '{graph_output.name}' is not produced by any node", where="graph outputs")
+    if kind[graph_output.name] != DATA:
+        raise UnsupportedError(f"output '{graph_output.name}' does not depend on the input's values", where="graph outputs")
+    prepared = PreparedGraph(opsets, graph_input.name, graph_output.name, remaining, constants, kind, producer, dims)
+    _drop_dead_nodes(prepared)
+    return prepared
+
+
+def _static(shape: Dims | None) -> bool:
+    return shape is not None and all(isinstance(d, int) for d in shape)
+
+
+def _drop_dead_nodes(graph: PreparedGraph) -> None:
+    """Keep only nodes the output depends on (walking back from the output)."""
+    needed = {graph.output_name}
+    live_nodes = []
+    for node in reversed(graph.nodes):
+        if any(name in needed for name in node.output):
+            live_nodes.append(node)
+            needed.update(name for name in node.input if name)
+    graph.nodes = live_nodes[::-1]
+    graph.live = needed
+
+
+#: Ops that keep a zero tensor zero whatever their other inputs say (they move or copy elements).
+ZERO_PRESERVING = {"Expand", "Identity", "Reshape", "Unsqueeze", "Squeeze", "Transpose", "Cast", "Slice", "Tile", "Gather", "Flatten"}
+
+
+def is_zero(graph: PreparedGraph, tensor: str) -> bool:
+    """True if ``tensor`` is provably all zeros (an RNN's initial state built by an exporter)."""
+    if tensor in graph.constants:
+        return bool(np.all(graph.constants[tensor] == 0))
+    node = graph.producer.get(tensor)
+    if node is None or graph.kind.get(tensor) != SHAPE:
+        return False  # data-dependent: never provably zero here
+    if node.op_type == "ConstantOfShape":
+        value = next((a.t for a in node.attribute if a.name == "value"), None)
+        return value is None or bool(np.all(numpy_helper.to_array(value) == 0))
+    if node.op_type in ZERO_PRESERVING:
+        return is_zero(graph, node.input[0])
+    if node.op_type == "Concat":
+        return all(is_zero(graph, name) for name in node.input)
+    return False

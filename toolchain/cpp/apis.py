@@ -1,0 +1,88 @@
+"""One model through the real RTNeural's APIs: outputs for ``check``'s RTNeural column, timings for ``bench``.
+
+The APIs, by name:
+
+- ``dynamic``: ``RTNeural::json_parser::parseJson<float>`` -> ``RTNeural::Model<float>`` (run-time layers);
+- ``compile-time``: the ``kelly-tc cpp`` header's ``ModelT`` type, weights loaded by RTNeural's
+  ``ModelT::parseJson`` from the same file;
+- ``embedded``: the same type with ``--embed-weights`` (weights set through RTNeural's setters).
+
+The C++ is built once per (model, RTNeural tree, backend) into the build cache and reused.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from toolchain.cpp.build import harness_binary
+from toolchain.cpp.runner import run_program, time_program
+from toolchain.cpp.static_program import StaticModel, StaticProgram, build_static_program
+from toolchain.errors import InputError
+from toolchain.rtneural_json import read_model
+
+APIS = ("dynamic", "compile-time", "embedded")
+DEFAULT_APIS = ("dynamic", "compile-time")
+
+
+@dataclass(frozen=True)
+class FrameTiming:
+    """Per-frame ``forward()`` time measured in C++ with ``std::chrono::steady_clock``."""
+
+    api: str
+    frames: int
+    p50_ns: float
+    p99_ns: float
+    mean_ns: float
+    min_ns: float
+
+
+def _check_apis(apis: Sequence[str]) -> None:
+    unknown = [a for a in apis if a not in APIS]
+    if unknown or not apis:
+        raise InputError(f"unknown RTNeural API(s) {unknown or list(apis)}; known: {APIS}", where="apis")
+
+
+def _static_program(json_path: Path, apis: Sequence[str], src, backend: str) -> StaticProgram | None:
+    """One program holding the compile-time variants asked for (None if only ``dynamic`` is)."""
+    model = read_model(json_path)
+    entries = [StaticModel(api, model, json_path, embed_weights=(api == "embedded")) for api in apis if api != "dynamic"]
+    return build_static_program(entries, src=src, backend=backend) if entries else None
+
+
+def rtneural_check(json_path: str | Path, frames: np.ndarray, src: str | Path | None = None,
+                   apis: Sequence[str] = DEFAULT_APIS, backend: str = "stl") -> dict[str, np.ndarray]:
+    """Outputs [T, out] (float32) of the real RTNeural on ``frames`` [T, in], per API in ``apis``.
+
+    Each API resets the model once and streams the frames with state, as a plugin does. ``src`` is the
+    user's RTNeural checkout (default: ``RTNEURAL_SRC``).
+    """
+    _check_apis(apis)
+    json_path = Path(json_path)
+    program = _static_program(json_path, apis, src, backend)
+    outputs = {}
+    for api in apis:
+        if api == "dynamic":
+            values = run_program(harness_binary(src, backend), ["--json", json_path], frames, file=json_path)
+        else:
+            values = program.run(api, frames)
+        outputs[api] = values.astype(np.float32)
+    return outputs
+
+
+def time_rtneural(json_path: str | Path, frames: np.ndarray, src: str | Path | None = None,
+                  apis: Sequence[str] = DEFAULT_APIS, backend: str = "stl", repeats: int = 5) -> dict[str, FrameTiming]:
+    """Per-frame timing of each API on ``frames`` (``repeats`` passes, model reset before each)."""
+    _check_apis(apis)
+    json_path = Path(json_path)
+    program = _static_program(json_path, apis, src, backend)
+    timings = {}
+    for api in apis:
+        if api == "dynamic":
+            result = time_program(harness_binary(src, backend), ["--json", json_path], frames, repeats, file=json_path)
+        else:
+            result = program.time(api, frames, repeats)
+        timings[api] = FrameTiming(api, int(result["frames"]), result["p50_ns"], result["p99_ns"], result["mean_ns"], result["min_ns"])
+    return timings

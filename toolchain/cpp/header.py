@@ -1,0 +1,236 @@
+"""``kelly-tc cpp``: one self-contained C++ header for a model, on RTNeural's compile-time API.
+
+The header holds, in its own namespace (one per model: two models of the same architecture have the
+same ``ModelT`` type, so their ``load`` overloads would clash in a shared namespace):
+
+- ``using NAME = RTNeural::ModelT<T, IN, OUT, Layer<...>, ...>`` -- every layer and activation with its
+  sizes (see ``layer_code.py`` for how activations become separate entries);
+- ``bool load(NAME&, const std::string& json_path)`` through RTNeural's ``ModelT::parseJson``, after
+  checking the file has the layer types and sizes the type was generated for (``parseJson`` itself
+  silently leaves a mismatched layer at zero) -- or, with ``embed_weights``, ``bool load(NAME&)`` that
+  sets every layer from ``static const`` arrays through RTNeural's setters: no file, no JSON at run time;
+- ``double self_test(NAME&)``: reset, run the reference pair stored in the model file
+  (``reference_pair.py``), reset again, return the max abs error -- NaN when the file had no pair, so
+  a threshold check ``self_test(m) < 1e-5`` can never pass by accident.
+"""
+from __future__ import annotations
+
+import json
+import keyword
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from toolchain import atomic
+from toolchain.cpp import header_text as text_
+from toolchain.cpp.layer_code import EMITTERS, Arrays, Emitted
+from toolchain.cpp.reference_pair import reference_pair
+from toolchain.errors import InputError, KellyError, UnsupportedError
+from toolchain.layers import Model, layer_where
+from toolchain.rtneural_json import read_model
+
+PRECISIONS = {"float": 4, "double": 8}
+#: Eigen's default EIGEN_STACK_ALLOCATION_LIMIT: a fixed-size matrix above it does not compile.
+EIGEN_DEFAULT_LIMIT = 128 * 1024
+#: ModelT nests one template level per tuple entry (std::tuple, forward_unroll); g++'s default
+#: -ftemplate-depth of 900 is exhausted well before 900 entries, so refuse long stacks up front.
+MAX_COMPILE_TIME_LAYERS = 256
+#: Activation-bearing kinds whose JSON ``activation`` field ModelT::parseJson reads.
+ACTIVATION_KINDS = ("dense", "conv1d", "activation")
+_CPP_KEYWORDS = set("""alignas alignof and asm auto bool break case catch char class const constexpr continue decltype
+default delete do double else enum explicit export extern false float for friend goto if inline int long mutable
+namespace new noexcept not nullptr operator or private protected public register return short signed sizeof static
+struct switch template this throw true try typedef typeid typename union unsigned using virtual void volatile while
+RTNeural detail std""".split())
+
+
+@dataclass
+class HeaderInfo:
+    path: Path
+    name: str
+    namespace: str
+    types: list[str]
+    embedded_values: int
+    reference_frames: int
+
+
+def identifier(text: str, what: str, allow_scope: bool = False) -> str:
+    """``text`` if it is a usable C++ identifier (``a::b`` for namespaces), else an InputError."""
+    parts = text.split("::") if allow_scope else [text]
+    for part in parts:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part) or part in _CPP_KEYWORDS or "__" in part:
+            raise InputError(f"{text!r} is not a usable C++ identifier", where=what)
+    return text
+
+
+def default_name(path: str | Path) -> str:
+    """``emotion_recognizer.json`` -> ``EmotionRecognizer`` (``Model`` prefix if it starts with a digit)."""
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", Path(path).stem) if w]
+    name = "".join(w[:1].upper() + w[1:] for w in words) or "Model"
+    return name if not name[0].isdigit() else f"Model{name}"
+
+
+def default_namespace(name: str) -> str:
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    return snake if snake not in _CPP_KEYWORDS and not keyword.iskeyword(snake) else f"{snake}_model"
+
+
+def format_values(values: np.ndarray, scalar: str) -> str:
+    """C++ literals, 8 a line. float: 9 significant digits round-trip a float32 exactly; double: the
+    shortest repr of the float32 value as a double (the value RTNeural's parser reads from our JSON)."""
+    items = []
+    for value in np.asarray(values, dtype=np.float32).ravel().astype(np.float64).tolist():
+        if scalar == "float":
+            text = f"{value:.9g}"
+            items.append((text if ("." in text or "e" in text) else text + ".0") + "f")
+        else:
+            items.append(repr(value))
+    return ",\n".join("    " + ", ".join(items[i:i + 8]) for i in range(0, len(items), 8))
+
+
+def emit_layers(model: Model, scalar: str, arrays: Arrays | None, file_layers: list | None = None) -> list[tuple[int, Emitted]]:
+    """(first tuple index, emitted code) per layer; refuses a layer the compile-time API cannot express.
+    ``file_layers``: the raw JSON layer entries the model was read from, when there is a file."""
+    emitted, index = [], 0
+    for position, layer in enumerate(model.layers):
+        if layer.kind not in EMITTERS:
+            raise UnsupportedError(f"RTNeural's compile-time API (ModelT) has no layer for {layer.kind!r}; "
+                                   f"expressible kinds: {sorted(EMITTERS)}", where=layer_where(position, layer))
+        entry = file_layers[position] if file_layers else None
+        code = EMITTERS[layer.kind](layer, scalar, arrays, f"layer{position}", entry)
+        emitted.append((index, code))
+        index += len(code.types)
+    if index > MAX_COMPILE_TIME_LAYERS:
+        raise UnsupportedError(f"{index} compile-time layers (activations count as layers) exceed the "
+                               f"{MAX_COMPILE_TIME_LAYERS} a ModelT type can nest within compilers' default template depth",
+                               where="layers")
+    return emitted
+
+
+def eigen_guard(emitted: list[tuple[int, Emitted]], scalar_bytes: int) -> tuple[list[str], list[str]]:
+    """Lines before and after the RTNeural include. Eigen refuses fixed-size matrices above its stack
+    limit; lift it (when Eigen is not yet included) or fail the build with a message saying what to do,
+    instead of Eigen's cryptic static assertion."""
+    largest = max(code.eigen_elements for _, code in emitted) * scalar_bytes
+    if largest <= EIGEN_DEFAULT_LIMIT:
+        return [], []
+    return [
+        f"// With the Eigen backend one layer holds a {largest}-byte fixed-size matrix, above Eigen's default",
+        "// EIGEN_STACK_ALLOCATION_LIMIT (128 KiB): lift the limit (the model lives on the heap, see load()).",
+        "#if defined(RTNEURAL_USE_EIGEN) && RTNEURAL_USE_EIGEN && !defined(EIGEN_STACK_ALLOCATION_LIMIT)",
+        "#define EIGEN_STACK_ALLOCATION_LIMIT 0",
+        "#endif",
+    ], [
+        f"#if defined(RTNEURAL_USE_EIGEN) && RTNEURAL_USE_EIGEN && EIGEN_STACK_ALLOCATION_LIMIT && EIGEN_STACK_ALLOCATION_LIMIT < {largest}",
+        f'#error "this model needs EIGEN_STACK_ALLOCATION_LIMIT 0 (or >= {largest}): define it before Eigen is first included"',
+        "#endif",
+    ]
+
+
+def _json_layer_rows(model: Model, file_layers: list | None) -> str:
+    rows = []
+    for position, layer in enumerate(model.layers):
+        activation = f'"{layer.activation}"' if layer.kind in ACTIVATION_KINDS else '"*"'
+        conv = (layer.kernel_size, layer.dilation, layer.groups) if layer.kind == "conv1d" else (0, 0, 0)
+        weights = len(file_layers[position]["weights"]) if file_layers and layer.kind == "batchnorm" else (4 if layer.kind == "batchnorm" else -1)
+        rows.append(f'    {{"{layer.kind}", {layer.out_size}, {activation}, {conv[0]}, {conv[1]}, {conv[2]}, {weights}}},')
+    return "\n".join(rows)
+
+
+def _arrays_text(arrays: Arrays) -> list[str]:
+    return [f"static const scalar_type {name}[{values.size}] = {{\n{format_values(values, arrays.scalar)}\n}};\n"
+            for name, values in arrays.declarations]
+
+
+def _setters_text(emitted: list[tuple[int, Emitted]]) -> str:
+    blocks = []
+    for index, code in emitted:
+        if code.setters:
+            body = "\n".join(f"        {line}" for line in code.setters)
+            blocks.append(f"    {{\n        auto& layer = model.get<{index}>();\n{body}\n    }}")
+    return "\n".join(blocks)
+
+
+def _describe(model: Model) -> str:
+    parts = []
+    for layer in model.layers:
+        activation = getattr(layer, "activation", "")
+        suffix = f", {activation}" if activation and layer.kind != "activation" else ""
+        name = activation if layer.kind == "activation" else layer.kind
+        parts.append(f"{name}({layer.in_size}->{layer.out_size}{suffix})")
+    return ", ".join(parts)
+
+
+def generate_header(model: Model, *, name: str, namespace: str, embed_weights: bool = False, precision: str = "float",
+                    source: str = "model.json", header: str = "model.h", file_layers: list | None = None) -> str:
+    """The header text for ``model`` (validated). Raises :class:`UnsupportedError` for a model the
+    compile-time API cannot express, :class:`InputError` for a bad name or reference pair.
+    ``file_layers`` (``raw_layers(json_path)``) makes the types follow the file's own layout where
+    RTNeural's loader depends on it; without it the layout ``rtneural_json.write_model`` writes is assumed."""
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}", where="--precision")
+    identifier(name, "--name")
+    identifier(namespace, "--namespace", allow_scope=True)
+    model.validate()
+    pair = reference_pair(model)
+    arrays = Arrays(precision)
+    emitted = emit_layers(model, precision, arrays if embed_weights else None, file_layers)
+    before_include, after_include = eigen_guard(emitted, PRECISIONS[precision])
+    frames = 0 if pair is None else pair[0].shape[0]
+    if pair is not None:
+        arrays.add("reference_input", pair[0])
+        arrays.add("reference_output", pair[1])
+    values = sum(a.size for n, a in arrays.declarations if not n.startswith("reference_"))
+    options = f" --name {name} --namespace {namespace}" + (" --embed-weights" if embed_weights else "") + \
+        (f" --precision {precision}" if precision != "float" else "")
+    fields = dict(name=name, namespace=namespace, scalar=precision, input_size=model.input_size, output_size=model.output_size)
+    text = [text_.BANNER.format(
+        **fields, source=source, header=header, options=options, layers=_describe(model),
+        weights=f"{values} values compiled in (load(model))" if embed_weights else f"read from the JSON file (load(model, path))",
+        self_test=f"{frames} reference frames" if frames else "no reference pair in the model file (self_test returns NaN)",
+        load_call=f"{namespace}::load(*model);" if embed_weights else f'{namespace}::load(*model, "{source}");  // false on failure')]
+    text += [*before_include, text_.INCLUDES + ("" if embed_weights else "#include <fstream>\n"), *after_include]
+    types = ",\n".join(f"    {t}" for _, code in emitted for t in code.types)
+    text.append(text_.NAMESPACE_OPEN.format(**fields, types=types))
+    text.append("namespace detail\n{")
+    if embed_weights:
+        text.append(text_.VECTOR_HELPERS.format())
+    else:
+        text.append(text_.JSON_CHECK.format(json_layers=_json_layer_rows(model, file_layers)))
+    text.append(f"constexpr int reference_frames = {frames};\n")
+    text += _arrays_text(arrays)
+    text.append("} // namespace detail\n")
+    if embed_weights:
+        text.append(text_.LOAD_EMBEDDED.format(**fields, setters=_setters_text(emitted)))
+    else:
+        text.append(text_.LOAD_JSON.format(**fields))
+    text.append((text_.SELF_TEST if frames else text_.SELF_TEST_NO_REFERENCE).format(**fields))
+    text.append(text_.NAMESPACE_CLOSE.format(**fields))
+    return "\n".join(text)
+
+
+def raw_layers(json_path: str | Path) -> list:
+    """The raw layer entries of a JSON file that ``read_model`` has already accepted."""
+    return json.loads(Path(json_path).read_text())["layers"]
+
+
+def write_header(json_path: str | Path, output: str | Path, *, name: str | None = None, namespace: str | None = None,
+                 embed_weights: bool = False, precision: str = "float") -> HeaderInfo:
+    """Read ``json_path`` strictly, generate its header and write it atomically to ``output``."""
+    json_path, output = Path(json_path), Path(output)
+    model = read_model(json_path)
+    file_layers = raw_layers(json_path)
+    name = name or default_name(json_path)
+    namespace = namespace or default_namespace(name)
+    try:
+        text = generate_header(model, name=name, namespace=namespace, embed_weights=embed_weights,
+                               precision=precision, source=json_path.name, header=output.name, file_layers=file_layers)
+    except KellyError as error:
+        raise error.with_file(json_path)
+    atomic.write_text(output, text)
+    pair = reference_pair(model)
+    types = [t for _, code in emit_layers(model, precision, None, file_layers) for t in code.types]
+    return HeaderInfo(output, name, namespace, types, model.parameter_count() if embed_weights else 0,
+                      0 if pair is None else int(pair[0].shape[0]))

@@ -1,0 +1,45 @@
+"""The per-model losses named in the spec, and the predict-the-mean baseline each is compared with.
+
+- ``mse``: mean squared error of the activated output (tanh / sigmoid outputs of regression targets);
+- ``bce``: binary cross-entropy on the sigmoid logits (note probabilities; soft targets allowed);
+- ``cross_entropy``: cross-entropy of the softmax logits against a target distribution per frame.
+
+All are means over frames (and over outputs for mse/bce), so a loss does not depend on batch size.
+The baseline predicts, at every frame, the mean target of the training set (for bce the mean
+probability per pitch, for cross_entropy the mean class distribution); it is computed in NumPy,
+independently of the model.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from toolchain.kelly.spec import ModelSpec
+
+EPSILON = 1e-7
+
+
+def model_loss(model, spec: ModelSpec, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    if spec.loss == "mse":
+        return F.mse_loss(model(inputs), targets)
+    if spec.loss == "bce":
+        return F.binary_cross_entropy_with_logits(model.logits(inputs), targets)
+    if spec.loss == "cross_entropy":
+        return -(targets * F.log_softmax(model.logits(inputs), dim=-1)).sum(dim=-1).mean()
+    raise ValueError(f"unknown loss {spec.loss!r}")
+
+
+def baseline_loss(spec: ModelSpec, train_targets: np.ndarray, val_targets: np.ndarray) -> float:
+    """The loss on ``val_targets`` of always predicting the mean of ``train_targets``."""
+    mean = train_targets.reshape(-1, spec.output_size).astype(np.float64).mean(axis=0)
+    targets = val_targets.reshape(-1, spec.output_size).astype(np.float64)
+    if spec.loss == "mse":
+        return float(((targets - mean) ** 2).mean())
+    if spec.loss == "bce":
+        p = np.clip(mean, EPSILON, 1 - EPSILON)
+        return float(-(targets * np.log(p) + (1 - targets) * np.log(1 - p)).mean())
+    if spec.loss == "cross_entropy":
+        p = np.clip(mean / mean.sum(), EPSILON, None)
+        return float(-(targets * np.log(p)).sum(axis=1).mean())
+    raise ValueError(f"unknown loss {spec.loss!r}")

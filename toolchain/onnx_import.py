@@ -1,0 +1,220 @@
+"""Load and check an ONNX file, then turn it into the layer list (:class:`ImportedModel`).
+
+``load_onnx`` is the safety gate: a file from anywhere is parsed without touching side files, every
+external-data reference is proven to stay inside the model's folder before anything is read, and the
+opset must be one we understand (``MIN_OPSET``..``MAX_OPSET``). ``import_onnx`` then folds constants,
+walks the data chain through the per-op converters (:mod:`toolchain.converters`) and records in an
+:class:`IOSpec` how to feed the ONNX model frames so that ``check`` can compare it with the engine.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import external_data_helper
+
+from toolchain import __version__
+from toolchain.converters.axes import FEATURE, TIME, RoleConflict, check_tensor, resolve_tensor
+from toolchain.converters.folding import prepare_graph
+from toolchain.converters.walk import fill_sizes, walk_chain
+from toolchain.errors import InputError, KellyError, UnsupportedError
+from toolchain.layers import Model
+
+#: Default-domain opsets we accept. 9 is where BatchNormalization lost ``spatial`` and the ops we
+#: convert took their current meaning (Softmax's axis rule changed at 13, handled); the upper bound
+#: is the newest opset the installed onnx defines (onnx 1.23: 25), so its shape inference and
+#: reference evaluator know every op we fold.
+MIN_OPSET = 9
+MAX_OPSET = onnx.defs.onnx_opset_version()
+
+#: Refuse bigger model files (override with KELLY_TC_MAX_ONNX_BYTES): audio models are a few MB.
+MAX_ONNX_BYTES = int(os.environ.get("KELLY_TC_MAX_ONNX_BYTES", 1 << 30))
+
+
+# ------------------------------------------------------------------------------------------ loading
+def _check_external_location(tensor: onnx.TensorProto, folder: Path) -> None:
+    """Prove an external-data reference stays inside ``folder`` and fits its file."""
+    info = external_data_helper.ExternalDataInfo(tensor)
+    where = f"initializer '{tensor.name}'"
+    location = info.location or ""
+    if not location:
+        raise InputError("external data without a location", where=where)
+    if os.path.isabs(location) or Path(location).drive or location.startswith(("/", "\\")):
+        raise InputError(f"external data location '{location}' is an absolute path; only files beside the model are read", where=where)
+    if ".." in Path(location.replace("\\", "/")).parts:
+        raise InputError(f"external data location '{location}' points outside the model's folder", where=where)
+    target = folder / location
+    real_folder, real_target = os.path.realpath(folder), os.path.realpath(target)
+    if os.path.commonpath([real_folder, real_target]) != real_folder:
+        raise InputError(f"external data location '{location}' resolves outside the model's folder (a symlink?)", where=where)
+    if not target.is_file():
+        raise InputError(f"external data file '{location}' is missing", where=where)
+    size = target.stat().st_size
+    offset, length = int(info.offset or 0), info.length
+    end = offset + (int(length) if length is not None else 0)
+    if offset < 0 or end > size or offset > size:
+        raise InputError(f"external data '{location}' is truncated: needs bytes {offset}..{end}, the file has {size}", where=where)
+
+
+def _check_opset(model: onnx.ModelProto) -> None:
+    versions = {imp.domain: imp.version for imp in model.opset_import}
+    version = versions.get("", versions.get("ai.onnx"))
+    if version is None:
+        raise UnsupportedError("no default-domain (ai.onnx) opset import", where="opset_import")
+    if not MIN_OPSET <= version <= MAX_OPSET:
+        raise UnsupportedError(f"opset {version} is outside the supported range {MIN_OPSET}..{MAX_OPSET} "
+                               "(upgrade old models with onnx.version_converter)", where="opset_import")
+
+
+def load_onnx(path: str | Path) -> onnx.ModelProto:
+    """Parse, check and fully load an ONNX file; every problem is one :class:`InputError` line."""
+    path = Path(path)
+    try:
+        if not path.is_file():
+            raise InputError("no such file" if not path.exists() else "not a regular file")
+        size = path.stat().st_size
+        if size == 0:
+            raise InputError("empty file (0 bytes): not an ONNX model")
+        if size > MAX_ONNX_BYTES:
+            raise InputError(f"file is {size} bytes, above the {MAX_ONNX_BYTES}-byte limit (KELLY_TC_MAX_ONNX_BYTES)")
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+        except Exception as error:  # protobuf raises DecodeError, RuntimeWarning-turned-errors, ...
+            raise InputError(f"not an ONNX model (protobuf parse failed: {str(error)[:120] or type(error).__name__})") from None
+        if model.ir_version <= 0 or not model.graph.node or not model.opset_import:
+            raise InputError("not an ONNX model (no IR version, opset or graph nodes: truncated or not ONNX)")
+        _check_opset(model)
+        external = [t for t in external_data_helper._get_all_tensors(model) if external_data_helper.uses_external_data(t)]
+        for tensor in external:
+            _check_external_location(tensor, path.parent)
+        if external:
+            external_data_helper.load_external_data_for_model(model, str(path.parent))
+        if model.functions:  # exporters may wrap ops in local functions: inline them into plain nodes
+            model = onnx.inliner.inline_local_functions(model)
+        try:
+            onnx.checker.check_model(model)
+        except onnx.checker.ValidationError as error:
+            raise InputError(f"invalid ONNX model: {str(error).strip().splitlines()[0][:200]}") from None
+        return model
+    except KellyError as error:
+        raise error.with_file(path)
+
+
+# ------------------------------------------------------------------------------------------ IO spec
+@dataclass(frozen=True)
+class TensorSpec:
+    """A model input or output: its name, the role of each axis and its static sizes (None = dynamic)."""
+
+    name: str
+    roles: tuple[str, ...]
+    dims: tuple
+
+    def axis(self, role: str) -> int | None:
+        return self.roles.index(role) if role in self.roles else None
+
+
+@dataclass(frozen=True)
+class IOSpec:
+    """How to feed the ONNX model a ``[frames, features]`` sequence and read one back."""
+
+    input: TensorSpec
+    output: TensorSpec
+    input_size: int
+    output_size: int
+    #: The input's declared time length (the dynamo exporter fixes it), else None. 1 without a time axis.
+    fixed_time: int | None
+
+    def onnx_input(self, frames: np.ndarray) -> np.ndarray:
+        """``frames [T, input_size]`` laid out as the ONNX input (batch/singleton axes of size 1 or
+        their fixed size, every batch row a copy of the sequence)."""
+        frames = np.asarray(frames, dtype=np.float32)
+        count = frames.shape[0]
+        if self.fixed_time is not None and count != self.fixed_time:
+            raise ValueError(f"the model takes exactly {self.fixed_time} frames per run, got {count}")
+        time_axis, feature_axis = self.input.axis(TIME), self.input.axis(FEATURE)
+        shape = []
+        for index, role in enumerate(self.input.roles):
+            size = {TIME: count, FEATURE: self.input_size}.get(role)
+            shape.append(size if size is not None else (self.input.dims[index] if isinstance(self.input.dims[index], int) else 1))
+        array = np.empty(shape, np.float32)
+        moved = [a for a in (time_axis, feature_axis) if a is not None]
+        view = np.moveaxis(array, moved, list(range(-len(moved), 0))) if moved else array
+        source = frames if time_axis is not None else frames[0]
+        source = source if feature_axis is not None else source[..., 0]
+        view[...] = source
+        return array
+
+    def frames(self, output: np.ndarray) -> np.ndarray:
+        """The ONNX output as ``[T, output_size]`` (batch row 0)."""
+        output = np.asarray(output)
+        time_axis, feature_axis = self.output.axis(TIME), self.output.axis(FEATURE)
+        index = tuple(slice(None) if role in (TIME, FEATURE) else 0 for role in self.output.roles)
+        kept = [role for role in self.output.roles if role in (TIME, FEATURE)]
+        result = output[index]
+        if FEATURE not in kept:
+            result, kept = result[..., None], kept + [FEATURE]
+        if TIME not in kept:
+            result, kept = result[None], [TIME] + kept
+        if kept != [TIME, FEATURE]:
+            result = result.T
+        return np.ascontiguousarray(result, dtype=np.float32)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ImportedModel:
+    model: Model
+    io: IOSpec
+
+
+def _tensor_spec(name: str, roles, axes: list[int], dims) -> TensorSpec:
+    dims = tuple(dims) if dims is not None else (None,) * len(axes)
+    resolved = resolve_tensor(roles, axes, dims)
+    check_tensor(roles, axes, dims, name)
+    return TensorSpec(name, resolved, tuple(d if isinstance(d, int) else None for d in dims))
+
+
+def import_model_proto(proto: onnx.ModelProto, source: str = "") -> ImportedModel:
+    """Convert an already loaded and checked model (see :func:`load_onnx`)."""
+    graph = prepare_graph(proto)
+    chain = walk_chain(graph)
+    try:
+        spec_in = _tensor_spec(graph.input_name, chain.roles, chain.input_axes, graph.dims.get(graph.input_name))
+        spec_out = _tensor_spec(graph.output_name, chain.roles, chain.output_axes, graph.dims.get(graph.output_name))
+    except RoleConflict as conflict:
+        raise UnsupportedError(str(conflict), where="graph") from None
+    time_in, time_out = spec_in.axis(TIME), spec_out.axis(TIME)
+    if (time_in is None) != (time_out is None) or (time_in is not None and not chain.roles.same(chain.input_axes[time_in], chain.output_axes[time_out])):
+        raise UnsupportedError("the output's time axis is not the input's time axis: frames do not map one to one", where="graph outputs")
+    feature = spec_in.axis(FEATURE)
+    input_size = spec_in.dims[feature] if feature is not None else 1
+    if input_size is None:
+        raise UnsupportedError(f"input '{graph.input_name}' has no fixed feature size (axis {feature})", where="graph inputs")
+    fill_sizes(chain.layers, input_size)
+    fixed_time = 1 if time_in is None else spec_in.dims[time_in]
+    model = Model(input_size, chain.layers)
+    model.validate()
+    out_feature = spec_out.axis(FEATURE)
+    declared = spec_out.dims[out_feature] if out_feature is not None else 1
+    if declared is not None and declared != model.output_size:
+        raise InputError(f"the layers give {model.output_size} features but output '{graph.output_name}' declares {declared}", where="graph outputs")
+    io = IOSpec(spec_in, spec_out, input_size, model.output_size, fixed_time)
+    model.metadata["kelly_tc"] = {"producer": f"kelly-tc {__version__}", "source": source,
+                                  "input": graph.input_name, "output": graph.output_name, "io": io.to_json(), "notes": chain.notes}
+    return ImportedModel(model, io)
+
+
+def import_onnx(path: str | Path) -> ImportedModel:
+    """Load ``path`` (see :func:`load_onnx`) and convert it to a validated :class:`Model`."""
+    path = Path(path)
+    proto = load_onnx(path)
+    try:
+        return import_model_proto(proto, source=path.name)
+    except KellyError as error:
+        raise error.with_file(path)
+
