@@ -164,7 +164,7 @@ def activation_qparams(low: float, high: float) -> tuple[float, int]:
     """Asymmetric int8 ``(scale, zero_point)`` for the range ``[low, high]`` widened to contain 0 (so
     that zero, the padding and ReLU floor, is exact)."""
     low, high = min(float(low), 0.0), max(float(high), 0.0)
-    if high - low <= 0:
+    if high - low < 255 * float(np.finfo(np.float32).tiny):  # (nearly) all zero: any scale is exact enough
         return 1.0, 0
     scale = (high - low) / 255.0
     zero_point = int(np.clip(np.rint(-128 - low / scale), -128, 127))

@@ -66,10 +66,12 @@ def weight_bytes(model: onnx.ModelProto) -> int:
 
 
 def parameter_count(model: onnx.ModelProto) -> int:
-    """Number of weight values: elements of the float or int8 initializers, minus quantization scales."""
-    scales = {node.input[1] for node in model.graph.node if node.op_type in ("DequantizeLinear", "QuantizeLinear")}
+    """Number of weight values: elements of the float or int8 initializers, minus quantization
+    parameters (scales and zero points, which ``weight_bytes`` does count)."""
+    qparams = {name for node in model.graph.node if node.op_type in ("DequantizeLinear", "QuantizeLinear")
+               for name in node.input[1:]}
     return sum(int(np.prod(tensor.dims, dtype=np.int64)) for tensor in model.graph.initializer
-               if tensor.data_type in WEIGHT_TYPES and tensor.name not in scales)
+               if tensor.data_type in WEIGHT_TYPES and tensor.name not in qparams)
 
 
 def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -230,3 +232,19 @@ def make_initializers_unique(model: onnx.ModelProto) -> None:
             copy = graph.unique_name(f"{name}_copy")
             graph.add_initializer(copy, graph.array(name).copy())
             node.input[index] = copy
+
+
+def remove_unused(model: onnx.ModelProto) -> None:
+    """Drop nodes whose outputs nobody reads (repeatedly), then initializers nobody reads."""
+    graph = model.graph
+    while True:
+        read = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+        dead = [i for i, node in enumerate(graph.node) if not any(name in read for name in node.output if name)]
+        if not dead:
+            break
+        for index in reversed(dead):
+            del graph.node[index]
+    read = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    unused = [i for i, tensor in enumerate(graph.initializer) if tensor.name not in read]
+    for index in reversed(unused):
+        del graph.initializer[index]

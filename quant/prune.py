@@ -33,8 +33,8 @@ import onnx
 
 from toolchain.errors import InputError, node_where
 
-from quant.onnx_graph import Graph, make_initializers_unique
-from quant.rules import INCOMING, OUTGOING, Cut, rule_for
+from quant.onnx_graph import Graph, make_initializers_unique, remove_unused
+from quant.rules import INCOMING, OUTGOING, Cut, SizeEdit, rule_for
 from quant.validate import check_weight_shapes
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,9 @@ def find_groups(graph: Graph) -> tuple[list[Group], list[dict]]:
     for node in graph.graph.node:
         rule = rule_for(node)
         units = rule.units(node, graph) if rule else None
+        if isinstance(units, str):
+            skipped.append({"node": node_where(node.name, node.op_type), "reason": units})
+            continue
         if units is None or not units.size:
             continue
         cuts, reason = trace(graph, units.outputs, units.size)
@@ -110,20 +113,23 @@ def trace(graph: Graph, outputs: list[tuple[str, int]], size: int) -> tuple[list
     return cuts, None
 
 
-def _size_mismatch(graph: Graph, cuts: list[Cut], size: int) -> str | None:
+def _size_mismatch(graph: Graph, cuts: list[Cut | SizeEdit], size: int) -> str | None:
     for cut in cuts:
+        if isinstance(cut, SizeEdit):
+            continue
         shape = graph.shape(cut.tensor)
         if shape is None or len(shape) <= cut.axis or shape[cut.axis] != cut.blocks * size:
             return f"'{cut.tensor}' has shape {shape}, not {cut.blocks} x {size} along axis {cut.axis}"
     return None
 
 
-def _unique(cuts: list[Cut]) -> list[Cut]:
+def _unique(cuts: list[Cut | SizeEdit]) -> list[Cut | SizeEdit]:
     """One cut per (tensor, axis): the first (a producer's own, with its role) wins."""
     seen, unique = set(), []
     for cut in cuts:
-        if (cut.tensor, cut.axis) not in seen:
-            seen.add((cut.tensor, cut.axis))
+        key = cut if isinstance(cut, SizeEdit) else (cut.tensor, cut.axis)
+        if key not in seen:
+            seen.add(key)
             unique.append(cut)
     return unique
 
@@ -135,12 +141,12 @@ def unit_scores(graph: Graph, group: Group, criterion: str = "l2") -> np.ndarray
         raise InputError(f"unknown criterion {criterion!r}; use one of {CRITERIA}")
     totals = {INCOMING: np.zeros(group.size), OUTGOING: np.zeros(group.size)}
     for cut in group.cuts:
-        if cut.role in totals:
+        if isinstance(cut, Cut) and cut.role in totals:
             blocks = np.moveaxis(graph.array(cut.tensor).astype(np.float64), cut.axis, 0)
             blocks = blocks.reshape(cut.blocks, group.size, -1)
             totals[cut.role] += (blocks ** 2 if criterion == "l2" else np.abs(blocks)).sum(axis=(0, 2))
     norms = {role: np.sqrt(total) if criterion == "l2" else total for role, total in totals.items()}
-    has_outgoing = any(cut.role == OUTGOING for cut in group.cuts)
+    has_outgoing = any(isinstance(cut, Cut) and cut.role == OUTGOING for cut in group.cuts)
     return norms[INCOMING] * (norms[OUTGOING] if has_outgoing else 1.0)
 
 
@@ -157,20 +163,41 @@ def apply_groups(graph: Graph, groups: list[Group]) -> None:
     """Slice every cut tensor to its groups' kept units and resize the producers."""
     owner: dict[tuple[str, int], Group] = {}
     for group in groups:
-        for cut in group.cuts:
+        for cut in (c for c in group.cuts if isinstance(c, Cut)):
             if (cut.tensor, cut.axis) in owner:
                 raise InputError(f"'{cut.tensor}' axis {cut.axis} is cut by both {owner[cut.tensor, cut.axis].label} "
                                  f"and {group.label}")
             owner[cut.tensor, cut.axis] = group
     arrays: dict[str, np.ndarray] = {}
+    nodes = {node.name: node for node in graph.graph.node if node.name}
     for group in groups:
         for cut in group.cuts:
+            if isinstance(cut, SizeEdit):
+                _edit_size(graph, nodes[cut.node], cut, group.size, len(group.keep))
+                continue
             array = arrays.get(cut.tensor, graph.array(cut.tensor))
             index = np.concatenate([block * group.size + group.keep for block in range(cut.blocks)])
             arrays[cut.tensor] = np.take(array, index, axis=cut.axis)
         rule_for(group.node).resize(group.node, len(group.keep))
     for name, array in arrays.items():
         graph.set_initializer(name, array)
+
+
+def _edit_size(graph: Graph, node: onnx.NodeProto, edit: SizeEdit, size: int, kept: int) -> None:
+    value = np.array(graph.constant(node.input[edit.index]))
+    if value[edit.position] != edit.blocks * size:
+        raise InputError(f"entry {edit.position} of '{node.input[edit.index]}' is {value[edit.position]}, "
+                         f"not {edit.blocks * size}", where=node_where(node.name, node.op_type))
+    value[edit.position] = edit.blocks * kept
+    node.input[edit.index] = graph.add_initializer(graph.unique_name(f"{node.input[edit.index]}_pruned"), value)
+
+
+def simplify(model: onnx.ModelProto) -> None:
+    """Apply every rule's exactly-equivalent rewrite (see ``Rule.simplify``), then drop dead nodes."""
+    graph = Graph(model, shapes=False)
+    changed = [rule_for(node).simplify(node, graph) for node in model.graph.node if rule_for(node)]
+    if any(changed):
+        remove_unused(model)
 
 
 def structured_prune(model: onnx.ModelProto, amount: float, criterion: str = "l2",
@@ -180,8 +207,10 @@ def structured_prune(model: onnx.ModelProto, amount: float, criterion: str = "l2
     ``keep`` (producer node name -> unit indices) overrides the ranking, for tests that prune on purpose.
     """
     amount = check_amount(amount)
+    original = model
     model = copy.deepcopy(model)
     make_initializers_unique(model)
+    simplify(model)
     graph = Graph(model)
     groups, skipped = find_groups(graph)
     result = PruneResult(model, skipped=skipped)
@@ -189,14 +218,17 @@ def structured_prune(model: onnx.ModelProto, amount: float, criterion: str = "l2
         chosen = keep.get(group.node.name) if keep else None
         group.keep = np.asarray(chosen) if chosen is not None else choose_keep(unit_scores(graph, group, criterion), amount)
     changed = [g for g in groups if len(g.keep) < g.size]
+    if not changed:  # nothing to remove: the model exactly as given, not merely an equivalent one
+        result.model = copy.deepcopy(original)
+        return result
     apply_groups(graph, changed)
     for group in changed:
         result.pruned.append({"node": group.node.name, "op_type": group.node.op_type,
                               "units_before": group.size, "units_after": int(len(group.keep))})
-    if changed:
-        del model.graph.value_info[:]  # the old intermediate shapes no longer hold
-        check_weight_shapes(model)
-        onnx.checker.check_model(model)
+    del model.graph.value_info[:]  # the old intermediate shapes no longer hold
+    remove_unused(model)
+    check_weight_shapes(model)
+    onnx.checker.check_model(model)
     return result
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from reference_engine.program import Program, aligned_zeros, compile_program
-from reference_engine.runner import Buffers, run_frame, run_frames
+from reference_engine.runner import Buffers, frame_entry, run_frames
 from toolchain.errors import InputError
 from toolchain.layers import Model
 from toolchain.rtneural_json import read_model
@@ -64,6 +64,8 @@ class Engine:
         self.work = aligned_zeros(max(program.work_size, 1))
         self.frame = aligned_zeros(self.input_size)
         self.buffers = Buffers(program.table, program.weights, self.state, self.cursors, self.scratch, self.work, self.frame)
+        self._run_frame = frame_entry(self.buffers)
+        self._frame_shape = (self.input_size,)
         self._output = self.scratch[program.output_row, :self.output_size]
         self._output.flags.writeable = False  # a view for reading: the next frame overwrites it
 
@@ -75,28 +77,30 @@ class Engine:
 
     def forward(self, frame: np.ndarray) -> np.ndarray:
         """Process one frame; return a read-only view of the output buffer (copy it to keep it)."""
-        self._check(frame, 1)
-        self.frame[:] = frame
-        run_frame(self.buffers)
+        # The fast path is three attribute checks; a strided or byte-swapped float32 frame is fine
+        # because numpy copies it into the engine's own contiguous input row.
+        if type(frame) is not np.ndarray or frame.dtype.char != "f" or frame.shape != self._frame_shape:
+            self._check(frame, 1)
+        self.frame[...] = frame
+        self._run_frame(self.buffers)
         return self._output
 
     def run(self, frames: np.ndarray) -> np.ndarray:
         """Process ``frames [T, in]`` one frame at a time (state carried); return a new ``[T, out]`` array."""
         self._check(frames, 2)
+        frames = np.ascontiguousarray(frames)
         outputs = np.empty((frames.shape[0], self.output_size), dtype=np.float32)
         run_frames(self.buffers, frames, outputs)
         return outputs
 
     def _check(self, array, ndim: int) -> None:
-        if not isinstance(array, np.ndarray) or array.dtype != np.float32:
+        if not isinstance(array, np.ndarray) or array.dtype.char != "f":
             kind = array.dtype if isinstance(array, np.ndarray) else type(array).__name__
             raise InputError(f"expected a float32 numpy array, got {kind} (convert with np.float32 first)",
                              where=self.name or None)
         if array.ndim != ndim or array.shape[-1] != self.input_size:
             expected = f"[{self.input_size}]" if ndim == 1 else f"[frames, {self.input_size}]"
             raise InputError(f"expected shape {expected}, got {list(array.shape)}", where=self.name or None)
-        if not array.flags.c_contiguous:
-            raise InputError("expected a C-contiguous array (np.ascontiguousarray)", where=self.name or None)
 
     # ------------------------------------------------------------------------------------ accounting
     def memory(self) -> MemoryReport:

@@ -32,3 +32,19 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def converted_catalog(tmp_path_factory):
+    """Every torch test model (tests/fixtures/torch_models.py), exported with both torch exporters
+    (plus one dynamo export with external data) and converted, once per session.
+
+    A list of entries with ``.name``, ``.exporter``, ``.onnx_path``, ``.json_path``, ``.kinds``,
+    ``.frames`` (the example input as [T, in]) and ``.torch_output`` ([T, out]); ``.entry(id)``
+    finds one by ``name-exporter`` (ids in ``tests.fixtures.catalog.ENTRY_IDS``).
+    """
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    from tests.fixtures.catalog import build_catalog
+
+    return build_catalog(tmp_path_factory.mktemp("catalog"))

@@ -54,6 +54,7 @@ class CheckReport:
     atol: float
     seed: int | None
     chunk: int | None  # the fixed time length the ONNX model was fed in, if any
+    runtime: str = "onnxruntime"  # what computed the ONNX side
     comparisons: list[Comparison] = field(default_factory=list)
 
     @property
@@ -90,7 +91,8 @@ def compare(output: str, label: str, engine: np.ndarray, reference: np.ndarray) 
 
 # ------------------------------------------------------------------------------------------- runners
 def run_onnx(session, io: IOSpec, frames: np.ndarray) -> np.ndarray:
-    """``frames [T, in]`` through onnxruntime; in fixed-length chunks if the model demands them."""
+    """``frames [T, in]`` through ``session`` (``.run(names, feeds)``); in fixed-length chunks if the
+    model demands them."""
     chunk = io.fixed_time or len(frames)
     outputs = []
     for start in range(0, len(frames), chunk):
@@ -112,13 +114,25 @@ def run_engine(engine, frames: np.ndarray, chunk: int | None) -> np.ndarray:
     return outputs
 
 
-def _session(proto):
+def reference_session(proto) -> tuple[str, object]:
+    """(name, session) of the runtime that computes the ONNX side: onnxruntime, or onnx's own
+    reference evaluator for models onnxruntime refuses (its CPU LSTM/GRU reject ``layout=1``)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1  # the reference, not a benchmark: keep it off the other cores
     options.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    options.log_severity_level = 4
+    # ONNX semantics for quantized models: onnxruntime otherwise fuses int8 DequantizeLinear -> MatMul into
+    # its MatMulNBits contrib op, which also quantizes the activations (errors ~1e-2 vs the graph's math).
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
+    try:
+        return "onnxruntime", onnxruntime.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own Fail/NotImplemented types
+        from onnx.reference import ReferenceEvaluator
+
+        log.warning("onnxruntime cannot run this model (%s); using onnx.reference instead", str(error).splitlines()[0][:160])
+        return "onnx.reference", ReferenceEvaluator(proto)
 
 
 def read_input(path: str | Path, input_size: int) -> np.ndarray:
@@ -161,9 +175,9 @@ def check_files(onnx_path: str | Path, json_path: str | Path, frames: int | None
     else:
         data = read_input(inputs, io.input_size) if not isinstance(inputs, np.ndarray) else np.ascontiguousarray(inputs, np.float32)
         seed = None
-    session = _session(proto)
+    runtime, session = reference_session(proto)
     half = len(data) // 2
-    report = CheckReport(str(onnx_path), str(json_path), len(data), float(atol), seed, io.fixed_time if io.fixed_time else None)
+    report = CheckReport(str(onnx_path), str(json_path), len(data), float(atol), seed, io.fixed_time, runtime)
     name = io.output.name
     report.comparisons.append(compare(name, "stream", run_engine(engine, data, io.fixed_time), run_onnx(session, io, data)))
     run_engine(engine, data[:half], io.fixed_time)  # leave state behind, then reset() inside run_engine

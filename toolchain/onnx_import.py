@@ -8,6 +8,7 @@ walks the data chain through the per-op converters (:mod:`toolchain.converters`)
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,12 +21,14 @@ from toolchain import __version__
 from toolchain.converters.axes import FEATURE, TIME, RoleConflict, check_tensor, resolve_tensor
 from toolchain.converters.folding import prepare_graph
 from toolchain.converters.walk import fill_sizes, walk_chain
-from toolchain.errors import InputError, KellyError, UnsupportedError
+from toolchain.errors import InputError, KellyError, UnsupportedError, node_where
 from toolchain.layers import Model
+
+log = logging.getLogger(__name__)
 
 #: Default-domain opsets we accept. 9 is where BatchNormalization lost ``spatial`` and the ops we
 #: convert took their current meaning (Softmax's axis rule changed at 13, handled); the upper bound
-#: is the newest opset the installed onnx defines (onnx 1.23: 25), so its shape inference and
+#: is the newest opset the installed onnx defines (onnx 1.23: 28), so its shape inference and
 #: reference evaluator know every op we fold.
 MIN_OPSET = 9
 MAX_OPSET = onnx.defs.onnx_opset_version()
@@ -69,6 +72,17 @@ def _check_opset(model: onnx.ModelProto) -> None:
                                "(upgrade old models with onnx.version_converter)", where="opset_import")
 
 
+def _check_references(graph: onnx.GraphProto) -> None:
+    """Every node input must exist before the node reads it (the checker says so less clearly)."""
+    known = {vi.name for vi in graph.input} | {init.name for init in graph.initializer}
+    for node in graph.node:
+        for name in node.input:
+            if name and name not in known:
+                raise InputError(f"input '{name}' is not a graph input, an initializer or the output of an earlier node "
+                                 "(a missing initializer?)", where=node_where(node.name, node.op_type))
+        known.update(node.output)
+
+
 def load_onnx(path: str | Path) -> onnx.ModelProto:
     """Parse, check and fully load an ONNX file; every problem is one :class:`InputError` line."""
     path = Path(path)
@@ -83,7 +97,8 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
         try:
             model = onnx.load(str(path), load_external_data=False)
         except Exception as error:  # protobuf raises DecodeError, RuntimeWarning-turned-errors, ...
-            raise InputError(f"not an ONNX model (protobuf parse failed: {str(error)[:120] or type(error).__name__})") from None
+            log.debug("protobuf parse of %s failed: %s", path, error)
+            raise InputError("not an ONNX model (the protobuf does not parse: corrupt or truncated)") from None
         if model.ir_version <= 0 or not model.graph.node or not model.opset_import:
             raise InputError("not an ONNX model (no IR version, opset or graph nodes: truncated or not ONNX)")
         _check_opset(model)
@@ -94,6 +109,7 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
             external_data_helper.load_external_data_for_model(model, str(path.parent))
         if model.functions:  # exporters may wrap ops in local functions: inline them into plain nodes
             model = onnx.inliner.inline_local_functions(model)
+        _check_references(model.graph)
         try:
             onnx.checker.check_model(model)
         except onnx.checker.ValidationError as error:

@@ -8,6 +8,8 @@ Everything a pass needs to know about one op lives in that op's rule (``quant/ru
                       slices of its own tensors that belong to each unit, and where the units come out;
 - ``receive``      -- ``size`` units arriving at one of its inputs along one axis: the slices of its tensors to
                       cut and where the units continue (or ``None``: the op cannot follow, pruning stops);
+- ``simplify``     -- an exactly equivalent rewrite done before pruning (a zero initial state
+                      built from the input's shape becomes ONNX's "no initial state");
 - ``resize``       -- attributes to update once a producer keeps fewer units (``hidden_size``);
 - ``validate``     -- raise :class:`InputError` when its weight shapes disagree with each other, its
                       attributes or its input's shape.
@@ -55,6 +57,18 @@ class Cut:
     role: str = CARRIED
 
 
+@dataclass(frozen=True)
+class SizeEdit:
+    """A constant that spells the unit count out: entry ``position`` of input ``index`` of ``node`` (a
+    Reshape target shape) equals ``blocks * size`` and becomes ``blocks * kept``. Applied by giving that
+    node a fresh constant, so other readers of the old one are unaffected."""
+
+    node: str
+    index: int
+    position: int
+    blocks: int = 1
+
+
 @dataclass
 class Units:
     """A producer's prunable units: ``size`` of them, its own ``cuts``, and the ``(tensor, axis)``
@@ -69,7 +83,7 @@ class Units:
 class Flow:
     """What happens to units arriving at a node: the ``cuts`` it needs and where they continue."""
 
-    cuts: list[Cut] = field(default_factory=list)
+    cuts: list[Cut | SizeEdit] = field(default_factory=list)
     outputs: list[tuple[str, int]] = field(default_factory=list)
 
 
@@ -82,8 +96,13 @@ class Rule:
     def activations(self, node: onnx.NodeProto, graph: Graph) -> list[int]:
         return []
 
-    def units(self, node: onnx.NodeProto, graph: Graph) -> Units | None:
+    def units(self, node: onnx.NodeProto, graph: Graph) -> Units | str | None:
+        """The node's units; a string says why this producer cannot be pruned; None: not a producer."""
         return None
+
+    def simplify(self, node: onnx.NodeProto, graph: Graph) -> bool:
+        """Rewrite the node into an equivalent form that prunes more easily; True if it changed."""
+        return False
 
     def receive(self, node: onnx.NodeProto, graph: Graph, index: int, axis: int, size: int) -> Flow | None:
         return None

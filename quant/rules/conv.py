@@ -18,12 +18,14 @@ class ConvRule(Rule):
 
     def units(self, node, graph):
         weight = node.input[1]
-        if attribute(node, "group", 1) != 1 or not graph.is_initializer(weight):
-            return None
+        if attribute(node, "group", 1) != 1:
+            return "a grouped convolution ties its channels together"
+        if not graph.is_initializer(weight):
+            return "its weight is computed, not a constant"
         cuts = [Cut(weight, 0, 1, INCOMING)]
         if len(node.input) > 2 and node.input[2]:
             if not graph.is_initializer(node.input[2]):
-                return None
+                return "its bias is computed, not a constant"
             cuts.append(Cut(node.input[2], 0, 1, INCOMING))
         return Units(graph.shape(weight)[0], cuts, [(node.output[0], 1)])
 

@@ -27,16 +27,16 @@ class GemmRule(Rule):
     def units(self, node, graph):
         weight = node.input[1]
         if not graph.is_initializer(weight):
-            return None
+            return "its weight B is computed, not a constant"
         size = graph.shape(weight)[_out_axis(node)]
         cuts = [Cut(weight, _out_axis(node), 1, INCOMING)]
         if len(node.input) > 2 and node.input[2]:
             if not graph.is_initializer(node.input[2]):
-                return None
+                return "its bias C is computed, not a constant"
             try:
                 bias = broadcast_cut(graph, node.input[2], size, 2, 1, INCOMING)
             except Unfit:
-                return None
+                return f"its bias C {graph.shape(node.input[2])} does not follow the {size} outputs"
             cuts += [bias] if bias else []
         return Units(size, cuts, [(node.output[0], 1)])
 

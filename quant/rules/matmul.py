@@ -28,8 +28,10 @@ class MatMulRule(Rule):
     def units(self, node, graph):
         weight, output = node.input[1], node.output[0]
         rank = graph.rank(output)
+        if not graph.is_initializer(weight):
+            return None  # a product of two computed tensors, not a layer
         if not _matrix(graph, weight) or rank is None:
-            return None
+            return "its weight is not a matrix or its output rank is unknown"
         size = graph.shape(weight)[1]
         cuts = [Cut(weight, 1, 1, INCOMING)]
         # The bias of an Add that directly follows belongs to the neuron's incoming parameters (for
@@ -42,7 +44,7 @@ class MatMulRule(Rule):
                 try:
                     bias = broadcast_cut(graph, other, size, rank, rank - 1, INCOMING)
                 except Unfit:
-                    return None
+                    return f"the bias {graph.shape(other)} of the following Add does not follow the {size} outputs"
                 cuts += [bias] if bias else []
         return Units(size, cuts, [(output, rank - 1)])
 

@@ -9,6 +9,9 @@ recurrent output) and entry ``j`` of the initial states.
 """
 from __future__ import annotations
 
+import numpy as np
+from onnx import numpy_helper
+
 from quant.onnx_graph import attribute, set_attribute
 from quant.rules import INCOMING, OUTGOING, CARRIED, Cut, Flow, Rule, Units, WeightInput, known, mismatch
 
@@ -20,6 +23,22 @@ STATE_HIDDEN_AXIS = 2
 
 def _input(node, index: int) -> str:
     return node.input[index] if len(node.input) > index else ""
+
+
+#: Ops that only select or rearrange values: a zero tensor through them stays zero.
+_VALUE_PRESERVING = ("Slice", "Gather", "Squeeze", "Unsqueeze", "Reshape", "Expand", "Identity", "Transpose", "Cast")
+
+
+def _computed_zero(graph, name: str) -> bool:
+    """True if ``name`` is computed at run time but always zero: a zero ``ConstantOfShape`` (the
+    TorchScript export of a zero initial state), possibly sliced per layer or reshaped."""
+    node = graph.producer.get(name)
+    while node is not None and node.op_type in _VALUE_PRESERVING:
+        node = graph.producer.get(node.input[0])
+    if node is None or node.op_type != "ConstantOfShape":
+        return False
+    value = attribute(node, "value")
+    return value is None or not np.any(numpy_helper.to_array(value))
 
 
 class RecurrentRule(Rule):
@@ -42,7 +61,7 @@ class RecurrentRule(Rule):
     def units(self, node, graph):
         weight, recurrent, bias = node.input[1], node.input[2], _input(node, 3)
         if not (graph.is_initializer(weight) and graph.is_initializer(recurrent)):
-            return None
+            return "its W or R is computed, not a constant"
         cuts = [Cut(weight, 1, self.gates, INCOMING), Cut(recurrent, 1, self.gates, INCOMING),
                 Cut(recurrent, 2, 1, OUTGOING)]
         optional = [(bias, 1, 2 * self.gates, INCOMING)]
@@ -53,10 +72,23 @@ class RecurrentRule(Rule):
             if not name:
                 continue
             if not graph.is_initializer(name):  # a state fed from outside fixes the hidden size
-                return None
+                return f"its input '{name}' is computed, not a constant"
             cuts.append(Cut(name, axis, blocks, role))
         outputs = [(name, axis) for name, axis in zip(node.output, OUTPUT_HIDDEN_AXIS) if name]
         return Units(self.hidden_size(node, graph), cuts, outputs)
+
+    def simplify(self, node, graph):
+        """A zero initial state built at run time (TorchScript: ``ConstantOfShape([1, batch, H])``) is
+        what ONNX computes for an absent one: drop it, so that H is no longer spelled out elsewhere."""
+        changed = False
+        for index in self.state_inputs:
+            name = _input(node, index)
+            if name and _computed_zero(graph, name):
+                node.input[index] = ""
+                changed = True
+        while node.input and not node.input[-1]:  # trailing empty inputs are simply absent
+            del node.input[-1]
+        return changed
 
     def receive(self, node, graph, index, axis, size):
         if index != 0 or axis != 2 or not graph.is_initializer(node.input[1]):

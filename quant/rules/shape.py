@@ -2,14 +2,14 @@
 
 A TorchScript-exported LSTM is ``LSTM -> Squeeze(1)`` (dropping the direction axis), a
 ``batch_first`` model adds Transposes, and ``out[:, -1]`` is a Gather or Slice on the time axis.
-Reshape and Flatten mix axes and stop pruning.
+Flatten, and a Reshape that merges the units with another axis, stop pruning.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from quant.onnx_graph import attribute
-from quant.rules import Flow, Rule, normalize_axis, rule
+from quant.rules import Flow, Rule, SizeEdit, normalize_axis, rule
 
 
 def _axes(node, graph, rank: int | None) -> list[int] | None:
@@ -82,3 +82,32 @@ class SliceRule(Rule):
         if axes is None or axis in axes:
             return None
         return Flow([], [(node.output[0], axis)])
+
+
+@rule("Shape", "Size")
+class ShapeRule(Rule):
+    """Reading a tensor's shape ends the units' path: the shape is computed at run time, so it
+    follows the new unit count by itself."""
+
+    def receive(self, node, graph, index, axis, size):
+        return Flow([], [])
+
+
+@rule("Reshape")
+class ReshapeRule(Rule):
+    """Only the case exporters write around recurrent layers: the units stay the last axis (the
+    dynamo exporter's ``[T, 1, B, H] -> Transpose -> Reshape([T, B, H])``). A target shape that
+    spells out ``H`` gets the new size."""
+
+    def receive(self, node, graph, index, axis, size):
+        rank = graph.rank(node.input[0])
+        target = graph.constant(node.input[1]) if len(node.input) > 1 else None
+        if index != 0 or rank is None or axis != rank - 1 or target is None or not node.name or target.ndim != 1:
+            return None
+        last, out_axis = int(target[-1]), len(target) - 1
+        if last == size:
+            return Flow([SizeEdit(node.name, 1, out_axis)], [(node.output[0], out_axis)])
+        output_shape = graph.shape(node.output[0])
+        copies_units = last == 0 and not attribute(node, "allowzero", 0) and out_axis == axis
+        infers_units = last == -1 and output_shape is not None and output_shape[-1] == size
+        return Flow([], [(node.output[0], out_axis)]) if copies_units or infers_units else None

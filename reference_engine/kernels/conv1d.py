@@ -35,11 +35,14 @@ def conv1d(weight, bias, history, cursor, dilation, groups, x, y):
     for i in range(x.shape[0]):
         history[current, i] = x[i]
     for o in range(outputs):
-        first_input = (o // outputs_per_group) * group_inputs
-        total = np.float32(0)
-        for k in range(taps):
-            slot = (current - (taps - 1 - k) * dilation + slots) % slots
-            for i in range(group_inputs):
-                total += weight[o, k, i] * history[slot, first_input + i]
-        y[o] = total + bias[o]
+        y[o] = bias[o]
+    for k in range(taps):  # taps outermost: one ring-buffer index computation per tap, not per output
+        slot = (current - (taps - 1 - k) * dilation + slots) % slots
+        for group in range(groups):
+            first_input = group * group_inputs
+            for o in range(group * outputs_per_group, (group + 1) * outputs_per_group):
+                total = np.float32(0)
+                for i in range(group_inputs):
+                    total += weight[o, k, i] * history[slot, first_input + i]
+                y[o] += total
     cursor[0] = (current + 1) % slots

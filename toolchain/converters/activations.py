@@ -55,7 +55,7 @@ def softmax(ctx: NodeContext) -> list[int]:
         raise ctx.unsupported(f"Softmax (opset {ctx.opset}) with axis={axis} normalises over axes {list(range(axis, rank))} together; "
                               "RTNeural's softmax covers one frame's features only")
     ctx.require(ctx.in_axes[axis], FEATURE, f"Softmax normalises over axis {axis}")
-    log.warning(SOFTMAX_NOTE)
+    log.info(SOFTMAX_NOTE)
     if SOFTMAX_NOTE not in ctx.state.notes:
         ctx.state.notes.append(SOFTMAX_NOTE)
     return _activation(ctx, "softmax")

@@ -206,13 +206,19 @@ def _static(shape: Dims | None) -> bool:
 
 
 def _drop_dead_nodes(graph: PreparedGraph) -> None:
-    """Keep only nodes the output depends on (walking back from the output)."""
+    """Keep only nodes whose output *values* the graph output depends on (walking back from it).
+
+    A Shape node needs only its input's shape, which shape inference already knows: the nodes
+    producing that input are not needed for their values. (The TorchScript exporter leaves such
+    side branches, e.g. a Transpose whose only reader is the Shape that sizes an LSTM's zero state.)
+    """
     needed = {graph.output_name}
     live_nodes = []
     for node in reversed(graph.nodes):
         if any(name in needed for name in node.output):
             live_nodes.append(node)
-            needed.update(name for name in node.input if name)
+            if node.op_type not in SHAPE_READERS:
+                needed.update(name for name in node.input if name)
     graph.nodes = live_nodes[::-1]
     graph.live = needed
 

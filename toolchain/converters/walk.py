@@ -33,7 +33,7 @@ def _data_inputs(graph: PreparedGraph, node) -> list[int]:
 
 def _next_node(graph: PreparedGraph, tensor: str):
     """The one live node that reads ``tensor``'s values (Shape readers don't count)."""
-    readers = [node for node in graph.consumers(tensor) if graph.kind.get(node.output[0]) == DATA]
+    readers = [node for node in graph.consumers(tensor) if any(graph.kind.get(name) == DATA for name in node.output)]
     if len(readers) > 1:
         names = ", ".join(node_where(n.name, n.op_type) for n in readers)
         raise UnsupportedError(f"tensor '{tensor}' feeds {len(readers)} nodes ({names}): a branch or skip connection; "
@@ -64,6 +64,9 @@ def walk_chain(graph: PreparedGraph) -> Chain:
         if state.pending_pad and not entry.shape_only and node.op_type not in ("Conv", "Pad"):
             raise UnsupportedError(f"follows the left Pad at {state.pending_pad.where}; only a Conv can absorb it "
                                    "(otherwise the output is delayed)", where=where)
+        if not node.output[0]:
+            raise UnsupportedError("its first output is unused while another is used; only the first output is a "
+                                   "per-frame stream (e.g. an RNN's final state Y_h is not)", where=where)
         for index, name in enumerate(node.output[1:], start=1):
             if name and name in graph.live:
                 raise UnsupportedError(f"its output #{index} '{name}' is used; only the first output is a per-frame "

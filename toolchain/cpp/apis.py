@@ -53,21 +53,23 @@ def _static_program(json_path: Path, apis: Sequence[str], src, backend: str) -> 
 
 
 def rtneural_check(json_path: str | Path, frames: np.ndarray, src: str | Path | None = None,
-                   apis: Sequence[str] = DEFAULT_APIS, backend: str = "stl") -> dict[str, np.ndarray]:
+                   apis: Sequence[str] = DEFAULT_APIS, backend: str = "stl", reset_every: int | None = None) -> dict[str, np.ndarray]:
     """Outputs [T, out] (float32) of the real RTNeural on ``frames`` [T, in], per API in ``apis``.
 
-    Each API resets the model once and streams the frames with state, as a plugin does. ``src`` is the
-    user's RTNeural checkout (default: ``RTNEURAL_SRC``).
+    Each API resets the model once and streams the frames with state, as a plugin does (and resets
+    again every ``reset_every`` frames if given: a fixed-length ONNX export is compared chunk by
+    chunk). ``src`` is the user's RTNeural checkout (default: ``RTNEURAL_SRC``).
     """
     _check_apis(apis)
     json_path = Path(json_path)
     program = _static_program(json_path, apis, src, backend)
+    reset = ["--reset-every", str(int(reset_every))] if reset_every else []
     outputs = {}
     for api in apis:
         if api == "dynamic":
-            values = run_program(harness_binary(src, backend), ["--json", json_path], frames, file=json_path)
+            values = run_program(harness_binary(src, backend), ["--json", json_path, *reset], frames, file=json_path)
         else:
-            values = program.run(api, frames)
+            values = program.run(api, frames, reset)
         outputs[api] = values.astype(np.float32)
     return outputs
 

@@ -120,9 +120,11 @@ private:
     std::unique_ptr<T, Free> data_;
 };
 
-/** Streams every frame through `model` (reset first, state carried between frames). */
+/** Streams every frame through `model` (reset first, state carried between frames; reset again
+ *  every `reset_every` frames when it is positive: a model exported with a fixed sequence length is
+ *  compared chunk by chunk, each chunk from zero state). */
 template <typename T, typename Model>
-std::vector<double> stream(Model& model, const std::vector<float>& frames, int in_size, int out_size)
+std::vector<double> stream(Model& model, const std::vector<float>& frames, int in_size, int out_size, int reset_every = 0)
 {
     const size_t count = frames.size() / (size_t)in_size;
     std::vector<double> outputs;
@@ -131,6 +133,8 @@ std::vector<double> stream(Model& model, const std::vector<float>& frames, int i
     model.reset();
     for(size_t t = 0; t < count; ++t)
     {
+        if(reset_every > 0 && t > 0 && t % (size_t)reset_every == 0)
+            model.reset();
         model.forward(frame.load(frames.data() + t * (size_t)in_size));
         const T* out = model.getOutputs();
         outputs.insert(outputs.end(), out, out + out_size);
@@ -179,11 +183,12 @@ void time_frames(Model& model, const std::vector<float>& frames, int in_size, in
 }
 
 /** Command line shared by both harnesses:
- *    PROGRAM [--model KEY] [--json MODEL.json] --input IN [--output OUT] [--time REPEATS] [--self-test] */
+ *    PROGRAM [--model KEY] [--json MODEL.json] --input IN [--output OUT] [--reset-every N]
+ *            [--time REPEATS] [--self-test] */
 struct Arguments
 {
     std::string model, json, input, output;
-    int repeats = 0;
+    int repeats = 0, reset_every = 0;
     bool self_test = false;
 };
 
@@ -207,6 +212,8 @@ inline Arguments parse_arguments(int argc, char** argv)
             arguments.input = value();
         else if(flag == "--output")
             arguments.output = value();
+        else if(flag == "--reset-every")
+            arguments.reset_every = std::stoi(value());
         else if(flag == "--time")
             arguments.repeats = std::stoi(value());
         else if(flag == "--self-test")
@@ -225,7 +232,7 @@ void run_or_time(Model& model, const Arguments& arguments, int in_size, int out_
     if(arguments.repeats > 0)
         time_frames<T>(model, frames, in_size, out_size, arguments.repeats);
     else
-        write_outputs(arguments.output, stream<T>(model, frames, in_size, out_size), out_size);
+        write_outputs(arguments.output, stream<T>(model, frames, in_size, out_size, arguments.reset_every), out_size);
 }
 
 } // namespace kelly_harness

@@ -77,9 +77,9 @@ class StaticProgram:
         entry = self.models[key]
         return ["--model", key] + (["--json", entry.json_path] if not entry.embed_weights else [])
 
-    def run(self, key: str, frames: np.ndarray) -> np.ndarray:
+    def run(self, key: str, frames: np.ndarray, extra: Sequence[str] = ()) -> np.ndarray:
         """Outputs [T, out] (float64) of the compile-time model ``key`` on ``frames`` (reset first)."""
-        return run_program(self.binary, self._arguments(key), frames, file=self.models[key].json_path)
+        return run_program(self.binary, [*self._arguments(key), *extra], frames, file=self.models[key].json_path)
 
     def self_test(self, key: str) -> float:
         """What the header's ``self_test()`` returns (NaN when the model has no reference pair)."""

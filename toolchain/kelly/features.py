@@ -7,6 +7,7 @@ One implementation for training data, the pipeline's ``--audio`` path and the te
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,9 @@ def load_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray
     import librosa
 
     try:
-        audio, _ = librosa.load(str(path), sr=SAMPLE_RATE, mono=True, duration=max_seconds)
+        with warnings.catch_warnings():  # librosa warns before falling back to audioread: we report failures
+            warnings.simplefilter("ignore")
+            audio, _ = librosa.load(str(path), sr=SAMPLE_RATE, mono=True, duration=max_seconds)
     except Exception as error:  # librosa raises many types (soundfile, audioread, EOF ...) for bad files
         raise InputError(f"unreadable audio ({type(error).__name__}: {str(error)[:120]})", file=path) from None
     if audio.size == 0 or not np.all(np.isfinite(audio)):

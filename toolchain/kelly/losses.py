@@ -7,7 +7,9 @@
 All are means over frames (and over outputs for mse/bce), so a loss does not depend on batch size.
 The baseline predicts, at every frame, the mean target of the training set (for bce the mean
 probability per pitch, for cross_entropy the mean class distribution); it is computed in NumPy,
-independently of the model.
+independently of the model. The floor is the loss of predicting the targets themselves: 0 for mse
+and for one-hot targets, the targets' entropy for soft ones (synthetic data), so that
+``(baseline - loss) / (baseline - floor)`` is the share of the learnable improvement obtained.
 """
 from __future__ import annotations
 
@@ -43,3 +45,14 @@ def baseline_loss(spec: ModelSpec, train_targets: np.ndarray, val_targets: np.nd
         p = np.clip(mean / mean.sum(), EPSILON, None)
         return float(-(targets * np.log(p)).sum(axis=1).mean())
     raise ValueError(f"unknown loss {spec.loss!r}")
+
+
+def floor_loss(spec: ModelSpec, val_targets: np.ndarray) -> float:
+    """The loss of a perfect prediction (the targets' own entropy for bce / cross_entropy)."""
+    targets = val_targets.reshape(-1, spec.output_size).astype(np.float64)
+    if spec.loss == "mse":
+        return 0.0
+    p = np.clip(targets, EPSILON, 1 - EPSILON)
+    if spec.loss == "bce":
+        return float(-(targets * np.log(p) + (1 - targets) * np.log(1 - p)).mean())
+    return float(-(targets * np.log(p)).sum(axis=1).mean())

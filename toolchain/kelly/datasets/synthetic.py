@@ -17,6 +17,7 @@ from toolchain.kelly.spec import MODEL_NAMES, encode_emotion, get_spec
 AR_COEFFICIENT = 0.7  # input smoothness
 MEMORY = 0.35  # EMA weight of the newest frame in the target's memory
 HIDDEN = 8  # rank of the hidden function
+SHARPNESS = 3.0  # logit scale of probability targets: mostly near 0/1 (notes) or one dominant class (chords)
 
 
 def smooth_noise(rng: np.random.Generator, count: int, seq_len: int, size: int) -> np.ndarray:
@@ -51,9 +52,12 @@ def synthetic_sequences(name: str, count: int, seq_len: int, seed: int) -> Seque
     z = hidden @ second
     if name == "EmotionRecognizer":
         targets = encode_emotion(np.tanh(z[..., 0]), np.tanh(z[..., 1]))
+    elif spec.loss == "bce":
+        targets = 1 / (1 + np.exp(-SHARPNESS * z))
     elif spec.output_activation == "sigmoid":
         targets = 1 / (1 + np.exp(-z))
     elif spec.output_activation == "softmax":
+        z = SHARPNESS * z
         exp = np.exp(z - z.max(axis=-1, keepdims=True))
         targets = exp / exp.sum(axis=-1, keepdims=True)
     else:

@@ -1,0 +1,71 @@
+"""The models the runtime comparison measures, all with seeded random weights.
+
+- one per layer kind: dense 128->64, LSTM 64->64, GRU 64->64, conv1d 16ch k3 d2;
+- the five Kelly model shapes, read from the Kelly spec (``toolchain/kelly/spec.py``) when present,
+  else the stacks issue 3 lists.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from reference_engine import synthetic
+from toolchain.layers import Model
+
+#: Issue 3's stacks, used only if the Kelly spec module is absent: (input, [(kind, size, activation), ...]).
+FALLBACK_KELLY = {
+    "EmotionRecognizer": (128, [("dense", 512, "relu"), ("dense", 256, "relu"), ("lstm", 128, ""), ("dense", 64, "tanh")]),
+    "MelodyTransformer": (64, [("dense", 256, "relu"), ("lstm", 256, ""), ("dense", 256, "relu"), ("dense", 128, "sigmoid")]),
+    "HarmonyPredictor": (128, [("dense", 256, "relu"), ("dense", 128, "relu"), ("dense", 64, "softmax")]),
+    "DynamicsEngine": (32, [("dense", 128, "relu"), ("dense", 64, "relu"), ("dense", 16, "sigmoid")]),
+    "GroovePredictor": (64, [("dense", 128, "relu"), ("dense", 64, "relu"), ("dense", 32, "tanh")]),
+}
+
+
+def kelly_stacks() -> tuple[dict[str, tuple[int, list[tuple[str, int, str]]]], str]:
+    """The five Kelly stacks and where they came from."""
+    try:
+        from toolchain.kelly.spec import SPECS
+    except ImportError:
+        return FALLBACK_KELLY, "issue 3 stacks (toolchain/kelly/spec.py absent)"
+    stacks = {spec.name: (spec.input_size, [(layer.kind, layer.size, layer.activation) for layer in spec.layers])
+              for spec in SPECS}
+    return stacks, "toolchain/kelly/spec.py"
+
+
+def build_stack(rng: np.random.Generator, input_size: int, layers: list[tuple[str, int, str]]) -> Model:
+    built, size = [], input_size
+    for kind, out, activation in layers:
+        if kind == "dense":
+            built.append(synthetic.dense(rng, size, out, activation))
+        elif kind in ("lstm", "gru"):
+            built.append(getattr(synthetic, kind)(rng, size, out))
+            if activation:
+                built.append(synthetic.activation(out, activation))
+        else:
+            raise ValueError(f"no benchmark builder for {kind!r}")
+        size = out
+    return synthetic.model(input_size, built)
+
+
+def layer_models(rng: np.random.Generator) -> dict[str, Model]:
+    return {
+        "dense 128->64": synthetic.model(128, [synthetic.dense(rng, 128, 64)]),
+        "lstm 64": synthetic.model(64, [synthetic.lstm(rng, 64, 64)]),
+        "gru 64": synthetic.model(64, [synthetic.gru(rng, 64, 64)]),
+        "conv1d 16ch k3 d2": synthetic.model(16, [synthetic.conv1d(rng, 16, 16, 3, 2)]),
+    }
+
+
+def benchmark_models(seed: int = 0, quick: bool = False) -> tuple[dict[str, Model], list[str], str]:
+    """(name -> model in table order, the Kelly names among them, where the Kelly shapes came from).
+
+    ``quick`` keeps the four layer-kind models and two small Kelly shapes (enough for a pipeline row).
+    """
+    rng = np.random.default_rng(seed)
+    models = layer_models(rng)
+    stacks, source = kelly_stacks()
+    kelly = [name for name in stacks if not quick or name in ("DynamicsEngine", "GroovePredictor")]
+    for name in kelly:
+        input_size, layers = stacks[name]
+        models[name] = build_stack(rng, input_size, layers)
+    return models, kelly, source

@@ -1,0 +1,106 @@
+"""Real-time budgets: the units (``10ms``, ``500us``, ``4MB``, ``512KB``) and the verdict.
+
+This is the ONE place budget units are parsed; everything that takes a budget imports from here.
+
+- Durations: ``ns``, ``us`` (or ``µs``), ``ms``, ``s``; a number without a unit is refused (is ``10``
+  seconds or milliseconds?).
+- Sizes: ``B``, ``KB``, ``MB``, ``GB`` are powers of 1024 (as memory is sized; ``KiB``, ``MiB``, ``GiB``
+  are accepted as synonyms).
+- The latency verdict compares one statistic of the per-frame distribution (p99 unless told otherwise:
+  the tail, not the mean) with the budget; headroom is ``budget / statistic`` ("50x inside the budget").
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from toolchain.errors import InputError
+
+DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
+SIZE_UNITS = {"b": 1, "kb": 1 << 10, "kib": 1 << 10, "mb": 1 << 20, "mib": 1 << 20, "gb": 1 << 30, "gib": 1 << 30}
+STATISTICS = ("p50", "p99", "p99.9", "max")
+
+_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-zA-Zµ]*)\s*$")
+
+
+def _split(text: str, option: str) -> tuple[float, str]:
+    match = _QUANTITY.match(str(text))
+    if not match:
+        raise InputError(f"cannot read {text!r} as a number with a unit", where=option)
+    return float(match.group(1)), match.group(2)
+
+
+def parse_duration(text: str, option: str = "--budget") -> float:
+    """``"10ms"`` -> 0.01 (seconds). Raises :class:`InputError` naming ``option``."""
+    value, unit = _split(text, option)
+    if unit not in DURATION_UNITS:
+        hint = "add a unit, e.g. 10ms" if not unit else f"unknown unit {unit!r}"
+        raise InputError(f"{hint}; durations take {', '.join(DURATION_UNITS)}", where=option)
+    if value <= 0:
+        raise InputError(f"{text!r} must be positive", where=option)
+    return value * DURATION_UNITS[unit]
+
+
+def parse_size(text: str, option: str = "--memory-budget") -> int:
+    """``"4MB"`` -> 4194304 (bytes, powers of 1024). Raises :class:`InputError` naming ``option``."""
+    value, unit = _split(text, option)
+    if unit.lower() not in SIZE_UNITS:
+        hint = "add a unit, e.g. 4MB" if not unit else f"unknown unit {unit!r}"
+        raise InputError(f"{hint}; sizes take B, KB, MB, GB (powers of 1024)", where=option)
+    if value <= 0:
+        raise InputError(f"{text!r} must be positive", where=option)
+    return int(round(value * SIZE_UNITS[unit.lower()]))
+
+
+def format_duration(seconds: float) -> str:
+    """A readable duration: ``12.3 us``, ``4.56 ms``."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if abs(seconds) >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def format_size(size: float) -> str:
+    """A readable size in powers of 1024: ``4.4 MB``, ``12 KB``."""
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if abs(size) >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{int(size)} B"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Per-frame latency budget (seconds) on ``statistic``, and resident-memory budget (bytes); ``None`` = unchecked."""
+
+    latency: float | None = None
+    memory: int | None = None
+    statistic: str = "p99"
+
+    @classmethod
+    def parse(cls, latency: str | None, memory: str | None, statistic: str = "p99") -> "Budget":
+        if statistic not in STATISTICS:
+            raise InputError(f"{statistic!r} is not one of {', '.join(STATISTICS)}", where="--statistic")
+        return cls(parse_duration(latency) if latency else None,
+                   parse_size(memory) if memory else None, statistic)
+
+    def violations(self, name: str, latency_seconds: dict[str, float], memory_bytes: int) -> list[str]:
+        """One message per budget that ``name`` exceeds, saying by how much."""
+        messages = []
+        measured = latency_seconds[self.statistic]
+        if self.latency is not None and measured > self.latency:
+            messages.append(f"{name}: {self.statistic} latency {format_duration(measured)} is over the "
+                            f"{format_duration(self.latency)} budget by {format_duration(measured - self.latency)} "
+                            f"({measured / self.latency - 1:.0%})")
+        if self.memory is not None and memory_bytes > self.memory:
+            messages.append(f"{name}: memory {format_size(memory_bytes)} is over the {format_size(self.memory)} "
+                            f"budget by {format_size(memory_bytes - self.memory)} ({memory_bytes / self.memory - 1:.0%})")
+        return messages
+
+    def headroom(self, latency_seconds: dict[str, float]) -> float | None:
+        """How many times the measured statistic fits in the latency budget (``None`` without a budget)."""
+        if self.latency is None:
+            return None
+        return self.latency / max(latency_seconds[self.statistic], 1e-12)
+
+    def as_dict(self) -> dict:
+        return {"latency_seconds": self.latency, "memory_bytes": self.memory, "statistic": self.statistic}

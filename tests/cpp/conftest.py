@@ -1,0 +1,96 @@
+"""Fixtures of the C++ conformance tests: RTNeural's source, the backends, the model sources.
+
+RTNeural's source comes from ``RTNEURAL_SRC`` (CI sets it) or ``../shared/rtneural-cpp``. Without it
+the tests skip, saying so -- except in CI, where a missing source, compiler or Eigen is a failure, so
+the C++ proof can never silently stop running.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import IN_CI, SHARED
+from tests.cpp import cases
+from toolchain.cpp.build import BACKENDS, eigen_include, find_rtneural, harness_binary
+
+#: Model sources checked in C++: source name -> the fixture returning its ``cases.Case`` list.
+#: Adding a source (the Kelly models, the INT8-folded files) is one line here plus its fixture below.
+MODEL_SOURCES = {
+    "rtneural_testdata": "testdata_models",
+    "layer_kinds": "layer_kind_models",
+    "converted_catalog": "catalog_models",
+}
+
+#: Frame-for-frame agreement demanded between RTNeural (float32) and the reference engine (float32):
+#: both sum the same products in different orders, ~1e-7 apart on outputs of magnitude ~1.
+TOLERANCE = 1e-5
+
+
+def unavailable(reason: str):
+    """Skip -- or fail in CI, where .ci/run provides everything the C++ tests need."""
+    if IN_CI:
+        pytest.fail(f"{reason}; in CI this is a failure (.ci/run must provide it)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def rtneural_src() -> Path:
+    given = os.environ.get("RTNEURAL_SRC")
+    path = Path(given) if given else SHARED / "rtneural-cpp"
+    if not (path / "RTNeural" / "RTNeural.h").is_file():
+        unavailable(f"RTNeural's source is not at {path} (set RTNEURAL_SRC to an RTNeural checkout)")
+    if shutil.which(os.environ.get("CXX", "g++").split()[0]) is None:
+        unavailable("no C++ compiler (g++, or CXX) on PATH")
+    return find_rtneural(path)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request, rtneural_src) -> str:
+    if request.param == "eigen" and eigen_include(rtneural_src) is None:
+        unavailable("Eigen 3.4 headers not found (install libeigen3-dev) for RTNeural's Eigen backend")
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def dynamic_harness(rtneural_src, backend) -> Path:
+    """The dynamic-API harness, compiled once per backend (and reused across sessions from the cache)."""
+    return harness_binary(rtneural_src, backend)
+
+
+# ------------------------------------------------------------------------------------ model sources
+@pytest.fixture(scope="session")
+def testdata_models(rtneural_testdata) -> list[cases.Case]:
+    return cases.testdata_cases(rtneural_testdata)
+
+
+@pytest.fixture(scope="session")
+def layer_kind_models(tmp_path_factory) -> list[cases.Case]:
+    return cases.layer_kind_cases(tmp_path_factory.mktemp("layer_kinds"))
+
+
+@pytest.fixture(scope="session")
+def catalog_models(converted_catalog) -> list[cases.Case]:
+    return cases.catalog_cases(converted_catalog)
+
+
+# ------------------------------------------------------------------------------ what was verified
+_VERIFIED: list[tuple[str, str, float]] = []
+
+
+@pytest.fixture(scope="session")
+def verified():
+    """Record (what, model, max abs error) for the end-of-run summary line."""
+    return lambda what, name, error: _VERIFIED.append((what, name, float(error)))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _VERIFIED:
+        return
+    worst = max(_VERIFIED, key=lambda item: (np.isnan(item[2]), item[2]))
+    models = {name for _, name, _ in _VERIFIED}
+    terminalreporter.write_line(f"RTNeural C++ conformance: {len(_VERIFIED)} runs of {len(models)} models checked; "
+                                f"worst |error| {worst[2]:.3g} ({worst[1]}, {worst[0]})")
