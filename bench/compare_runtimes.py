@@ -8,13 +8,13 @@ one thread. Before timing, each runtime's outputs over 16 frames are checked aga
 (a comparison of different functions would be meaningless). Timed frames are split into rounds that
 alternate between runtimes, so a noisy neighbour on the machine hits every column alike. Each table
 cell is the median (p50) per-frame latency; p99 is in the JSON. The last columns compare the engine's
-pure compute time per frame (``Engine.run`` over many frames, no Python per frame) with a BLAS
+pure compute time per frame (``Engine.run`` over 20-frame chunks, median, no Python per frame) with a BLAS
 matrix-vector bound over the same weights (bench/bound.py).
 """
 from __future__ import annotations
 
 import argparse
-import time
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +25,10 @@ from bench import bound
 from bench.models import benchmark_models
 from bench.report import markdown_report, print_table
 from bench.runtimes import RUNTIMES, Runner, available
-from reference_engine.benchmark import latency_statistics, machine, time_frames
+from reference_engine.benchmark import compute_seconds, latency_statistics, machine, time_frames
 from reference_engine.model import Engine
 from toolchain import atomic
+from toolchain.cpp import bench as rtneural_bench
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: Outputs of every runtime must match the engine's within this over the check frames (float32 runtimes
@@ -62,17 +63,6 @@ def time_runners(runners: dict[str, Runner], inputs: np.ndarray, frames: int, wa
             samples[name].append(time_frames(lambda t: step(inputs[t % len(inputs)]), per_round))
             advance(per_round)
     return {name: np.concatenate(parts) for name, parts in samples.items()}
-
-
-def compute_seconds(engine: Engine, inputs: np.ndarray, rounds: int = 5) -> float:
-    """Engine time per frame with no Python per frame (``run`` over the whole input), best of ``rounds``."""
-    best = float("inf")
-    for _ in range(rounds):
-        engine.reset()
-        started = time.perf_counter()
-        engine.run(inputs)
-        best = min(best, (time.perf_counter() - started) / len(inputs))
-    return best
 
 
 class Pipeline:
@@ -111,6 +101,7 @@ def measure_model(name, model, makers, frames, warmup, rounds, rng, advance) -> 
            "blas_us": blas_seconds * 1e6, "compute_over_blas": compute / blas_seconds,
            "achieved_gb_per_s": weights / compute / 1e9, "blas_gb_per_s": weights / blas_seconds / 1e9,
            "achieved_gflop_per_s": 2 * macs / compute / 1e9, "blas_gflop_per_s": 2 * macs / blas_seconds / 1e9}
+    rtneural_bench.add_to_row(row, model, inputs[:frames], os.environ.get("RTNEURAL_SRC"))  # C++ RTNeural, when given
     add_ratios(row)
     return row, runners, inputs
 

@@ -6,7 +6,8 @@ from rich.table import Table
 
 COLUMNS = ("model", "weights", "engine p50", "engine p99", "onnxruntime p50", "torch p50", "numpy p50",
            "engine/ORT", "engine/torch", "engine compute", "BLAS sgemv", "compute/BLAS",
-           "GB/s (BLAS)", "GFLOP/s (BLAS)")
+           "GB/s (BLAS)", "GFLOP/s (BLAS)",
+           "RTNeural p50", "RTNeural ModelT p50", "engine/RTNeural", "engine/ModelT")  # C++, timed in C++ (RTNEURAL_SRC)
 
 
 def _us(value) -> str:
@@ -30,6 +31,8 @@ def rows(report: dict) -> list[list[str]]:
             _us(get("engine_compute_us")), _us(get("blas_us")), _number(get("compute_over_blas")),
             "-" if "achieved_gb_per_s" not in row else f"{row['achieved_gb_per_s']:.1f} ({row['blas_gb_per_s']:.1f})",
             "-" if "achieved_gflop_per_s" not in row else f"{row['achieved_gflop_per_s']:.1f} ({_number(get('blas_gflop_per_s'), 1)})",
+            _us(p50("rtneural")), _us(p50("rtneural-modelt")),
+            _number(ratios.get("engine/rtneural")), _number(ratios.get("engine/rtneural-modelt")),
         ])
     return table
 
@@ -50,7 +53,9 @@ def markdown_report(report: dict) -> str:
     lines = [
         "# Runtime comparison: per-frame latency",
         "",
-        f"Machine: {machine['cpu']} ({machine['llvm_cpu']}), {machine['cores']} cores, {machine['platform']}.  ",
+        f"Machine: {machine['cpu']} ({machine['llvm_cpu']}), {machine['cores']} cores, {machine['platform']}, "
+        f"load average {machine.get('load_average_1_5_15min')} when the run ended (other processes on the cores "
+        "lengthen the tail).  ",
         f"Versions: {versions}.  ",
         f"{report['frames']} timed frames per model and runtime after {report['warmup']} warm-up frames, in "
         f"{report['rounds']} rounds alternating between runtimes; one call per frame, state carried, one thread. "

@@ -4,7 +4,8 @@ Weights are quantized **symmetrically** (zero point 0, range -127..127 so that `
 ``-q``), with one scale per output channel by default: per row of a dense ``B``, per output channel
 of a conv, per *gate row* of an LSTM/GRU ``W`` and ``R`` (the rules in ``quant.rules`` name the
 axis). ``scale = max|w| / 127`` over the channel, so every ``|w - q * scale| <= scale / 2``. Biases
-stay float: an int8 bias would need the activation scale, and they are a small share of the bytes.
+stay float by default (a few percent of the bytes, and the part of a layer rounding hurts most);
+``biases=True`` quantizes them per tensor too.
 
 With ``activations`` the inputs of the weighted ops also get a ``QuantizeLinear -> DequantizeLinear``
 pair (int8, asymmetric, one scale per tensor) whose range comes from calibration (``quant.calibration``).
@@ -23,7 +24,7 @@ from onnx import helper, version_converter
 from toolchain.errors import UnsupportedError
 
 from quant.onnx_graph import Graph, opset_version, topological_sort
-from quant.rules import rule_for
+from quant.rules import WeightInput, rule_for
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,11 @@ def ensure_opset(model: onnx.ModelProto, per_channel: bool) -> onnx.ModelProto:
     return upgraded
 
 
-def quantize_weights(model: onnx.ModelProto, per_channel: bool = True) -> QuantizeResult:
-    """A copy of ``model`` whose rule-named float weights are int8 initializers behind DequantizeLinear."""
+def quantize_weights(model: onnx.ModelProto, per_channel: bool = True, biases: bool = False) -> QuantizeResult:
+    """A copy of ``model`` whose rule-named float weights are int8 initializers behind DequantizeLinear.
+
+    ``biases`` also quantizes the biases, per tensor: about 1.5% fewer bytes on a model with 40-unit
+    layers, at some accuracy (a small bias next to a large one rounds to zero)."""
     before = opset_version(model)
     model = ensure_opset(copy.deepcopy(model), per_channel)
     graph = Graph(model, shapes=False)
@@ -111,7 +115,10 @@ def quantize_weights(model: onnx.ModelProto, per_channel: bool = True) -> Quanti
     dequantize_nodes = []
     for node in list(model.graph.node):
         rule = rule_for(node)
-        for weight in (rule.weights(node, graph) if rule else []):
+        wanted = (rule.weights(node, graph) if rule else [])
+        if rule and biases:
+            wanted += [WeightInput(index, None) for index in rule.biases(node, graph)]
+        for weight in wanted:
             name = node.input[weight.index]
             if name not in replaced:
                 tensor = graph.initializers[name]

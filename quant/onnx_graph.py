@@ -23,21 +23,11 @@ WEIGHT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProt
 
 
 def load_model(path: str | Path) -> onnx.ModelProto:
-    """Load an ONNX file (with external data beside it) or raise a one-line :class:`InputError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("no such file", file=path)
-    try:
-        model = onnx.load(str(path), load_external_data=True)
-    except Exception as error:  # protobuf/external-data errors have many types; all mean "not a model"
-        raise InputError(f"not a readable ONNX model ({type(error).__name__}: {str(error)[:200]})", file=path) from None
-    if not model.graph.node:
-        raise InputError("the ONNX graph has no nodes", file=path)
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as error:
-        raise InputError(f"invalid ONNX model ({str(error).splitlines()[0][:200]})", file=path) from None
-    return model
+    """Load and check an ONNX file (external data beside it) or raise a one-line :class:`InputError`:
+    the converter's hardened loader, so the passes accept exactly what ``convert`` accepts."""
+    from toolchain.onnx_import import load_onnx
+
+    return load_onnx(path)
 
 
 def save_model(model: onnx.ModelProto, path: str | Path) -> Path:

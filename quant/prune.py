@@ -16,7 +16,12 @@ R across all gate blocks, its bias entries) and ``outgoing(j)`` every parameter 
 next layer's input column, its recurrent column of R). The lowest scores go. A unit that nothing reads
 (zero outgoing weights) or that computes a constant zero (zero incoming weights and biases, with an
 activation where ``f(0) = 0`` -- relu, tanh, and LSTM/GRU cells from a zero state) scores 0 and is
-removed first, and removing it leaves the outputs unchanged.
+removed first, and removing it leaves the outputs unchanged -- unless an op between the unit and its
+reader maps 0 elsewhere (a BatchNorm's shift, a sigmoid): the reader then lost a constant input.
+
+Before the walk, each rule may rewrite its node into an exactly equivalent form (``Rule.simplify``):
+the TorchScript exporter builds an LSTM/GRU's zero initial state from the input's shape and the
+hidden size, which would pin the size; ONNX's absent initial state is the same zeros.
 
 **Unstructured.** The smallest-magnitude ``amount`` of each weight tensor (the rule-named weights:
 dense, conv, LSTM/GRU W and R; not biases) is set to zero. The model keeps its shapes: a dense engine
@@ -207,6 +212,8 @@ def structured_prune(model: onnx.ModelProto, amount: float, criterion: str = "l2
     ``keep`` (producer node name -> unit indices) overrides the ranking, for tests that prune on purpose.
     """
     amount = check_amount(amount)
+    if criterion not in CRITERIA:
+        raise InputError(f"unknown criterion {criterion!r}; use one of {CRITERIA}")
     original = model
     model = copy.deepcopy(model)
     make_initializers_unique(model)

@@ -44,7 +44,7 @@ def _write_report(figures: dict, report_path: Path | None) -> dict:
     return figures
 
 
-def quantize_file(model_path: Path, output_path: Path, *, per_channel: bool = True, activations: bool = False,
+def quantize_file(model_path: Path, output_path: Path, *, per_channel: bool = True, biases: bool = False, activations: bool = False,
                   calibration_path: Path | None = None, method: str = "minmax", percentile: float = 99.99,
                   report_path: Path | None = None, compare_dynamic: bool = True,
                   progress: Progress | None = None) -> dict:
@@ -53,7 +53,7 @@ def quantize_file(model_path: Path, output_path: Path, *, per_channel: bool = Tr
     model = _load(model_path)
     samples, source = _samples(model, calibration_path)
     reference = calibration.run(model, samples, file=model_path)
-    result = int8.quantize_weights(model, per_channel)
+    result = int8.quantize_weights(model, per_channel, biases)
     if activations:
         tensors = int8.activation_tensors(model)
         ranges = calibration.collect_ranges(model, samples, tensors, method, percentile, progress)
@@ -65,6 +65,7 @@ def quantize_file(model_path: Path, output_path: Path, *, per_channel: bool = Tr
         "model": str(model_path),
         "output": str(output_path),
         "weights": f"int8 symmetric, {'per output channel (per gate row for LSTM/GRU)' if per_channel else 'per tensor'}",
+        "biases": "int8 symmetric per tensor" if biases else "float",
         "activations": {"method": method, "percentile": percentile if method == "percentile" else None,
                         "tensors": {k: {"scale": s, "zero_point": z} for k, (s, z) in result.activations.items()}}
                        if activations else None,
@@ -129,5 +130,6 @@ def _latency_ratio(model: onnx.ModelProto, model_path: Path, output_path: Path) 
     figures = {"original": original, "pruned": pruned}
     if original.get("status") == "ok" and pruned.get("status") == "ok":
         figures["ratio"] = pruned["seconds_per_frame"] / original["seconds_per_frame"]
+        figures["ratio_per_call"] = pruned["seconds_per_call"] / original["seconds_per_call"]
     return figures
 

@@ -53,7 +53,7 @@ class MemoryReport:
 class Engine:
     """A compiled model with its own state. Not thread-safe: one engine per audio thread."""
 
-    def __init__(self, model: Model, name: str = ""):
+    def __init__(self, model: Model, name: str = ""):  # or a quant.int8_json.Int8Model (INT8 kernels)
         self.name = name
         self.program: Program = compile_program(model)
         program = self.program
@@ -63,7 +63,8 @@ class Engine:
         self.scratch = aligned_zeros(2 * program.scratch_width).reshape(2, program.scratch_width)
         self.work = aligned_zeros(max(program.work_size, 1))
         self.frame = aligned_zeros(self.input_size)
-        self.buffers = Buffers(program.table, program.weights, self.state, self.cursors, self.scratch, self.work, self.frame)
+        self.buffers = Buffers(program.table, program.weights, self.state, self.cursors, self.scratch, self.work, self.frame,
+                               program.qweights)
         self._run_frame = frame_entry(self.buffers)
         self._frame_shape = (self.input_size,)
         self._output = self.scratch[program.output_row, :self.output_size]
@@ -105,7 +106,7 @@ class Engine:
     # ------------------------------------------------------------------------------------ accounting
     def memory(self) -> MemoryReport:
         p = self.program
-        return MemoryReport(weight_bytes=p.weights.nbytes + p.table.nbytes,
+        return MemoryReport(weight_bytes=p.weights.nbytes + p.table.nbytes + (p.qweights.nbytes if p.qweights.size > 1 else 0),
                             state_bytes=self.state.nbytes + self.cursors.nbytes,
                             scratch_bytes=self.scratch.nbytes + self.work.nbytes + self.frame.nbytes)
 
@@ -114,5 +115,10 @@ class Engine:
 
 
 def load_engine(path: str | Path) -> Engine:
-    """Read an RTNeural JSON file strictly (``toolchain.rtneural_json``) and build its engine."""
+    """Read an RTNeural JSON file strictly (``toolchain.rtneural_json``) and build its engine; an INT8
+    JSON file (``quant.int8_json``) gets the INT8 kernels."""
+    from quant.int8_json import is_int8_json, read_int8_model
+
+    if is_int8_json(path):
+        return Engine(read_int8_model(path), name=str(path))
     return Engine(read_model(path), name=str(path))

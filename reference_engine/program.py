@@ -20,11 +20,15 @@ Design (extend it by adding a row kind, not by changing the others):
             ``reset()`` zeroes both.
 ``scratch`` float32 ``[2, width]``: layer ``l`` reads row ``l % 2`` and writes row ``(l + 1) % 2``
             (ping-pong), so the model output ends in row ``layers % 2``.
-``work``    float32 per-frame temporaries of the widest layer (LSTM gates, GRU partial sums).
+``work``    float32 per-frame temporaries of the widest layer (LSTM [x; h] and gates, GRU partial
+            sums, the conv1d tap window).
+The engine (``model.py``) allocates state, cursors, scratch, work and a ``frame`` input row once and
+hands all of them, with ``table`` and ``weights``, to compiled code as ONE ``runner.Buffers`` struct.
 
 Adding a layer kind (e.g. an INT8 dense): give it an opcode here, a kernel module with ``pack`` and an
 ``@njit`` kernel in ``kernels/``, and one branch in ``runner.run_layer``. Arrays of another dtype get
-their own buffer and offsets in the free ``ARRAY`` fields.
+their own buffer (a new ``Buffers`` field) and offsets in the free ``ARRAY`` fields; per-layer scales
+can go in ``weights`` as float32 like any other array.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference_engine.kernels import activation, batchnorm, conv1d, dense, gru, lstm, prelu
+from reference_engine.kernels import activation, batchnorm, conv1d, dense, gru, int8, lstm, prelu
 from toolchain.layers import Layer, Model
 
 # Table columns.
@@ -46,6 +50,9 @@ OPCODES = {"dense": DENSE, "lstm": LSTM, "gru": GRU, "conv1d": CONV1D,
            "batchnorm": BATCHNORM, "prelu": PRELU, "activation": ACTIVATION_LAYER}
 PACKERS = {"dense": dense.pack, "lstm": lstm.pack, "gru": gru.pack, "conv1d": conv1d.pack,
            "batchnorm": batchnorm.pack, "prelu": prelu.pack, "activation": activation.pack}
+# INT8 layers (``quant.int8_json.Int8Model``): int8 weight matrices in ``qweights``, the rest float.
+DENSE_INT8, LSTM_INT8, GRU_INT8, CONV1D_INT8 = range(8, 12)
+INT8_OPCODES = {"dense": DENSE_INT8, "lstm": LSTM_INT8, "gru": GRU_INT8, "conv1d": CONV1D_INT8}
 
 #: Weight arrays start on multiples of this many floats (64 bytes).
 ALIGN_FLOATS = 16
@@ -62,6 +69,7 @@ class Program:
     input_size: int
     output_size: int
     layer_names: tuple[str, ...]  # "dense 128->64", for profiles and messages
+    qweights: np.ndarray  # int8 [total], 64-byte aligned: the INT8 layers' matrices (one unused byte if none)
 
     @property
     def output_row(self) -> int:
@@ -81,34 +89,44 @@ def _round_up(value: int) -> int:
     return -(-value // ALIGN_FLOATS) * ALIGN_FLOATS
 
 
-def compile_program(model: Model) -> Program:
-    """Pack ``model`` (validated first) into a :class:`Program`."""
+def compile_program(model) -> Program:
+    """Pack ``model`` (validated first) into a :class:`Program`: a :class:`toolchain.layers.Model`, or an
+    INT8 model (``quant.int8_json.Int8Model``: ``.model`` plus per-layer ``.quantized`` int8 arrays)."""
+    quantized = getattr(model, "quantized", None)
+    model = getattr(model, "model", model)
     model.validate()
-    packs = [PACKERS[layer.kind](layer) for layer in model.layers]
+    quantized = quantized or [{}] * len(model.layers)
+    packs = [int8.PACKERS[layer.kind](layer, arrays) if arrays else PACKERS[layer.kind](layer)
+             for layer, arrays in zip(model.layers, quantized)]
     table = np.zeros((len(packs), FIELDS), dtype=np.int64)
-    offset = state = cursors = 0
-    for row, layer, packed in zip(table, model.layers, packs):
-        if len(packed.arrays) > MAX_ARRAYS or len(packed.params) > 3:
+    offset = qoffset = state = cursors = 0
+    for row, layer, packed, arrays in zip(table, model.layers, packs, quantized):
+        if len(packed.int8_arrays) + len(packed.arrays) > MAX_ARRAYS or len(packed.params) > 3:
             raise ValueError(f"{layer.kind}: too many arrays or parameters for one table row")
-        row[OP], row[IN], row[OUT] = OPCODES[layer.kind], layer.in_size, layer.out_size
+        row[OP], row[IN], row[OUT] = (INT8_OPCODES if arrays else OPCODES)[layer.kind], layer.in_size, layer.out_size
         row[ACTIVATION] = activation.CODES[getattr(layer, "activation", "")]
         row[STATE], row[CURSOR] = state, cursors
         row[PARAM0:PARAM0 + len(packed.params)] = packed.params
-        for index, array in enumerate(packed.arrays):
+        for index, array in enumerate(packed.int8_arrays):  # int8 arrays first, offsets in qweights
+            row[ARRAY0 + index] = qoffset
+            qoffset += _round_up(array.size) * 4  # 64-byte aligned too
+        for index, array in enumerate(packed.arrays, start=len(packed.int8_arrays)):
             row[ARRAY0 + index] = offset
             offset += _round_up(array.size)
         state += packed.state_size
         cursors += packed.cursors
-    weights = aligned_zeros(offset)
+    weights, qweights = aligned_zeros(offset), aligned_zeros(max(qoffset, 1), np.int8)
     for row, packed in zip(table, packs):
-        for index, array in enumerate(packed.arrays):
+        for index, array in enumerate(packed.int8_arrays):
+            qweights[row[ARRAY0 + index]:row[ARRAY0 + index] + array.size] = array.ravel()
+        for index, array in enumerate(packed.arrays, start=len(packed.int8_arrays)):
             weights[row[ARRAY0 + index]:row[ARRAY0 + index] + array.size] = np.asarray(array, np.float32).ravel()
     return Program(
         table=table, weights=weights, state_size=state, cursor_count=cursors,
         scratch_width=max([model.input_size] + [layer.out_size for layer in model.layers]),
         work_size=max(packed.work_size for packed in packs),
         input_size=model.input_size, output_size=model.output_size,
-        layer_names=tuple(describe(layer) for layer in model.layers),
+        layer_names=tuple(describe(layer) for layer in model.layers), qweights=qweights,
     )
 
 

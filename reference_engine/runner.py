@@ -22,11 +22,12 @@ from reference_engine.kernels.batchnorm import batchnorm
 from reference_engine.kernels.conv1d import conv1d
 from reference_engine.kernels.dense import dense
 from reference_engine.kernels.gru import gru
+from reference_engine.kernels.int8 import conv1d_int8, dense_int8, gru_int8, lstm_int8
 from reference_engine.kernels.lstm import lstm
 from reference_engine.kernels.prelu import prelu
 from reference_engine.program import (
-    ACTIVATION, ACTIVATION_LAYER, ARRAY0, ARRAY1, ARRAY2, ARRAY3, BATCHNORM, CONV1D, CURSOR, DENSE, GRU, IN,
-    LSTM, OP, OUT, PARAM0, PARAM1, PARAM2, PRELU, STATE,
+    ACTIVATION, ACTIVATION_LAYER, ARRAY0, ARRAY1, ARRAY2, ARRAY3, BATCHNORM, CONV1D, CONV1D_INT8, CURSOR, DENSE,
+    DENSE_INT8, GRU, GRU_INT8, IN, LSTM, LSTM_INT8, OP, OUT, PARAM0, PARAM1, PARAM2, PRELU, STATE,
 )
 
 
@@ -38,10 +39,11 @@ class BuffersType(types.StructRef):
 
 class Buffers(structref.StructRefProxy):
     """Everything a frame touches: ``table`` (int64 [layers, FIELDS]), ``weights``, ``state``, ``cursors``,
-    ``scratch`` ([2, width]), ``work`` and ``frame`` (the input row, written by the caller)."""
+    ``scratch`` ([2, width]), ``work``, ``frame`` (the input row, written by the caller) and ``qweights``
+    (int8 matrices of INT8 layers)."""
 
 
-BUFFER_FIELDS = ("table", "weights", "state", "cursors", "scratch", "work", "frame")
+BUFFER_FIELDS = ("table", "weights", "state", "cursors", "scratch", "work", "frame", "qweights")
 structref.define_proxy(Buffers, BuffersType, list(BUFFER_FIELDS))
 
 
@@ -56,10 +58,12 @@ def matrix(buffer, offset, rows, cols):
 
 
 @njit(**JIT)
-def run_layer(row, weights, state, cursors, work, x, y):
+def run_layer(row, weights, state, cursors, work, x, y, qweights):
     """Run the layer described by table ``row`` from ``x`` [IN] into ``y`` [OUT]."""
     op, inputs, outputs = row[OP], row[IN], row[OUT]
-    if op == DENSE:
+    if op >= DENSE_INT8:
+        run_int8_layer(row, weights, state, cursors, work, x, y, qweights)
+    elif op == DENSE:
         dense(matrix(weights, row[ARRAY0], outputs, inputs), vector(weights, row[ARRAY1], outputs), x, y)
     elif op == LSTM:
         hidden = outputs
@@ -73,11 +77,11 @@ def run_layer(row, weights, state, cursors, work, x, y):
             vector(state, row[STATE], hidden), vector(work, 0, 3 * hidden), vector(work, 3 * hidden, 3 * hidden), y)
     elif op == CONV1D:
         taps, dilation, groups = row[PARAM0], row[PARAM1], row[PARAM2]
-        group_inputs = inputs // groups
+        window = taps * (inputs // groups)
         history = (taps - 1) * dilation + 1
-        weight = weights[row[ARRAY0]:row[ARRAY0] + outputs * taps * group_inputs].reshape((outputs, taps, group_inputs))
-        conv1d(weight, vector(weights, row[ARRAY1], outputs), matrix(state, row[STATE], history, inputs),
-               cursors[row[CURSOR]:row[CURSOR] + 1], dilation, groups, x, y)
+        conv1d(matrix(weights, row[ARRAY0], outputs, window), vector(weights, row[ARRAY1], outputs),
+               matrix(state, row[STATE], history, inputs), cursors[row[CURSOR]:row[CURSOR] + 1], dilation, groups,
+               x, y, vector(work, 0, window))
     elif op == BATCHNORM:
         batchnorm(vector(weights, row[ARRAY0], inputs), vector(weights, row[ARRAY1], inputs),
                   vector(weights, row[ARRAY2], inputs), x, y)
@@ -90,6 +94,33 @@ def run_layer(row, weights, state, cursors, work, x, y):
 
 
 @njit(**JIT)
+def run_int8_layer(row, weights, state, cursors, work, x, y, qweights):
+    """The INT8 layers (``kernels/int8.py``): ARRAY fields list the int8 arrays (in ``qweights``) first.
+    The caller applies the activation."""
+    op, inputs, outputs = row[OP], row[IN], row[OUT]
+    if op == DENSE_INT8:
+        dense_int8(matrix(qweights, row[ARRAY0], outputs, inputs), vector(weights, row[ARRAY1], outputs),
+                   vector(weights, row[ARRAY2], outputs), x, y)
+    elif op == LSTM_INT8:
+        hidden = outputs
+        lstm_int8(matrix(qweights, row[ARRAY0], 4 * hidden, inputs), matrix(qweights, row[ARRAY1], 4 * hidden, hidden),
+                  matrix(weights, row[ARRAY2], 2, 4 * hidden), vector(weights, row[ARRAY3], 4 * hidden), x,
+                  vector(state, row[STATE], hidden), vector(state, row[STATE] + hidden, hidden), vector(work, 0, 4 * hidden), y)
+    elif op == GRU_INT8:
+        hidden = outputs
+        gru_int8(matrix(qweights, row[ARRAY0], 3 * hidden, inputs), matrix(qweights, row[ARRAY1], 3 * hidden, hidden),
+                 matrix(weights, row[ARRAY2], 2, 3 * hidden), matrix(weights, row[ARRAY3], 2, 3 * hidden), x,
+                 vector(state, row[STATE], hidden), vector(work, 0, 3 * hidden), vector(work, 3 * hidden, 3 * hidden), y)
+    elif op == CONV1D_INT8:
+        taps, dilation, groups = row[PARAM0], row[PARAM1], row[PARAM2]
+        window = taps * (inputs // groups)
+        history = (taps - 1) * dilation + 1
+        conv1d_int8(matrix(qweights, row[ARRAY0], outputs, window), vector(weights, row[ARRAY1], outputs),
+                    vector(weights, row[ARRAY2], outputs), matrix(state, row[STATE], history, inputs),
+                    cursors[row[CURSOR]:row[CURSOR] + 1], dilation, groups, x, y, vector(work, 0, window))
+
+
+@njit(**JIT)
 def run_frame(buffers):
     """One frame (``buffers.frame``) through every layer; the output is left in ``scratch[layers % 2, :OUT]``."""
     table, scratch, frame = buffers.table, buffers.scratch, buffers.frame
@@ -99,7 +130,7 @@ def run_frame(buffers):
         row = table[layer]
         source = layer % 2
         run_layer(row, buffers.weights, buffers.state, buffers.cursors, buffers.work,
-                  scratch[source, :row[IN]], scratch[1 - source, :row[OUT]])
+                  scratch[source, :row[IN]], scratch[1 - source, :row[OUT]], buffers.qweights)
 
 
 @njit(**JIT)

@@ -98,7 +98,10 @@ def run_onnx(session, io: IOSpec, frames: np.ndarray) -> np.ndarray:
     for start in range(0, len(frames), chunk):
         piece = frames[start:start + chunk]
         padded = np.concatenate([piece, np.zeros((chunk - len(piece), piece.shape[1]), np.float32)]) if len(piece) < chunk else piece
-        result = session.run([io.output.name], {io.input.name: io.onnx_input(padded)})[0]
+        try:
+            result = session.run([io.output.name], {io.input.name: io.onnx_input(padded)})[0]
+        except Exception as error:  # the runtime's own error types: the model is not runnable as declared
+            raise InputError(f"the ONNX runtime cannot run this model: {str(error).strip().splitlines()[0][:200]}") from None
         outputs.append(io.frames(result)[: len(piece)])
     return np.concatenate(outputs)
 
@@ -144,18 +147,37 @@ def read_input(path: str | Path, input_size: int) -> np.ndarray:
         raise InputError("no such file", file=path) from None
     except (OSError, ValueError) as error:
         raise InputError(f"not a readable .npy file ({str(error)[:120]})", file=path) from None
+    return validate_frames(array, input_size, path)
+
+
+def validate_frames(array: np.ndarray, input_size: int, source: str | Path | None = None) -> np.ndarray:
+    """``array`` as C-contiguous float32 ``[frames >= 2, input_size]``, or an :class:`InputError`."""
+    array = np.asarray(array)
     if array.ndim == 1 and input_size == 1:
         array = array[:, None]
     if array.ndim != 2 or array.shape[1] != input_size or array.shape[0] < 2:
-        raise InputError(f"expected [frames >= 2, {input_size}], got {list(array.shape)}", file=path)
+        raise InputError(f"expected [frames >= 2, {input_size}], got {list(array.shape)}", file=source)
     if array.dtype.kind not in "iuf" or not np.all(np.isfinite(array)):
-        raise InputError("must hold finite numbers", file=path)
+        raise InputError("must hold finite numbers", file=source)
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
+def input_frames(input_size: int, frames: int | None, inputs, seed: int) -> np.ndarray:
+    """The given frames (array or .npy path), else ``frames`` seeded uniform(-1, 1) frames."""
+    if inputs is not None:
+        return validate_frames(inputs, input_size, "inputs") if isinstance(inputs, np.ndarray) else read_input(inputs, input_size)
+    count = frames or DEFAULT_FRAMES
+    if count < 2:
+        raise InputError(f"--frames must be at least 2, got {count}")
+    return np.random.default_rng(seed).uniform(-1.0, 1.0, (count, input_size)).astype(np.float32)
+
+
 def check_files(onnx_path: str | Path, json_path: str | Path, frames: int | None = None, inputs: np.ndarray | str | Path | None = None,
-                atol: float = DEFAULT_ATOL, seed: int = 0) -> CheckReport:
-    """Compare ``json_path`` (reference engine, frame by frame) with ``onnx_path`` (onnxruntime)."""
+                atol: float = DEFAULT_ATOL, seed: int = 0, rtneural: str | Path | None = None) -> CheckReport:
+    """Compare ``json_path`` (reference engine, frame by frame) with ``onnx_path`` (onnxruntime).
+
+    ``rtneural``: an RTNeural checkout; the real C++ RTNeural (dynamic and compile-time APIs) then runs
+    the same frames and is compared with both (``toolchain.cpp.apis.rtneural_check``)."""
     from reference_engine.model import load_engine
 
     proto = load_onnx(onnx_path)
@@ -167,21 +189,27 @@ def check_files(onnx_path: str | Path, json_path: str | Path, frames: int | None
     if (engine.input_size, engine.output_size) != (io.input_size, io.output_size):
         raise InputError(f"the JSON maps {engine.input_size} -> {engine.output_size} features but the ONNX model "
                          f"{io.input_size} -> {io.output_size}: not the same model", file=json_path)
-    if inputs is None:
-        count = frames or DEFAULT_FRAMES
-        if count < 2:
-            raise InputError(f"--frames must be at least 2, got {count}")
-        data = np.random.default_rng(seed).uniform(-1.0, 1.0, (count, io.input_size)).astype(np.float32)
-    else:
-        data = read_input(inputs, io.input_size) if not isinstance(inputs, np.ndarray) else np.ascontiguousarray(inputs, np.float32)
-        seed = None
+    data = input_frames(io.input_size, frames, inputs, seed)
+    seed = seed if inputs is None else None
     runtime, session = reference_session(proto)
     half = len(data) // 2
     report = CheckReport(str(onnx_path), str(json_path), len(data), float(atol), seed, io.fixed_time, runtime)
     name = io.output.name
-    report.comparisons.append(compare(name, "stream", run_engine(engine, data, io.fixed_time), run_onnx(session, io, data)))
+    try:
+        onnx_stream = run_onnx(session, io, data)
+        onnx_second = run_onnx(session, io, data[half:])
+    except KellyError as error:
+        raise error.with_file(onnx_path)
+    engine_stream = run_engine(engine, data, io.fixed_time)
+    report.comparisons.append(compare(name, "stream", engine_stream, onnx_stream))
     run_engine(engine, data[:half], io.fixed_time)  # leave state behind, then reset() inside run_engine
     second = run_engine(engine, data[half:], io.fixed_time)
-    report.comparisons.append(compare(name, f"after reset at frame {half}", second, run_onnx(session, io, data[half:])))
+    report.comparisons.append(compare(name, f"after reset at frame {half}", second, onnx_second))
+    if rtneural is not None:
+        from toolchain.cpp.apis import rtneural_check
+
+        for api, outputs in rtneural_check(json_path, data, rtneural, reset_every=io.fixed_time).items():
+            report.comparisons.append(compare(name, f"RTNeural {api} vs {runtime}", outputs, onnx_stream))
+            report.comparisons.append(compare(name, f"RTNeural {api} vs engine", outputs, engine_stream))
     log.info("check %s: worst abs error %.3g (atol %.3g)", onnx_path, report.worst_abs_error, atol)
     return report

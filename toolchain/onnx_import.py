@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.inliner
 from onnx import external_data_helper
 
 from toolchain import __version__
 from toolchain.converters.axes import FEATURE, TIME, RoleConflict, check_tensor, resolve_tensor
-from toolchain.converters.folding import prepare_graph
+from toolchain.converters.folding import MAX_TENSOR_ELEMENTS, prepare_graph
 from toolchain.converters.walk import fill_sizes, walk_chain
 from toolchain.errors import InputError, KellyError, UnsupportedError, node_where
 from toolchain.layers import Model
@@ -72,6 +73,14 @@ def _check_opset(model: onnx.ModelProto) -> None:
                                "(upgrade old models with onnx.version_converter)", where="opset_import")
 
 
+def _check_declared_sizes(model: onnx.ModelProto) -> None:
+    """Refuse absurd tensor shapes (initializers, Constant values) before anything reads the data."""
+    for tensor in external_data_helper._get_all_tensors(model):
+        elements = int(np.prod([max(int(d), 0) for d in tensor.dims], dtype=np.float64)) if tensor.dims else 1
+        if elements > MAX_TENSOR_ELEMENTS:
+            raise InputError(f"declares {elements} elements, above the {MAX_TENSOR_ELEMENTS} limit", where=f"initializer '{tensor.name}'")
+
+
 def _check_references(graph: onnx.GraphProto) -> None:
     """Every node input must exist before the node reads it (the checker says so less clearly)."""
     known = {vi.name for vi in graph.input} | {init.name for init in graph.initializer}
@@ -102,11 +111,15 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
         if model.ir_version <= 0 or not model.graph.node or not model.opset_import:
             raise InputError("not an ONNX model (no IR version, opset or graph nodes: truncated or not ONNX)")
         _check_opset(model)
+        _check_declared_sizes(model)
         external = [t for t in external_data_helper._get_all_tensors(model) if external_data_helper.uses_external_data(t)]
         for tensor in external:
             _check_external_location(tensor, path.parent)
         if external:
-            external_data_helper.load_external_data_for_model(model, str(path.parent))
+            try:
+                external_data_helper.load_external_data_for_model(model, str(path.parent))
+            except (OSError, ValueError, onnx.checker.ValidationError) as error:
+                raise InputError(f"cannot read the external data: {str(error)[:200]}") from None
         if model.functions:  # exporters may wrap ops in local functions: inline them into plain nodes
             model = onnx.inliner.inline_local_functions(model)
         _check_references(model.graph)
@@ -166,7 +179,6 @@ class IOSpec:
     def frames(self, output: np.ndarray) -> np.ndarray:
         """The ONNX output as ``[T, output_size]`` (batch row 0)."""
         output = np.asarray(output)
-        time_axis, feature_axis = self.output.axis(TIME), self.output.axis(FEATURE)
         index = tuple(slice(None) if role in (TIME, FEATURE) else 0 for role in self.output.roles)
         kept = [role for role in self.output.roles if role in (TIME, FEATURE)]
         result = output[index]

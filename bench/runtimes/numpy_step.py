@@ -1,11 +1,11 @@
 """A plain NumPy implementation (float32, one frame per call, state in arrays): what one would write
-without a compiler. Dense, LSTM, GRU and conv1d layers with their activations."""
+without a compiler. Every RTNeural layer kind."""
 from __future__ import annotations
 
 import numpy as np
 
 from bench.runtimes import Runner
-from toolchain.layers import GRU, LSTM, Activation, Conv1D, Dense, Model
+from toolchain.layers import GRU, LSTM, Activation, BatchNorm, Conv1D, Dense, Model, PRelu
 
 
 def sigmoid(x):
@@ -63,6 +63,11 @@ def layer_step(layer, state: dict):
             return act(y + layer.bias)
         state["init"] = lambda: state.update(window=np.zeros((span, layer.in_size), np.float32))
         return conv
+    if isinstance(layer, BatchNorm):
+        scale = layer.gamma / np.sqrt(layer.var + np.float32(layer.epsilon))
+        return lambda x: scale * (x - layer.mean) + layer.beta
+    if isinstance(layer, PRelu):
+        return lambda x: np.where(x >= 0, x, layer.alpha * x)
     if isinstance(layer, Activation):
         return ACTIVATIONS[layer.activation]
     raise NotImplementedError(f"no NumPy step for {layer.kind}")

@@ -1,5 +1,5 @@
 """PyTorch eager, one step per call with the state carried: ``LSTMCell``/``GRUCell``, ``F.linear``,
-``F.conv1d`` over a kept window; one thread, no autograd (as a plugin host would run it)."""
+``F.conv1d`` over a kept window, ``F.batch_norm``, ``F.prelu``; one thread, no autograd."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from bench.runtimes import Runner
 from toolchain.gates import GRU_CANONICAL, GRU_TORCH, reorder_gates
-from toolchain.layers import GRU, LSTM, Activation, Conv1D, Dense, Model
+from toolchain.layers import GRU, LSTM, Activation, BatchNorm, Conv1D, Dense, Model, PRelu
 
 ACTIVATIONS = {"": lambda x: x, "tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid,
                "softmax": lambda x: torch.softmax(x, dim=-1), "elu": F.elu}
@@ -52,6 +52,12 @@ def layer_step(layer, state: dict):
             return act(F.conv1d(state["window"], weight, bias, dilation=layer.dilation, groups=layer.groups)[:, :, 0])
         state["init"] = lambda: state.update(window=torch.zeros(1, layer.in_size, span))
         return conv
+    if isinstance(layer, BatchNorm):
+        mean, var, gamma, beta = (tensor(a) for a in (layer.mean, layer.var, layer.gamma, layer.beta))
+        return lambda x: F.batch_norm(x, mean, var, gamma, beta, training=False, eps=layer.epsilon)
+    if isinstance(layer, PRelu):
+        alpha = tensor(layer.alpha)
+        return lambda x: F.prelu(x, alpha)
     if isinstance(layer, Activation):
         return ACTIVATIONS[layer.activation]
     raise NotImplementedError(f"no torch step for {layer.kind}")

@@ -3,6 +3,7 @@
 Everything a pass needs to know about one op lives in that op's rule (``quant/rules/<family>.py``):
 
 - ``weights``      -- which inputs are weights, and their output-channel axis (INT8 quantization);
+- ``biases``       -- which inputs are biases (int8 per tensor, only on request);
 - ``activations``  -- which inputs may take a QuantizeLinear/DequantizeLinear pair (static activations);
 - ``units``        -- as a *producer* of prunable units (neurons, channels, hidden units): how many, the
                       slices of its own tensors that belong to each unit, and where the units come out;
@@ -94,6 +95,10 @@ class Rule:
         return []
 
     def activations(self, node: onnx.NodeProto, graph: Graph) -> list[int]:
+        return []
+
+    def biases(self, node: onnx.NodeProto, graph: Graph) -> list[int]:
+        """Inputs that are the op's bias (quantized only on request, per tensor)."""
         return []
 
     def units(self, node: onnx.NodeProto, graph: Graph) -> Units | str | None:

@@ -21,6 +21,16 @@ class UnaryRule(Rule):
 
 @rule(*BINARY)
 class BinaryRule(Rule):
+    def biases(self, node, graph):
+        """The constant of an Add right after a MatMul: the bias of a TorchScript-exported Linear."""
+        if node.op_type != "Add":
+            return []
+        for index in (0, 1):
+            producer = graph.producer.get(node.input[1 - index])
+            if graph.is_initializer(node.input[index]) and producer is not None and producer.op_type == "MatMul":
+                return [index]
+        return []
+
     def receive(self, node, graph, index, axis, size):
         other = node.input[1 - index]
         if not graph.is_initializer(other):  # two computed operands (a residual sum): both would need the same cut

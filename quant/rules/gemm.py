@@ -24,6 +24,9 @@ class GemmRule(Rule):
     def activations(self, node, graph):
         return [] if graph.is_initializer(node.input[0]) else [0]
 
+    def biases(self, node, graph):
+        return [2] if len(node.input) > 2 and graph.is_initializer(node.input[2]) else []
+
     def units(self, node, graph):
         weight = node.input[1]
         if not graph.is_initializer(weight):

@@ -58,6 +58,9 @@ class RecurrentRule(Rule):
     def activations(self, node, graph):
         return [] if graph.is_initializer(node.input[0]) else [0]
 
+    def biases(self, node, graph):
+        return [3] if graph.is_initializer(_input(node, 3)) else []
+
     def units(self, node, graph):
         weight, recurrent, bias = node.input[1], node.input[2], _input(node, 3)
         if not (graph.is_initializer(weight) and graph.is_initializer(recurrent)):

@@ -29,7 +29,9 @@ class Packed:
     ``arrays``: the weight arrays in the order and layout the kernel reads them (float32, C-contiguous);
     ``state_size``: floats of persistent state; ``cursors``: integers of persistent state (ring-buffer
     positions); ``work_size``: floats of per-frame scratch beyond the input/output buffers;
-    ``params``: up to three integers the kernel needs (kernel size, dilation, groups, ...).
+    ``params``: up to three integers the kernel needs (kernel size, dilation, groups, ...);
+    ``int8_arrays``: int8 weight arrays (INT8 kernels), placed in the program's int8 buffer and
+    listed in the table before ``arrays``.
     """
 
     arrays: list[np.ndarray]
@@ -37,3 +39,4 @@ class Packed:
     cursors: int = 0
     work_size: int = 0
     params: tuple[int, ...] = field(default_factory=tuple)
+    int8_arrays: list[np.ndarray] = field(default_factory=list)

@@ -27,9 +27,15 @@ def pack(layer: GRU) -> Packed:
 @njit(**JIT)
 def gru(weight_ih, weight_hh, bias_ih, bias_hh, x, h, input_part, hidden_part, y):
     """One frame; state ``h`` [H]; work ``input_part``, ``hidden_part`` [3H]."""
-    hidden = h.shape[0]
     matvec_bias(weight_ih, bias_ih, x, input_part)
     matvec_bias(weight_hh, bias_hh, h, hidden_part)
+    gru_cell(input_part, hidden_part, h, y)
+
+
+@njit(**JIT)
+def gru_cell(input_part, hidden_part, h, y):
+    """The gate nonlinearities and state update from both partial sums [3H] (shared with the INT8 kernel)."""
+    hidden = h.shape[0]
     for j in range(hidden):
         update = sigmoid32(input_part[j] + hidden_part[j])
         reset = sigmoid32(input_part[hidden + j] + hidden_part[hidden + j])

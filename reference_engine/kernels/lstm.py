@@ -34,6 +34,13 @@ def lstm(weight, bias, x, h, c, xh, gates, y):
     for k in range(hidden):
         xh[inputs + k] = h[k]
     matvec_bias(weight, bias, xh, gates)
+    lstm_cell(gates, c, h, y)
+
+
+@njit(**JIT)
+def lstm_cell(gates, c, h, y):
+    """The gate nonlinearities and state update from the summed ``gates`` [4H] (shared with the INT8 kernel)."""
+    hidden = h.shape[0]
     for j in range(hidden):
         input_gate = sigmoid32(gates[j])
         forget_gate = sigmoid32(gates[hidden + j])

@@ -90,13 +90,39 @@ def layer_kind_models(rng) -> dict[str, Model]:
     return models
 
 
+def kelly_shape_models(rng) -> dict[str, Model]:
+    """The five Kelly models' layer stacks (toolchain/kelly/spec.py) with random weights: the real sizes
+    (up to 500K parameters; several layers above Eigen's 128 KiB fixed-size limit)."""
+    from toolchain.kelly.spec import SPECS
+
+    builders = {"dense": lambda n_in, spec: dense(rng, n_in, spec.size, spec.activation),
+                "lstm": lambda n_in, spec: lstm(rng, n_in, spec.size), "gru": lambda n_in, spec: gru(rng, n_in, spec.size)}
+    models = {}
+    for spec in SPECS:
+        layers, size = [], spec.input_size
+        for layer in spec.layers:
+            layers.append(builders[layer.kind](size, layer))
+            if layer.kind != "dense" and layer.activation:
+                layers.append(Activation(activation=layer.activation, size=layer.size))
+            size = layer.size
+        models[f"kelly_{spec.name}"] = Model(spec.input_size, layers)
+    return models
+
+
 def layer_kind_cases(folder: Path) -> list[Case]:
     """Write every layer-kind model (with an engine-computed reference pair) and its input frames."""
+    return written_cases(folder, layer_kind_models(np.random.default_rng(8)), np.random.default_rng(9))
+
+
+def kelly_shape_cases(folder: Path) -> list[Case]:
+    return written_cases(folder, kelly_shape_models(np.random.default_rng(10)), np.random.default_rng(11))
+
+
+def written_cases(folder: Path, models: dict[str, Model], rng) -> list[Case]:
     from reference_engine.model import Engine
 
-    rng = np.random.default_rng(8)
     cases = []
-    for name, model in layer_kind_models(rng).items():
+    for name, model in models.items():
         reference_input = f32(rng.standard_normal((REFERENCE_FRAMES, model.input_size)))
         engine = Engine(model.validate())
         engine.reset()

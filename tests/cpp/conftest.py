@@ -23,6 +23,7 @@ MODEL_SOURCES = {
     "rtneural_testdata": "testdata_models",
     "layer_kinds": "layer_kind_models",
     "converted_catalog": "catalog_models",
+    "kelly_shapes": "kelly_shape_models",
 }
 
 #: Frame-for-frame agreement demanded between RTNeural (float32) and the reference engine (float32):
@@ -70,6 +71,11 @@ def testdata_models(rtneural_testdata) -> list[cases.Case]:
 @pytest.fixture(scope="session")
 def layer_kind_models(tmp_path_factory) -> list[cases.Case]:
     return cases.layer_kind_cases(tmp_path_factory.mktemp("layer_kinds"))
+
+
+@pytest.fixture(scope="session")
+def kelly_shape_models(tmp_path_factory) -> list[cases.Case]:
+    return cases.kelly_shape_cases(tmp_path_factory.mktemp("kelly_shapes"))
 
 
 @pytest.fixture(scope="session")

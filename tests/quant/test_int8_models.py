@@ -140,3 +140,14 @@ def test_activation_qdq_keeps_zero_exact_and_the_calibrated_range_within_half_a_
     assert restored[-1] == 0.0
     # half a step, plus float32 rounding of x / scale and of the product (a few ulps of the largest value)
     assert np.all(np.abs(restored - values) <= scale / 2 + 4 * np.spacing(np.float32(max(abs(low), abs(high), 1))))
+
+
+def test_biases_are_quantized_per_tensor_only_on_request(catalog):
+    model = catalog["mixed"]
+    plain, compact = int8.quantize_weights(model), int8.quantize_weights(model, biases=True)
+    biases = {r.name for r in compact.weights} - {r.name for r in plain.weights}
+    # the conv's B, both recurrent B, and the two bias Adds after the MatMuls
+    assert len(biases) == 5 and all(r.axis is None for r in compact.weights if r.name in biases)
+    assert weight_bytes(compact.model) < weight_bytes(plain.model)
+    samples = calibration.random_samples(model, count=2)
+    assert max_difference(outputs(compact.model, samples), outputs(_dequantized_float_model(model, compact), samples)) < 1e-5

@@ -37,3 +37,19 @@ def test_suffix_is_kept_for_writers_that_look_at_it(tmp_path):
         assert tmp.suffix == ".png" and tmp.parent == tmp_path
         tmp.write_bytes(b"png")
     assert (tmp_path / "plot.png").read_bytes() == b"png"
+
+
+def test_new_files_get_ordinary_permissions_and_existing_ones_keep_theirs(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        fresh = atomic.write_text(tmp_path / "new.txt", "x")
+        assert fresh.stat().st_mode & 0o777 == 0o644
+        kept = tmp_path / "kept.txt"
+        kept.write_text("old")
+        kept.chmod(0o600)
+        atomic.write_text(kept, "new")
+        assert kept.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(umask)

@@ -129,3 +129,16 @@ def test_input_with_features_first_maps_axes_by_role(rng, tmp_path):
     model, _ = converted_and_checked(proto, tmp_path)
     io = import_model_proto(proto).io
     assert io.input.roles == ("batch", "feature", "time") and io.output.roles == ("batch", "feature", "time")
+
+
+def test_local_functions_are_inlined_before_conversion(rng, tmp_path):
+    """Exporters may wrap ops in model-local functions (a custom domain): they are inlined first."""
+    function = helper.make_function("local", "ScaledTanh", ["a"], ["b"], [helper.make_node("Tanh", ["a"], ["b"])],
+                                    [helper.make_opsetid("", graphs.OPSET)])
+    proto = graphs.dense(graphs.random(rng, 3, 4), graphs.random(rng, 4))
+    proto.graph.node.append(helper.make_node("ScaledTanh", ["y"], ["out"], name="wrapped", domain="local"))
+    proto.graph.output[0].name = "out"
+    proto.functions.append(function)
+    proto.opset_import.append(helper.make_opsetid("local", 1))
+    model, _ = converted_and_checked(proto, tmp_path)
+    assert kinds(model) == ["dense:tanh"]

@@ -25,10 +25,11 @@ def bench(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full report (every figure, machine, versions)."),
     plot_path: Optional[Path] = typer.Option(None, "--plot", help="Write per-frame latency CDFs as PNG (needs matplotlib)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random input frames."),
+    rtneural: Optional[Path] = typer.Option(None, "--rtneural", help="RTNeural checkout: also time the real C++ RTNeural (dynamic and compile-time APIs, timed in C++)."),
 ) -> None:
     """Does it fit the audio callback? Per-frame p50/p99/p99.9/max, fps, headroom and memory; exit 1 if over budget."""
     from reference_engine.bench_report import BenchResult, write_json, write_plot
-    from reference_engine.benchmark import MAX_FRAMES, load_for_bench, measure
+    from reference_engine.benchmark import MAX_FRAMES, load_for_bench, measure, resident_growth
     from reference_engine.budget import Budget
 
     chosen = Budget.parse(budget, memory_budget, statistic)
@@ -42,6 +43,9 @@ def bench(
         for path in models:
             status.update(f"loading and compiling {path}")
             loaded.append(load_for_bench(path))
+        status.update("measuring resident-set growth in a subprocess")
+        for model, growth in zip(loaded, resident_growth(models)):
+            model.details["memory_check"]["rss_growth_bytes"] = growth
     total = frames * (len(loaded) + (1 if len(loaded) > 1 else 0))
     with Progress(TextColumn("timing"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"), TimeRemainingColumn(),
                   console=console, transient=True) as progress:
@@ -50,6 +54,12 @@ def bench(
     result = BenchResult(measured, pipeline, chosen, {"frames": frames, "warmup": warmup, "seed": seed,
                                                       "models": [str(p) for p in models]})
     Console(width=max(Console().width, 150)).print(render(result))
+    if rtneural is not None:
+        from toolchain.cpp.bench import measure_files, rtneural_table
+
+        with console.status("building and timing RTNeural (C++)"):
+            figures = measure_files(models, frames, seed, rtneural)
+        Console(width=max(Console().width, 150)).print(rtneural_table([e.name for e in measured], [e.latency["p50"] * 1e6 for e in measured], figures, frames))
     if json_path is not None:
         write_json(result, json_path)
     if plot_path is not None:

@@ -1,6 +1,7 @@
 """``kelly-tc check MODEL.onnx MODEL.json``: onnxruntime vs the reference engine, frame by frame."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Optional
 
@@ -49,6 +50,9 @@ def check(
     atol: float = typer.Option(DEFAULT_ATOL, "--atol", help="Largest absolute error allowed."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random input."),
+    rtneural: Optional[Path] = typer.Option(None, "--rtneural", help="RTNeural checkout: also run the real C++ RTNeural (dynamic and compile-time APIs; built once into a cache)."),
 ) -> None:
     """Check that the JSON computes what the ONNX model computes (exit 0 within atol, 1 beyond, 2 bad input)."""
-    finish(check_files(model, json_model, frames=frames, inputs=input_path, atol=atol, seed=seed), json_out)
+    with Console(stderr=True).status("building and running RTNeural (C++)") if rtneural else contextlib.nullcontext():
+        report = check_files(model, json_model, frames=frames, inputs=input_path, atol=atol, seed=seed, rtneural=rtneural)
+    finish(report, json_out)

@@ -14,7 +14,7 @@ from toolchain.errors import UnsupportedError
 
 @command
 def train(
-    models: Optional[List[str]] = typer.Option(None, "--models", "-m", help="Models to train (repeat the option); default all five."),
+    models: Optional[List[str]] = typer.Option(None, "--models", "-m", help="Models to train (repeat the option or separate by commas); default all five."),
     datasets_dir: Optional[Path] = typer.Option(None, "--datasets-dir", help="Folder holding DEAM/, lmd_full/, maestro-v3.0.0/, groove/, harmony/."),
     source: Optional[str] = typer.Option(None, "--source", help="auto (default), datasets, corpus or synthetic."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs per model (default 12)."),
@@ -33,7 +33,8 @@ def train(
     from toolchain.kelly.config import load_config
     from toolchain.kelly.progress import RichReporter
 
-    settings = load_config(config, models=models or None, datasets_dir=str(datasets_dir) if datasets_dir else None,
+    names = [name.strip() for value in models or [] for name in value.split(",") if name.strip()]
+    settings = load_config(config, models=names or None, datasets_dir=str(datasets_dir) if datasets_dir else None,
                            source=source, epochs=epochs, batch_size=batch_size, seq_len=seq_len,
                            output=str(output) if output else None, seed=seed, resume=resume or None)
     with RichReporter() as reporter:

@@ -5,4 +5,4 @@ Importing this package registers every converter. The graph machinery they share
 :mod:`walk` (the chain from input to output).
 """
 from toolchain.converters import activations, conv, gemm, gru, lstm, shape_ops  # noqa: F401  (registration)
-from toolchain.converters.registry import REGISTRY, lookup  # noqa: F401
+from toolchain.converters.registry import REGISTRY, lookup  # noqa: F401  (the package's interface)

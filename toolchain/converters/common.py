@@ -7,12 +7,13 @@ from toolchain.converters.axes import FEATURE, SINGLETON_ROLES
 from toolchain.converters.context import NodeContext
 
 
-def per_feature(ctx: NodeContext, value: np.ndarray, axes: list[int], what: str) -> np.ndarray:
+def per_feature(ctx: NodeContext, value: np.ndarray, axes: list[int], what: str, dims=None) -> np.ndarray:
     """``value`` broadcast against a tensor with ``axes``, as one number per feature ([1] or [n]).
 
     A per-frame layer (a bias, a PReLU slope) holds one value per feature. A constant that varies
     along any other axis (time, batch) would make frames differ: refuse it. The axis it does vary
-    along becomes (or must already be) the feature axis.
+    along becomes (or must already be) the feature axis. ``dims`` are the tensor's inferred sizes
+    (default: those of the node's data input).
     """
     value = np.asarray(value, dtype=np.float32)
     rank = len(axes)
@@ -27,6 +28,9 @@ def per_feature(ctx: NodeContext, value: np.ndarray, axes: list[int], what: str)
         raise ctx.unsupported(f"{what} of shape {list(value.shape)} varies along {len(varying)} axes; a per-frame layer holds one value per feature")
     axis = rank - value.ndim + varying[0]
     ctx.require(axes[axis], FEATURE, f"{what} varies along axis {axis} as per-feature values")
+    dims = ctx.in_dims if dims is None else dims
+    if dims is not None and len(dims) == rank and isinstance(dims[axis], int) and dims[axis] != value.shape[varying[0]]:
+        raise ctx.invalid(f"{what} has {value.shape[varying[0]]} values along axis {axis}, which has {dims[axis]}")
     return np.ascontiguousarray(value.reshape(-1))
 
 

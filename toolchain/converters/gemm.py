@@ -31,7 +31,7 @@ def gemm(ctx: NodeContext) -> list[int]:
     bias = np.zeros(kernel.shape[0], np.float32)
     c = ctx.optional_weight(2, "bias C")
     if c is not None:
-        bias = bias + per_feature(ctx, c, out_axes, "bias C") * np.float32(beta)
+        bias = bias + per_feature(ctx, c, out_axes, "bias C", dims=ctx.out_dims) * np.float32(beta)
     ctx.emit(Dense(f32(kernel * np.float32(alpha)), f32(np.broadcast_to(bias, kernel.shape[:1]))))
     return out_axes
 

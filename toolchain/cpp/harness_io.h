@@ -143,8 +143,9 @@ std::vector<double> stream(Model& model, const std::vector<float>& frames, int i
 }
 
 /** Times every forward() call with steady_clock over `repeats` passes of the frames (model reset
- *  before each pass) and prints one JSON object: frames timed, p50/p99/mean/min nanoseconds per frame.
- *  All frames are loaded into aligned storage first so the timed call is the forward() alone. */
+ *  before each pass; one untimed pass first to warm caches and branch predictors) and prints one JSON
+ *  object: frames timed, p50/p99/mean/min nanoseconds per frame. All frames are loaded into aligned
+ *  storage first so the timed call is the forward() alone. */
 template <typename T, typename Model>
 void time_frames(Model& model, const std::vector<float>& frames, int in_size, int out_size, int repeats)
 {
@@ -160,6 +161,9 @@ void time_frames(Model& model, const std::vector<float>& frames, int in_size, in
     std::vector<double> nanoseconds;
     nanoseconds.reserve(count * (size_t)repeats);
     volatile T sink = 0; // keeps the optimiser from dropping the calls
+    model.reset();
+    for(size_t t = 0; t < count; ++t)
+        model.forward(inputs[t].data());
     for(int pass = 0; pass < repeats; ++pass)
     {
         model.reset();

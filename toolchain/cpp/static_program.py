@@ -95,6 +95,9 @@ def build_static_program(models: Sequence[StaticModel], src: str | Path | None =
                          optimization: str = "-O2") -> StaticProgram:
     """Compile (or reuse) one program holding every model of ``models``."""
     folder = write_sources(models)
+    # The harness includes RTNeural (and so Eigen) before the headers, whose own lifting of Eigen's
+    # fixed-size limit then comes too late; the models live on the heap, so lift it for the program.
+    flags = ["-DEIGEN_STACK_ALLOCATION_LIMIT=0"] if backend == "eigen" else []
     binary = compile_program([HERE / "static_harness.cpp"], src=src, backend=backend, name="static-harness",
-                             optimization=optimization, include_dirs=[folder])
+                             optimization=optimization, include_dirs=[folder], extra_flags=flags)
     return StaticProgram(binary, {m.key: m for m in models})

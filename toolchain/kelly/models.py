@@ -125,3 +125,14 @@ def to_layer_model(model: KellyModel) -> Model:
             layers.append(GRU(*(reorder_gates(_array(t), GRU_TORCH, GRU_CANONICAL)
                                 for t in (rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0))))
     return Model(model.spec.input_size, layers, {"kelly_tc": {"model": model.spec.name}}).validate()
+
+
+def reference_pair(model: KellyModel, frames: int = 8, seed: int = 0) -> tuple[list, list]:
+    """A reference (input, output) pair to ship with an exported model: ``frames`` seeded input frames in
+    the range the model sees, and the PyTorch output for them from zero state, as nested lists
+    ``[frames][in]`` / ``[frames][out]`` (JSON-ready; stored under ``"kelly_tc": {"reference": ...}``)."""
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.rand(1, frames, model.spec.input_size, generator=generator) * 2 - 1
+    with torch.no_grad():
+        outputs = model.eval()(inputs)
+    return inputs[0].double().tolist(), outputs[0].double().tolist()

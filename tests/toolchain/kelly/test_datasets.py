@@ -132,6 +132,12 @@ def test_source_datasets_without_data_is_an_input_error(tmp_path):
         DataBuilder(config).sequences("GroovePredictor")
 
 
+def test_too_little_data_for_a_split_is_an_input_error(datasets_dir):
+    config = load_config(datasets_dir=str(datasets_dir), source="datasets", models=["EmotionRecognizer"], seq_len=90)
+    with pytest.raises(InputError, match="only 1 sequence"):
+        load_model_data(config)
+
+
 def test_synthetic_data_is_the_same_for_the_same_seed_and_differs_across_seeds():
     a, b, c = (synthetic_sequences("GroovePredictor", 8, 12, seed) for seed in (5, 5, 6))
     np.testing.assert_array_equal(a.inputs, b.inputs)

@@ -7,9 +7,10 @@ import pytest
 from toolchain.kelly.chords import parse_chord
 from toolchain.kelly.spec import EXPRESSION_PARAMETERS, FRAME_RATE
 
-from .conftest import GROOVE_HITS, band_midi, pretty_midi
+pretty_midi = pytest.importorskip("pretty_midi")
+from toolchain.kelly.datasets import music  # noqa: E402
 
-music = pytest.importorskip("toolchain.kelly.datasets.music")
+from .conftest import GROOVE_HITS, band_midi  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from toolchain.kelly.spec import (
 from toolchain.layers import ACTIVATIONS
 
 torch = pytest.importorskip("torch")
-from toolchain.kelly.models import build_model, to_layer_model, torch_parameter_count  # noqa: E402
+from toolchain.kelly.models import build_model, reference_pair, to_layer_model, torch_parameter_count  # noqa: E402
 
 ISSUE_TABLE = {  # issue 4: input -> output, parameter target
     "EmotionRecognizer": (128, 64, 500_000), "MelodyTransformer": (64, 128, 400_000),
@@ -142,3 +142,12 @@ def test_pipeline_wiring_feeds_harmony_the_embedding_then_the_first_64_bands():
     assert pipeline_input("DynamicsEngine", {"EmotionRecognizer": embedding}).shape == (1, 32)
     for name, slices in PIPELINE.items():
         assert sum(s.stop - s.start for s in slices) == get_spec(name).input_size
+
+
+def test_reference_pair_is_the_model_output_from_zero_state_frame_by_frame():
+    model = build_model("GroovePredictor", seed=5)
+    inputs, outputs = reference_pair(model, frames=6)
+    assert np.array(inputs).shape == (6, 64) and np.array(outputs).shape == (6, 32)
+    with torch.no_grad():
+        streamed = model.stream(torch.tensor(inputs, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(streamed, outputs, atol=1e-6)  # float32 outputs stored as float64

@@ -127,6 +127,9 @@ def load_model_data(config: TrainConfig, reporter: Reporter | None = None) -> tu
             if note not in announced:
                 builder.reporter.note(note)
                 announced.add(note)
+        if len(data) < 2:
+            raise InputError(f"{name}: only {len(data)} sequence(s) of {config.seq_len} frames from {'+'.join(sources)}; "
+                             "need at least 2 for a validation split (lower --seq-len or add data)")
         train, validation = split(data, config.val_fraction, config.seed)
         skipped = {source: builder.skips.counts[source] for source in sources if builder.skips.counts[source]}
         result[name] = ModelData(name, train, validation, sources, notes, skipped)

@@ -124,7 +124,8 @@ def windows(inputs: np.ndarray, targets: np.ndarray, seq_len: int) -> tuple[np.n
     """Non-overlapping ``seq_len``-frame windows ``[N, T, F]`` (a short tail is dropped)."""
     count = inputs.shape[0] // seq_len
     usable = count * seq_len
-    return (inputs[:usable].reshape(count, seq_len, -1), targets[:usable].reshape(count, seq_len, -1))
+    return (inputs[:usable].reshape(count, seq_len, inputs.shape[1]),
+            targets[:usable].reshape(count, seq_len, targets.shape[1]))
 
 
 def pieces_to_sequences(name: str, pieces: list[Piece], seq_len: int, max_sequences: int, seed: int) -> Sequences | None:

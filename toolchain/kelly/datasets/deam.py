@@ -15,13 +15,11 @@ skipped and counted. Each song gives log-mel frames (EmotionRecognizer's input) 
 from __future__ import annotations
 
 import csv
-import logging
 from pathlib import Path
 
 from toolchain.errors import InputError
 from toolchain.kelly.datasets.base import Piece, SkipCounter
 
-log = logging.getLogger(__name__)
 REQUIRED_COLUMNS = ("song_id", "valence_mean", "arousal_mean")
 AUDIO_SUFFIXES = (".mp3", ".wav")
 

@@ -9,7 +9,6 @@ or empty file is skipped and counted.
 """
 from __future__ import annotations
 
-import logging
 import warnings
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from toolchain.errors import InputError
 from toolchain.kelly.datasets.base import Piece, SkipCounter
 from toolchain.kelly.datasets.music import piece_from_midi
 
-log = logging.getLogger(__name__)
 MIDI_SUFFIXES = (".mid", ".midi")
 
 

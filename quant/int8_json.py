@@ -1,0 +1,233 @@
+"""The INT8 variant of RTNeural JSON: a documented kelly-tc extension for engines with int8 kernels.
+
+Real RTNeural loads only float JSON (``kelly-tc convert`` writes that, with any quantization error
+baked into the floats). ``kelly-tc convert --int8`` also writes this variant; kelly-tc's reference
+engine runs it with int8 kernels. The format is RTNeural's, layer by layer, with two changes:
+
+- the top-level object **starts with** ``"format": "kelly-tc-int8", "version": 1`` (sniffed by loaders);
+- a dense, lstm, gru or conv1d entry has no ``"weights"`` but ``"weights_int8"``: the same arrays in
+  the same nesting and layout (dense ``[in][out]``, lstm ``W [in][4H]``, ``U [H][4H]``, conv1d
+  ``[K][in/groups][out]``, ...), where the weight matrices hold integers in -127..127 and biases stay
+  floats; and ``"scales"``: one entry per array, ``null`` for a float array, else a list of float
+  scales, one per column (the LAST axis: one per output unit, per gate row of an LSTM/GRU). The real
+  value is ``q * scale[column]`` (symmetric, zero point 0).
+
+Because ``"weights"`` is missing, real RTNeural's parser throws on this file instead of silently
+reading integers as floats. Other layer kinds are written exactly as in float JSON.
+
+Quantization from a float layer list is per row of the canonical layout (``quant.int8``). A weight
+that already is ``q * scale`` for int8 ``q`` (a model quantized by ``kelly-tc quantize``, folded to
+float by the converter) gets back the same ``q``, so the INT8 JSON computes what the quantized ONNX does.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolchain import atomic
+from toolchain.errors import InputError, KellyError
+from toolchain.layers import Layer, Model, f32
+from toolchain.rtneural_json import MAX_JSON_BYTES, layer_to_json, model_from_json
+
+from quant.int8 import QMAX, dequantize, quantize_symmetric
+
+FORMAT, VERSION = "kelly-tc-int8", 1
+#: Per layer kind: (field of the layer record, index in RTNeural's "weights" array) of each int8 matrix.
+QUANTIZED_FIELDS = {"dense": (("weight", 0),), "lstm": (("weight_ih", 0), ("weight_hh", 1)),
+                    "gru": (("weight_ih", 0), ("weight_hh", 1)), "conv1d": (("weight", 0),)}
+SNIFF_BYTES = 256
+
+
+@dataclass(eq=False)
+class QuantizedArray:
+    """int8 ``values`` in the canonical layout (``toolchain.layers``) and one float32 ``scale`` per row."""
+
+    values: np.ndarray
+    scale: np.ndarray
+
+    def dequantized(self) -> np.ndarray:
+        return dequantize(self.values, self.scale, 0)
+
+
+@dataclass(eq=False)
+class Int8Model:
+    """``model``: the float layer list the int8 weights stand for (every quantized array is exactly
+    ``values * scale``); ``quantized[i]``: layer ``i``'s int8 arrays by field name (empty: all float)."""
+
+    model: Model
+    quantized: list[dict[str, QuantizedArray]] = field(default_factory=list)
+
+    @property
+    def input_size(self) -> int:
+        return self.model.input_size
+
+    @property
+    def output_size(self) -> int:
+        return self.model.output_size
+
+
+def _requantize(array: np.ndarray) -> QuantizedArray:
+    """Per-row int8 of ``array``; if it already is int8 times ONE scale (a per-tensor quantized model),
+    that scale is kept so the values come back exactly."""
+    values, scale = quantize_symmetric(array, 0)
+    if np.array_equal(dequantize(values, scale, 0), array):
+        return QuantizedArray(values, scale)
+    whole, whole_scale = quantize_symmetric(array, None)
+    if np.array_equal(dequantize(whole, whole_scale, None), array):
+        return QuantizedArray(whole, np.full(array.shape[0], whole_scale, np.float32))
+    return QuantizedArray(values, scale)
+
+
+def quantize_model(model: Model) -> Int8Model:
+    """The INT8 form of a float layer list: dense, lstm, gru and conv1d matrices per row."""
+    model.validate()
+    layers, quantized = [], []
+    for layer in model.layers:
+        arrays = {name: _requantize(getattr(layer, name)) for name, _ in QUANTIZED_FIELDS.get(layer.kind, ())}
+        layers.append(replace(layer, **{name: q.dequantized() for name, q in arrays.items()}))
+        quantized.append(arrays)
+    return Int8Model(Model(model.input_size, layers, dict(model.metadata)).validate(), quantized)
+
+
+# ----------------------------------------------------------------------------------------- writing
+def _values_layer(layer: Layer, arrays: dict[str, QuantizedArray]) -> Layer:
+    """``layer`` with its int8 values (as floats) in place of the weights, for RTNeural's layout."""
+    return replace(layer, **{name: f32(q.values) for name, q in arrays.items()})
+
+
+def to_json(int8_model: Int8Model) -> dict[str, Any]:
+    document: dict[str, Any] = {"format": FORMAT, "version": VERSION, "in_shape": [None, None, int8_model.input_size]}
+    entries = []
+    for layer, arrays in zip(int8_model.model.layers, int8_model.quantized):
+        entry = layer_to_json(layer)
+        if arrays:
+            integers = layer_to_json(_values_layer(layer, arrays))["weights"]
+            weights = entry.pop("weights")
+            scales = [None] * len(weights)
+            for name, index in QUANTIZED_FIELDS[layer.kind]:
+                weights[index] = np.asarray(integers[index]).astype(np.int64).tolist()
+                scales[index] = arrays[name].scale.astype(np.float64).tolist()
+            entry["weights_int8"], entry["scales"] = weights, scales
+        entries.append(entry)
+    document["layers"] = entries
+    for key, value in int8_model.model.metadata.items():
+        document.setdefault(key, value)
+    return document
+
+
+def write_int8_model(int8_model: Int8Model, path: str | Path) -> Path:
+    try:
+        document = to_json(int8_model)
+    except KellyError as error:
+        raise error.with_file(path)
+    return atomic.write_json(path, document, indent=None)
+
+
+# ----------------------------------------------------------------------------------------- reading
+def is_int8_json(path: str | Path) -> bool:
+    """True if ``path`` starts like an INT8 JSON file (the format key comes first, see above)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError:
+        return False
+    return f'"{FORMAT}"'.encode() in head and b'"format"' in head
+
+
+def _integers(value: Any, where: str) -> np.ndarray:
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError):
+        array = np.asarray([])
+    if array.dtype.kind not in "iu" or array.size == 0 or np.abs(array).max() > QMAX:
+        raise InputError(f"expected integers in -{QMAX}..{QMAX}", where=where)
+    return array
+
+
+def _float_entry(entry: dict, where: str) -> tuple[dict, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """The layer entry with dequantized float ``weights`` (for the strict float reader) and, by weights
+    index, the int8 array and its scales."""
+    weights, scales = entry.get("weights_int8"), entry.get("scales")
+    if not isinstance(weights, list) or not isinstance(scales, list) or len(scales) != len(weights):
+        raise InputError("needs 'weights_int8' and 'scales' arrays of the same length", where=where)
+    floats, integers = list(weights), {}
+    for index, (value, scale) in enumerate(zip(weights, scales)):
+        if scale is None:
+            continue
+        array = _integers(value, f"{where}/weights_int8[{index}]")
+        scale = np.asarray(scale, dtype=np.float64)
+        if scale.ndim != 1 or scale.shape[0] != array.shape[-1] or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+            raise InputError(f"expected {array.shape[-1]} positive finite scales (one per column)", where=f"{where}/scales[{index}]")
+        scale = scale.astype(np.float32)
+        integers[index] = (array, scale)
+        floats[index] = (array.astype(np.float32) * scale).tolist()
+    plain = {k: v for k, v in entry.items() if k not in ("weights_int8", "scales")}
+    plain["weights"] = floats
+    return plain, integers
+
+
+def from_json(document: Any) -> Int8Model:
+    """Build and validate an :class:`Int8Model` from a parsed INT8 JSON document."""
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise InputError(f"not an INT8 JSON document (no \"format\": \"{FORMAT}\")", where="format")
+    if document.get("version") != VERSION:
+        raise InputError(f"version {document.get('version')!r} is not the supported {VERSION}", where="version")
+    entries = document.get("layers")
+    if not isinstance(entries, list):
+        raise InputError("missing or not an array", where="layers")
+    plain_entries, integer_arrays = [], []
+    for index, entry in enumerate(entries):
+        if isinstance(entry, dict) and "weights_int8" in entry:
+            kind = entry.get("type")
+            if kind not in QUANTIZED_FIELDS:
+                raise InputError(f"layer type {kind!r:.40} has no int8 form", where=f"layers[{index}]/type")
+            entry, integers = _float_entry(entry, f"layers[{index}] ({kind})")
+            if sorted(integers) != sorted(i for _, i in QUANTIZED_FIELDS[kind]):
+                raise InputError(f"int8 arrays at weights {sorted(integers)}, expected {[i for _, i in QUANTIZED_FIELDS[kind]]}",
+                                 where=f"layers[{index}] ({kind})/scales")
+            integer_arrays.append((kind, integers))
+        else:
+            integer_arrays.append((None, {}))
+        plain_entries.append(entry)
+    plain = {k: v for k, v in document.items() if k not in ("format", "version")}
+    plain["layers"] = plain_entries
+    model = model_from_json(plain)  # every shape and value check of the float reader
+    return Int8Model(model, [_canonical(kind, integers, index, model) for index, (kind, integers) in enumerate(integer_arrays)])
+
+
+def _canonical(kind, integers, index, model) -> dict[str, QuantizedArray]:
+    """The int8 arrays in the canonical layout, read through the float reader so the layouts agree."""
+    if not integers:
+        return {}
+    layer = model.layers[index]
+    entry = layer_to_json(layer)
+    for position, (array, _) in integers.items():
+        entry["weights"][position] = array.astype(np.float64).tolist()
+    values_layer = model_from_json({"in_shape": [None, None, layer.in_size], "layers": [entry]}).layers[0]
+    return {name: QuantizedArray(np.rint(getattr(values_layer, name)).astype(np.int8), integers[position][1])
+            for name, position in QUANTIZED_FIELDS[kind]}
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def read_int8_model(path: str | Path) -> Int8Model:
+    """Load an INT8 JSON file strictly; every problem is an :class:`InputError` naming the file."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise InputError(f"file is above the {MAX_JSON_BYTES}-byte limit (KELLY_TC_MAX_JSON_BYTES)")
+        document = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_reject_constant)
+        return from_json(document)
+    except KellyError as error:
+        raise error.with_file(path)
+    except FileNotFoundError:
+        raise InputError("no such file", file=path) from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise InputError(f"not a readable JSON file: {str(error)[:200]}", file=path) from None
+

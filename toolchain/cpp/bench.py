@@ -1,0 +1,83 @@
+"""The real RTNeural in the benchmarks: ``kelly-tc bench --rtneural SRC`` and bench/compare_runtimes.py.
+
+RTNeural is timed inside C++ (``std::chrono::steady_clock`` around each ``forward()``, one untimed pass
+first; see ``harness_io.h``): calling it once per frame from Python would time Python, not RTNeural.
+Before timing, each API's outputs are checked against the reference engine's on the same frames -- a
+timing of a different function would be meaningless.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from rich.table import Table
+
+from toolchain.cpp.apis import DEFAULT_APIS, rtneural_check, time_rtneural
+from toolchain.errors import CheckFailed
+from toolchain.layers import Model
+from toolchain.rtneural_json import write_model
+
+#: Runtime names of RTNeural's APIs in benchmark tables and JSON reports.
+RUNTIME_NAMES = {"dynamic": "rtneural", "compile-time": "rtneural-modelt"}
+#: Agreement demanded with the engine before timing (float32 both; ~1e-6 apart on these models).
+AGREEMENT_ATOL = 1e-4
+CHECK_FRAMES = 16
+
+
+def measure_json(json_path: str | Path, inputs: np.ndarray, src: str | Path | None, backend: str = "stl") -> dict:
+    """Per API (runtime name): ``{"p50": us, "p99": us, "mean": us, "min": us, "agreement": max abs error}``."""
+    from reference_engine.model import load_engine
+
+    engine = load_engine(json_path)
+    engine.reset()
+    expected = engine.run(inputs[:CHECK_FRAMES])
+    results = {}
+    for api, outputs in rtneural_check(json_path, inputs[:CHECK_FRAMES], src, DEFAULT_APIS, backend).items():
+        error = float(np.max(np.abs(outputs - expected)))
+        if not error <= AGREEMENT_ATOL:
+            raise CheckFailed(f"RTNeural's {api} API disagrees with the engine by {error:.3g}: timing it would be meaningless",
+                              file=json_path)
+        results[RUNTIME_NAMES[api]] = {"agreement": error}
+    for api, timing in time_rtneural(json_path, inputs, src, DEFAULT_APIS, backend, repeats=1).items():
+        results[RUNTIME_NAMES[api]].update(p50=timing.p50_ns / 1e3, p99=timing.p99_ns / 1e3,
+                                           mean=timing.mean_ns / 1e3, min=timing.min_ns / 1e3)
+    return results
+
+
+def measure_model(model: Model, inputs: np.ndarray, src: str | Path | None, backend: str = "stl") -> dict:
+    """``measure_json`` for an in-memory model (written to a temporary JSON file first)."""
+    with tempfile.TemporaryDirectory(prefix="kelly-tc-bench-") as folder:
+        return measure_json(write_model(model, Path(folder) / "model.json"), inputs, src, backend)
+
+
+def measure_files(json_paths: list[Path], frames: int, seed: int, src: str | Path | None, backend: str = "stl") -> list[dict]:
+    """``measure_json`` per file on ``frames`` seeded standard-normal frames (as ``kelly-tc bench`` feeds the engine)."""
+    from reference_engine.model import load_engine
+
+    rng = np.random.default_rng(seed)
+    return [measure_json(path, rng.standard_normal((frames, load_engine(path).input_size)).astype(np.float32), src, backend)
+            for path in json_paths]
+
+
+def add_to_row(row: dict, model: Model, inputs: np.ndarray, src: str | Path | None) -> None:
+    """bench/compare_runtimes.py: add RTNeural's APIs to a model's row (latency in us, agreement)."""
+    if not src:
+        return
+    for name, figures in measure_model(model, inputs, src).items():
+        row["agreement_max_abs_error"][name] = figures.pop("agreement")
+        row["latency_us"][name] = figures
+
+
+def rtneural_table(names: list[str], engine_p50_us: list[float], measured: list[dict], frames: int) -> Table:
+    """``kelly-tc bench --rtneural``: per model, the engine against RTNeural's two APIs (p50 ratios)."""
+    table = Table(title=f"the reference engine vs the real RTNeural (C++, timed in C++), {frames} frames, one call per frame")
+    for column in ("model", "engine p50", "RTNeural dynamic p50", "p99", "RTNeural ModelT p50", "p99",
+                   "engine / dynamic", "engine / ModelT", "dynamic / ModelT"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for name, engine, figures in zip(names, engine_p50_us, measured):
+        dynamic, modelt = figures["rtneural"], figures["rtneural-modelt"]
+        table.add_row(name, f"{engine:.2f} us", f"{dynamic['p50']:.2f} us", f"{dynamic['p99']:.2f} us",
+                      f"{modelt['p50']:.2f} us", f"{modelt['p99']:.2f} us", f"{engine / dynamic['p50']:.2f}",
+                      f"{engine / modelt['p50']:.2f}", f"{dynamic['p50'] / modelt['p50']:.2f}")
+    return table
