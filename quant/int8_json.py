@@ -69,6 +69,9 @@ class Int8Model:
     def output_size(self) -> int:
         return self.model.output_size
 
+    def parameter_count(self) -> int:
+        return self.model.parameter_count()
+
 
 def _requantize(array: np.ndarray) -> QuantizedArray:
     """Per-row int8 of ``array``; if it already is int8 times ONE scale (a per-tensor quantized model),

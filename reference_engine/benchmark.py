@@ -27,10 +27,9 @@ from typing import Callable
 
 import numpy as np
 
-from reference_engine.model import Engine
+from reference_engine.model import Engine, read_engine_model
 from reference_engine.runner import run_frame
 from toolchain.layers import Model
-from toolchain.rtneural_json import read_model
 
 #: Refuse more frames than this: the per-frame timings alone would need 8 bytes each.
 MAX_FRAMES = 10_000_000
@@ -120,7 +119,7 @@ import numpy as np
 from reference_engine.benchmark import resident_bytes
 from reference_engine.model import Engine
 from reference_engine import synthetic
-from toolchain.rtneural_json import read_model
+from reference_engine.model import read_engine_model
 Engine(synthetic.model(1, [synthetic.activation(1, "relu")])).forward(np.zeros(1, np.float32))  # compile first
 trim = ctypes.CDLL("libc.so.6").malloc_trim  # glibc: give freed heap pages back, so residency = live memory
 def settled():
@@ -129,7 +128,7 @@ def settled():
     return resident_bytes()
 growth, kept = [], []
 for path in sys.argv[1:]:
-    model = read_model(path)
+    model = read_engine_model(path)
     before = settled()
     engine = Engine(model)
     engine.forward(np.zeros(engine.input_size, np.float32))
@@ -166,7 +165,7 @@ class LoadedModel:
 
 def load_for_bench(path: str | Path, name: str | None = None) -> LoadedModel:
     """Read, build and compile (or load numba's cached machine code for) one model, timing the compile."""
-    model = read_model(path)
+    model = read_engine_model(path)  # RTNeural or INT8 JSON
     return load_model_for_bench(model, name or Path(path).stem, path=str(path))
 
 

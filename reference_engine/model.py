@@ -89,7 +89,7 @@ class Engine:
     def run(self, frames: np.ndarray) -> np.ndarray:
         """Process ``frames [T, in]`` one frame at a time (state carried); return a new ``[T, out]`` array."""
         self._check(frames, 2)
-        frames = np.ascontiguousarray(frames)
+        frames = np.ascontiguousarray(frames, dtype=np.float32)  # native byte order, C layout (a copy only if needed)
         outputs = np.empty((frames.shape[0], self.output_size), dtype=np.float32)
         run_frames(self.buffers, frames, outputs)
         return outputs
@@ -114,11 +114,14 @@ class Engine:
         return f"Engine({self.name or 'model'}: {self.input_size}->{self.output_size}, {len(self.program.table)} layers)"
 
 
-def load_engine(path: str | Path) -> Engine:
-    """Read an RTNeural JSON file strictly (``toolchain.rtneural_json``) and build its engine; an INT8
-    JSON file (``quant.int8_json``) gets the INT8 kernels."""
+def read_engine_model(path: str | Path):
+    """The model in an RTNeural JSON file (read strictly by ``toolchain.rtneural_json``), or in an INT8
+    JSON file (``quant.int8_json``, run with the INT8 kernels)."""
     from quant.int8_json import is_int8_json, read_int8_model
 
-    if is_int8_json(path):
-        return Engine(read_int8_model(path), name=str(path))
-    return Engine(read_model(path), name=str(path))
+    return read_int8_model(path) if is_int8_json(path) else read_model(path)
+
+
+def load_engine(path: str | Path) -> Engine:
+    """Read a model file (:func:`read_engine_model`) and build its engine."""
+    return Engine(read_engine_model(path), name=str(path))

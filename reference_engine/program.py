@@ -85,8 +85,8 @@ def aligned_zeros(count: int, dtype=np.float32, alignment: int = 64) -> np.ndarr
     return raw[start:start + count * itemsize].view(dtype)
 
 
-def _round_up(value: int) -> int:
-    return -(-value // ALIGN_FLOATS) * ALIGN_FLOATS
+def _round_up(value: int, multiple: int = ALIGN_FLOATS) -> int:
+    return -(-value // multiple) * multiple
 
 
 def compile_program(model) -> Program:
@@ -109,7 +109,7 @@ def compile_program(model) -> Program:
         row[PARAM0:PARAM0 + len(packed.params)] = packed.params
         for index, array in enumerate(packed.int8_arrays):  # int8 arrays first, offsets in qweights
             row[ARRAY0 + index] = qoffset
-            qoffset += _round_up(array.size) * 4  # 64-byte aligned too
+            qoffset += _round_up(array.size, 64)  # int8: 64 values per 64-byte line
         for index, array in enumerate(packed.arrays, start=len(packed.int8_arrays)):
             row[ARRAY0 + index] = offset
             offset += _round_up(array.size)

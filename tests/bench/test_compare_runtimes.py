@@ -38,8 +38,10 @@ def test_each_runtime_step_computes_what_the_engine_computes(every_kind_model, r
     np.testing.assert_allclose(outputs[runtime], outputs["engine"], atol=ATOL)
 
 
-def test_quick_comparison_writes_json_and_markdown_for_every_model_and_runtime(tmp_path):
+def test_quick_comparison_writes_json_and_markdown_for_every_model_and_runtime(tmp_path, monkeypatch):
     from bench.compare_runtimes import run
+
+    monkeypatch.delenv("RTNEURAL_SRC", raising=False)  # the C++ RTNeural column is tested in tests/cpp (slow compile)
 
     report = run(quick=True, frames=40, warmup=4, rounds=2, out=tmp_path)
     document = json.loads((tmp_path / "compare_runtimes.json").read_text())

@@ -106,6 +106,8 @@ def test_strided_and_byte_swapped_float32_frames_are_accepted(stateful_engine, r
     np.testing.assert_array_equal(np.array(outputs), expected)
     stateful_engine.reset()
     np.testing.assert_array_equal(stateful_engine.run(np.asfortranarray(frames)), expected)
+    stateful_engine.reset()
+    np.testing.assert_array_equal(stateful_engine.run(swapped), expected)
 
 
 def test_run_over_zero_frames_returns_an_empty_array(stateful_engine):

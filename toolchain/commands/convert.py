@@ -20,6 +20,7 @@ def convert(
     run_check: bool = typer.Option(False, "--check", help="Then compare the JSON with the ONNX model (as `kelly-tc check`)."),
     frames: int = typer.Option(DEFAULT_FRAMES, "--frames", "-n", help="Frames of random input for --check."),
     atol: float = typer.Option(DEFAULT_ATOL, "--atol", help="Largest absolute error allowed by --check."),
+    int8: bool = typer.Option(False, "--int8", help="Also write the INT8 variant OUT.int8.json (a kelly-tc extension for int8 engines; quant/int8_json.py)."),
 ) -> None:
     """Convert an ONNX model to RTNeural JSON (refusing, with the reason, what RTNeural cannot compute)."""
     target = output or default_json_path(model)
@@ -30,5 +31,12 @@ def convert(
     console.print(f"wrote {target}: {layers} ({converted.parameter_count()} parameters)")
     for note in converted.metadata.get("kelly_tc", {}).get("notes", []):
         console.print(f"[yellow]note:[/] {note}")
+    int8_target = target.with_name(f"{target.stem}.int8.json") if int8 else None
+    if int8_target is not None:
+        from quant.int8_json import quantize_model, write_int8_model
+
+        write_int8_model(quantize_model(converted), int8_target)
+        console.print(f"wrote {int8_target}: int8 weights, one scale per output unit / gate row")
     if run_check:
-        finish(check_files(model, target, frames=frames, atol=atol), None)
+        for json_path in [target] + ([int8_target] if int8_target else []):
+            finish(check_files(model, json_path, frames=frames, atol=atol), None)
