@@ -51,9 +51,12 @@ def test_int8_json_of_a_quantized_onnx_model_keeps_its_int8_values_and_checks_ag
 
 
 def _int8_initializers(model):
-    from onnx import numpy_helper
+    """The int8 weight matrices (not the PRelu slope, which RTNeural JSON keeps as a float)."""
+    from quant.onnx_graph import Graph
 
-    return [numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == 3]  # INT8
+    graph = Graph(model, shapes=False)
+    return [graph.array(node.input[0]) for node in model.graph.node if node.op_type == "DequantizeLinear"
+            and all(reader.op_type != "PRelu" for reader, _ in graph.consumers[node.output[0]])]
 
 
 def test_int8_json_round_trips_values_scales_and_weights(converted_catalog, tmp_path):
