@@ -56,6 +56,12 @@ def random_samples(model: onnx.ModelProto, count: int = RANDOM_SAMPLES, seed: in
     return samples
 
 
+def rename_inputs(samples: list[Sample], model: onnx.ModelProto) -> list[Sample]:
+    """``samples`` keyed by ``model``'s input names, matched by position (a re-export renames inputs)."""
+    names = [info.name for info in model_inputs(model)]
+    return [dict(zip(names, sample.values())) for sample in samples]
+
+
 def load_samples(path: str | Path, model: onnx.ModelProto) -> list[Sample]:
     """Read calibration input from ``path``; raise a one-line :class:`InputError` when it does not fit."""
     path = Path(path)
@@ -112,7 +118,7 @@ def session(model: onnx.ModelProto, file=None, fused: bool = False) -> onnxrunti
     """
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # a failed run reaches the user as one InputError line, not also as onnxruntime's log
     if not fused:
         options.add_session_config_entry("session.disable_quant_qdq", "1")
     try:

@@ -111,41 +111,47 @@ def _node_changes(original: onnx.ModelProto, quantized: onnx.ModelProto) -> tupl
     return left_float, converted
 
 
-def per_frame_latency(onnx_path: Path, frames: int = 2000, repeats: int = 5) -> dict:
-    """Per-frame latency of the model in the reference engine (converted to RTNeural JSON).
-
-    ``seconds_per_frame``: ``engine.run`` over ``frames`` frames -- the engine's compiled frame loop,
-    one frame at a time with the state carried, as a C++ host calls it -- divided by ``frames``, best
-    of ``repeats``. ``seconds_per_call``: one Python ``engine.forward`` call (adds a fixed Python
-    overhead of about a microsecond, which dominates on the smallest models). Returns
-    ``{"status": "unavailable", ...}`` when the converter or engine cannot take the model: the
-    figure is then absent from the report, never invented.
-    """
+def build_engine(onnx_path: Path, quantized: bool = False):
+    """The model converted to RTNeural JSON (INT8 JSON if ``quantized``) and loaded in the reference
+    engine, or a string saying why not (converter or engine missing, model not convertible)."""
     try:
-        from reference_engine.model import load_engine
+        from reference_engine.model import Engine
         from toolchain.convert import convert_file
     except ImportError as error:
-        return {"status": "unavailable", "reason": f"reference engine or converter not importable ({error})"}
-    with tempfile.TemporaryDirectory(prefix="kelly-tc-latency-") as folder:
-        json_path = Path(folder) / "model.json"
+        return f"reference engine or converter not importable ({error})"
+    from quant.int8_json import quantize_model
+
+    with tempfile.TemporaryDirectory(prefix="kelly-tc-engine-") as folder:
         try:
-            convert_file(onnx_path, json_path)
-            engine = load_engine(json_path)
+            model = convert_file(onnx_path, Path(folder) / "model.json")
         except KellyError as error:
-            return {"status": "unavailable", "reason": f"conversion failed: {error.line()}"}
-    data = np.random.default_rng(0).standard_normal((frames, engine.input_size)).astype(np.float32)
-    engine.reset()
-    engine.run(data[:50])  # warm-up: compile and touch the buffers
-    loop, call = np.inf, np.inf
-    for _ in range(repeats):
-        engine.reset()
-        start = time.perf_counter()
-        engine.run(data)
-        loop = min(loop, (time.perf_counter() - start) / frames)
-        engine.reset()
-        start = time.perf_counter()
-        for frame in data[:200]:
-            engine.forward(frame)
-        call = min(call, (time.perf_counter() - start) / 200)
-    return {"status": "ok", "seconds_per_frame": float(loop), "seconds_per_call": float(call),
-            "frames": frames, "repeats": repeats}
+            return f"conversion failed: {error.line()}"
+    return Engine(quantize_model(model) if quantized else model)
+
+
+def time_engines(engines: list, frames: int = 2000, rounds: int = 7) -> list[dict]:
+    """Per-frame latency of each engine, measured round-robin (every round times every engine once,
+    so a load change on the shared machine hits all of them alike), best round kept.
+
+    ``seconds_per_frame``: ``engine.run`` over ``frames`` frames -- the engine's compiled frame loop,
+    one frame at a time with the state carried, as a C++ host calls it -- divided by ``frames``.
+    ``seconds_per_call``: one Python ``engine.forward`` call (adds a fixed Python overhead of about a
+    microsecond, which dominates on the smallest models).
+    """
+    data = [np.random.default_rng(0).standard_normal((frames, e.input_size)).astype(np.float32) for e in engines]
+    loop, call = [np.inf] * len(engines), [np.inf] * len(engines)
+    for engine, frames_in in zip(engines, data):
+        engine.run(frames_in[:50])  # warm-up: compile and touch the buffers
+    for _ in range(rounds):
+        for index, (engine, frames_in) in enumerate(zip(engines, data)):
+            engine.reset()
+            start = time.perf_counter()
+            engine.run(frames_in)
+            loop[index] = min(loop[index], (time.perf_counter() - start) / frames)
+            engine.reset()
+            start = time.perf_counter()
+            for frame in frames_in[:200]:
+                engine.forward(frame)
+            call[index] = min(call[index], (time.perf_counter() - start) / 200)
+    return [{"status": "ok", "seconds_per_frame": float(a), "seconds_per_call": float(b), "frames": frames, "rounds": rounds}
+            for a, b in zip(loop, call)]

@@ -7,9 +7,11 @@ instead of surfacing as a crash or a silently wrong model later.
 """
 from __future__ import annotations
 
+import numpy as np
 import onnx
+from onnx import external_data_helper, numpy_helper
 
-from toolchain.errors import KellyError
+from toolchain.errors import InputError, KellyError
 
 from quant.onnx_graph import Graph
 from quant.rules import rule_for
@@ -26,3 +28,35 @@ def check_weight_shapes(model: onnx.ModelProto, file=None) -> None:
             rule.validate(node, graph)
         except KellyError as error:
             raise error.with_file(file) if file is not None else error
+
+
+def check_finite_weights(model: onnx.ModelProto, file=None) -> None:
+    """Refuse NaN or Inf in any float constant (initializers, Constant values): their int8 scales and
+    pruning norms would be NaN, and the written model silently garbage (tests/hostile: nan_weight)."""
+    for tensor in external_data_helper._get_all_tensors(model):
+        if tensor.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16):
+            if not np.all(np.isfinite(numpy_helper.to_array(tensor).astype(np.float32))):
+                raise InputError("contains NaN or Inf", file=file, where=f"initializer '{tensor.name}'")
+
+
+def check_inferred_sizes(model: onnx.ModelProto, file=None) -> None:
+    """Refuse a graph that computes a tensor above the converter's size limit from a few bytes of
+    constants (``Expand``/``Tile``/``ConstantOfShape`` bombs): the passes run the model in onnxruntime,
+    which would try to allocate it. Sizes from onnx shape inference; symbolic axes count as 1."""
+    from onnx import shape_inference
+
+    from toolchain.converters.folding import MAX_TENSOR_ELEMENTS
+    from toolchain.errors import node_where
+
+    try:
+        inferred = shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # inference is a best effort here; the checker and onnxruntime judge validity
+        return
+    shapes = {value.name: value.type.tensor_type.shape for value in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    for node in inferred.graph.node:
+        for name in node.output:
+            dims = [d.dim_value if d.HasField("dim_value") else 1 for d in shapes[name].dim] if name in shapes else []
+            elements = int(np.prod([max(d, 1) for d in dims], dtype=np.float64)) if dims else 1
+            if elements > MAX_TENSOR_ELEMENTS:
+                raise InputError(f"computes '{name}' of shape {dims} ({elements} elements), above the {MAX_TENSOR_ELEMENTS} limit",
+                                 file=file, where=node_where(node.name, node.op_type))

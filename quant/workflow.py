@@ -17,7 +17,7 @@ from toolchain.errors import UnsupportedError
 
 from quant import calibration, int8, prune, report
 from quant.onnx_graph import load_model, save_model
-from quant.validate import check_weight_shapes
+from quant.validate import check_finite_weights, check_inferred_sizes, check_weight_shapes
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,8 @@ Progress = Callable[[int, int], None]
 def _load(path: Path) -> onnx.ModelProto:
     model = load_model(path)
     check_weight_shapes(model, file=path)
+    check_finite_weights(model, file=path)
+    check_inferred_sizes(model, file=path)
     return model
 
 
@@ -84,11 +86,15 @@ def quantize_file(model_path: Path, output_path: Path, *, per_channel: bool = Tr
 
 def prune_file(model_path: Path, output_path: Path, *, amount: float = 0.5, structured: bool = True,
                criterion: str = "l2", calibration_path: Path | None = None, report_path: Path | None = None,
-               latency: bool = True, finetune: bool = False) -> dict:
-    """Prune ``model_path`` (structured by default) to ``output_path``; return the report."""
+               latency: bool = True, finetune: bool = False, finetune_epochs: int = 4,
+               datasets_dir: str | None = None, reporter=None) -> dict:
+    """Prune ``model_path`` (structured by default) to ``output_path``; return the report.
+
+    ``finetune`` (structured, Kelly models) then trains the pruned model on the Kelly data
+    (``quant.finetune``) and writes that to ``output_path`` instead."""
     model_path, output_path = Path(model_path), Path(output_path)
-    if finetune:
-        raise UnsupportedError("--finetune is not available yet: it needs the Kelly training code (toolchain/kelly)")
+    if finetune and not structured:
+        raise UnsupportedError("--finetune applies to structured pruning (unstructured zeros would grow back)")
     prune.check_amount(amount)
     model = _load(model_path)
     samples, source = _samples(model, calibration_path)
@@ -96,6 +102,15 @@ def prune_file(model_path: Path, output_path: Path, *, amount: float = 0.5, stru
     result = prune.structured_prune(model, amount, criterion) if structured else prune.unstructured_prune(model, amount)
     save_model(result.model, output_path)
     pruned = calibration.run(result.model, samples, file=output_path)
+    tuned = None
+    if finetune:
+        from quant.finetune import finetune_file
+
+        tuned = finetune_file(model_path, output_path, output_path, finetune_epochs, datasets_dir, reporter)
+        tuned["accuracy_before_finetune"] = report.output_errors(reference, pruned)
+        result.model = load_model(output_path)
+        pruned = calibration.run(result.model, calibration.rename_inputs(samples, result.model), file=output_path)
+        pruned = [dict(zip(r.keys(), p.values())) for r, p in zip(reference, pruned)]  # output names by position
     before, after = report.size_figures(model), report.size_figures(result.model, output_path)
     figures = {
         "model": str(model_path),
@@ -115,21 +130,23 @@ def prune_file(model_path: Path, output_path: Path, *, amount: float = 0.5, stru
         values = sum(n for _, n in result.sparsity.values())
         figures["sparsity"] = {"overall": zeros / values if values else 0.0,
                                "per_tensor": {name: z / n if n else 0.0 for name, (z, n) in result.sparsity.items()}}
+    if tuned is not None:
+        figures["finetune"] = tuned
     if latency and structured:
-        figures["latency"] = _latency_ratio(model, model_path, output_path)
+        figures["latency"] = _latency_ratio(model, output_path)
     return _write_report(figures, report_path)
 
 
-def _latency_ratio(model: onnx.ModelProto, model_path: Path, output_path: Path) -> dict:
+
+def _latency_ratio(model: onnx.ModelProto, output_path: Path) -> dict:
     """Per-frame latency of both models in the reference engine, and pruned / original."""
     with tempfile.TemporaryDirectory(prefix="kelly-tc-prune-") as folder:
         original_path = Path(folder) / "original.onnx"
         onnx.save(model, str(original_path))  # self-contained copy (the input may use external data)
-        original = report.per_frame_latency(original_path)
-    pruned = report.per_frame_latency(output_path)
-    figures = {"original": original, "pruned": pruned}
-    if original.get("status") == "ok" and pruned.get("status") == "ok":
-        figures["ratio"] = pruned["seconds_per_frame"] / original["seconds_per_frame"]
-        figures["ratio_per_call"] = pruned["seconds_per_call"] / original["seconds_per_call"]
-    return figures
-
+        engines = [report.build_engine(original_path), report.build_engine(output_path)]
+    reasons = [e for e in engines if isinstance(e, str)]
+    if reasons:
+        return {"status": "unavailable", "reason": reasons[0]}
+    original, pruned = report.time_engines(engines)
+    return {"original": original, "pruned": pruned, "ratio": pruned["seconds_per_frame"] / original["seconds_per_frame"],
+            "ratio_per_call": pruned["seconds_per_call"] / original["seconds_per_call"]}

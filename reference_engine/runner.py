@@ -168,6 +168,8 @@ def _refresh_stale_caches() -> None:
 
     from numba.core.dispatcher import Dispatcher
 
+    from toolchain import atomic
+
     package = Path(__file__).resolve().parent
     sources = sorted(package.glob("kernels/*.py")) + [package / "program.py", package / "runner.py"]
     digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()
@@ -183,8 +185,7 @@ def _refresh_stale_caches() -> None:
                 for value in vars(module).values():
                     if isinstance(value, Dispatcher) and hasattr(value, "_cache"):
                         value._cache.flush()
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(digest)
+        atomic.write_text(stamp, digest)  # atomic: engines starting in parallel never read half a stamp
     except OSError:  # a read-only install: the cache cannot be stale relative to itself
         pass
 

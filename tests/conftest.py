@@ -53,3 +53,19 @@ def converted_catalog(tmp_path_factory):
     from tests.fixtures.catalog import build_catalog
 
     return build_catalog(tmp_path_factory.mktemp("catalog"))
+
+
+@pytest.fixture(scope="session")
+def kelly_models(tmp_path_factory):
+    """The five Kelly models (seeded random weights) exported once per session with ``kelly-tc export``'s
+    library function: ``.directory`` (NAME.onnx + NAME.json with the reference pair), ``.json_paths`` /
+    ``.onnx_paths`` by name, ``.torch_models`` by name, ``.report`` (tests/toolchain/kelly/exported_models.py)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        if IN_CI:
+            pytest.fail("torch is missing in CI; .ci/run must install it")
+        pytest.skip("torch is not installed (pip install torch==2.13.0)")
+    from tests.toolchain.kelly.exported_models import export_random_models
+
+    return export_random_models(tmp_path_factory.mktemp("kelly_models"))

@@ -33,6 +33,11 @@ ACTIVATIONS = ("", "tanh", "relu", "sigmoid", "softmax", "elu")
 #: size must not make us allocate gigabytes before the weights contradict it.
 MAX_LAYER_SIZE = 1 << 16
 
+#: Refuse a conv1d whose streaming history ((K-1)*dilation+1 past frames of every input channel) holds
+#: more values than this (64 MiB of float32): a few kilobytes of weights with a huge dilation would
+#: otherwise make the engine allocate gigabytes of state (tests/hostile: json_conv1d_history_bomb).
+MAX_CONV_HISTORY_VALUES = 1 << 24
+
 
 def f32(array: Any) -> np.ndarray:
     """A C-contiguous float32 copy-or-view of ``array``."""
@@ -154,6 +159,10 @@ class Conv1D(Layer):
         if not 1 <= self.kernel_size <= MAX_LAYER_SIZE:
             raise InputError(f"kernel size {self.kernel_size} must be positive", where=f"{where}/kernel_size")
         super().validate(where)
+        history = (self.kernel_size - 1) * self.dilation + 1
+        if history * self.in_size > MAX_CONV_HISTORY_VALUES:
+            raise InputError(f"a streaming conv1d keeps (K-1)*dilation+1 = {history} past frames of {self.in_size} channels: "
+                             f"{history * self.in_size} values of state, above the {MAX_CONV_HISTORY_VALUES} limit", where=where)
 
 
 @dataclass(eq=False)

@@ -74,11 +74,18 @@ def _check_opset(model: onnx.ModelProto) -> None:
 
 
 def _check_declared_sizes(model: onnx.ModelProto) -> None:
-    """Refuse absurd tensor shapes (initializers, Constant values) before anything reads the data."""
+    """Refuse absurd tensor shapes (initializers, Constant values, graph inputs) before anything reads
+    the data or allocates an input of the declared shape (``check``, calibration)."""
     for tensor in external_data_helper._get_all_tensors(model):
         elements = int(np.prod([max(int(d), 0) for d in tensor.dims], dtype=np.float64)) if tensor.dims else 1
         if elements > MAX_TENSOR_ELEMENTS:
             raise InputError(f"declares {elements} elements, above the {MAX_TENSOR_ELEMENTS} limit", where=f"initializer '{tensor.name}'")
+    for value in model.graph.input:  # fixed sizes only: a symbolic axis is fed what the caller chooses
+        dims = [d.dim_value for d in value.type.tensor_type.shape.dim]
+        elements = int(np.prod([max(int(d), 1) for d in dims], dtype=np.float64)) if dims else 1
+        if elements > MAX_TENSOR_ELEMENTS:
+            raise InputError(f"declares a fixed shape {dims} of {elements} elements per run, above the {MAX_TENSOR_ELEMENTS} limit",
+                             where=f"graph input '{value.name}'")
 
 
 def _check_references(graph: onnx.GraphProto) -> None:

@@ -49,11 +49,15 @@ def rtneural_src() -> Path:
     return find_rtneural(path)
 
 
+def require_backend(backend: str, rtneural_src: Path) -> str:
+    if backend == "eigen" and eigen_include(rtneural_src) is None:
+        unavailable("Eigen 3.4 headers not found (install libeigen3-dev) for RTNeural's Eigen backend")
+    return backend
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request, rtneural_src) -> str:
-    if request.param == "eigen" and eigen_include(rtneural_src) is None:
-        unavailable("Eigen 3.4 headers not found (install libeigen3-dev) for RTNeural's Eigen backend")
-    return request.param
+    return require_backend(request.param, rtneural_src)
 
 
 @pytest.fixture(scope="session")

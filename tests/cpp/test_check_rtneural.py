@@ -21,7 +21,7 @@ def test_both_rtneural_apis_match_onnxruntime_and_the_engine(converted_catalog, 
 
 @pytest.mark.cpp
 def test_the_check_command_shows_the_rtneural_rows(converted_catalog, rtneural_src):
-    entry = converted_catalog.entry("lstm_batch_first-legacy")
+    entry = converted_catalog.entry("mixed_stack-legacy")
     result = CliRunner().invoke(app, ["check", str(entry.onnx_path), str(entry.json_path), "--rtneural", str(rtneural_src)],
                                 env={"COLUMNS": "250"})  # one table row per line
     assert result.exit_code == 0, result.output

@@ -30,7 +30,7 @@ def export(
     with Console(stderr=True).status("exporting") as status:
         report = export_checkpoints(checkpoint_dir, output, names or None, dynamo=dynamo, atol=atol,
                                     on_model=lambda name: status.update(f"exporting and checking {name}"))
-    Console(soft_wrap=True).print(render(report))
+    Console(width=max(Console().width, 120), soft_wrap=True).print(render(report))
     require_passed(report)
 
 

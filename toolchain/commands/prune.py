@@ -21,14 +21,17 @@ def prune(
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="Model input for the accuracy figures (default: seeded random input)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write the report as JSON."),
     latency: bool = typer.Option(True, "--latency/--no-latency", help="Measure per-frame latency in the reference engine."),
-    finetune: bool = typer.Option(False, "--finetune", help="Fine-tune after pruning (Kelly models)."),
+    finetune: bool = typer.Option(False, "--finetune", help="Then fine-tune on the Kelly training data (Kelly models; needs torch)."),
+    epochs: int = typer.Option(4, "--finetune-epochs", help="Epochs of fine-tuning (the best validation epoch is kept)."),
+    datasets_dir: Optional[Path] = typer.Option(None, "--datasets-dir", help="Kelly datasets for --finetune (default: music21 corpus, else synthetic)."),
 ):
     """Prune MODEL and report parameters, bytes, accuracy against the unpruned model and engine latency."""
     from quant.workflow import prune_file
 
     output = output or model.with_suffix(".pruned.onnx")
     figures = prune_file(model, output, amount=amount, structured=structured, criterion=criterion,
-                         calibration_path=calibration, report_path=report, latency=latency, finetune=finetune)
+                         calibration_path=calibration, report_path=report, latency=latency, finetune=finetune,
+                         finetune_epochs=epochs, datasets_dir=str(datasets_dir) if datasets_dir else None)
     render(figures)
 
 
@@ -39,7 +42,8 @@ def render(figures: dict) -> None:
         sizes.add_column(column, justify="right")
     for key in ("parameters", "weight_bytes", "file_bytes"):
         size = figures["size"]
-        sizes.add_row(key, f"{size['original'][key]:,}", f"{size['pruned'][key]:,}", f"{size['ratio'][key]:.3f}")
+        ratio = size["ratio"][key]  # None when the model has no weights to prune (0 / 0)
+        sizes.add_row(key, f"{size['original'][key]:,}", f"{size['pruned'][key]:,}", "-" if ratio is None else f"{ratio:.3f}")
     latency = figures.get("latency", {})
     if "ratio" in latency:
         sizes.add_row("engine s/frame", f"{latency['original']['seconds_per_frame']:.3g}",
@@ -57,6 +61,11 @@ def render(figures: dict) -> None:
     for name, v in figures["accuracy"].items():
         accuracy.add_row(name, f"{v['max_abs']:.3g}", f"{v['error_to_signal']:.3g}", f"{v['cosine']:.6f}")
     console.print(accuracy)
+    tuned = figures.get("finetune")
+    if tuned:
+        loss = tuned["validation_loss"]
+        console.print(f"{tuned['model']} validation loss ({'+'.join(tuned['data'])} data): unpruned {loss['unpruned']:.4g}, "
+                      f"pruned {loss['pruned']:.4g}, fine-tuned {loss['finetuned']:.4g} ({tuned['epochs']} epochs; "
+                      f"predict-the-mean baseline {loss['baseline']:.4g})")
     if latency and "ratio" not in latency:
-        reasons = {k: v.get("reason") for k, v in latency.items() if isinstance(v, dict) and v.get("status") != "ok"}
-        console.print(f"engine latency not measured: {next(iter(reasons.values()), '?')}")
+        console.print(f"engine latency not measured: {latency.get('reason')}")

@@ -33,14 +33,14 @@ def quantize(
     if not int8:
         raise InputError("choose the target format: --int8", file=model)
     output = output or model.with_suffix(".int8.onnx")
-    console = Console(stderr=True)
-    with Progress(TextColumn("calibrating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+    options = dict(per_channel=per_channel, biases=biases, activations=activations, calibration_path=calibration,
+                   method=method, percentile=percentile, report_path=report, compare_dynamic=compare)
+    if not activations:  # nothing to calibrate
+        return render(quantize_file(model, output, **options))
+    with Progress(TextColumn("calibrating activations"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("calibrating", total=None)
-        figures = quantize_file(model, output, per_channel=per_channel, biases=biases, activations=activations,
-                                calibration_path=calibration, method=method, percentile=percentile,
-                                report_path=report, compare_dynamic=compare,
-                                progress=lambda done, total: bar.update(task, completed=done, total=total))
+        figures = quantize_file(model, output, **options, progress=lambda done, total: bar.update(task, completed=done, total=total))
     render(figures)
 
 

@@ -12,12 +12,14 @@ headers, taken from the checkout's own ``modules/Eigen`` submodule when present,
 """
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import hashlib
 import logging
 import os
 import shlex
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -131,10 +133,27 @@ def build_key(sources: Sequence[Path], root: Path, flags: Sequence[str], include
     return digest.hexdigest()[:20]
 
 
+def build_jobs() -> int:
+    """Compilers run at once for a multi-file program: ``KELLY_TC_BUILD_JOBS`` or the CPU count."""
+    return max(1, int(os.environ.get("KELLY_TC_BUILD_JOBS") or os.cpu_count() or 1))
+
+
+def _run_compiler(command: list[str], name: str, backend: str, root: Path, log_path: Path) -> None:
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        atomic.write_text(log_path, shlex.join(command) + "\n\n" + result.stderr)
+        first_error = next((line for line in result.stderr.splitlines() if "error" in line), result.stderr[:300])
+        raise InputError(f"C++ build of {name} failed ({backend} backend): {first_error.strip()[:400]} "
+                         f"(full log: {log_path})", file=root)
+
+
 def compile_program(sources: Sequence[Path], *, src: str | Path | None = None, backend: str = "stl",
                     name: str = "program", optimization: str = "-O2", include_dirs: Sequence[Path] = (),
                     extra_flags: Sequence[str] = ()) -> Path:
-    """Compile ``sources`` against RTNeural into the cache (or reuse the cached binary); return its path."""
+    """Compile ``sources`` against RTNeural into the cache (or reuse the cached binary); return its path.
+
+    Several sources compile in parallel (``build_jobs()``), then link: ModelT-heavy programs are split
+    into parts so that both cores of a small CI machine work on them."""
     root = find_rtneural(src)
     flags = ["-std=c++17", optimization, ALIGNMENT_FLAG, *backend_flags(root, backend), *extra_flags]
     includes = ["-I", str(root), "-I", str(HERE)] + [a for d in include_dirs for a in ("-I", str(d))]
@@ -144,14 +163,17 @@ def compile_program(sources: Sequence[Path], *, src: str | Path | None = None, b
         return binary
     log.info("compiling %s (%s backend) against RTNeural at %s", name, backend, root)
     binary.parent.mkdir(parents=True, exist_ok=True)
-    with atomic.atomic_path(binary) as temporary:
-        command = [*compiler(), *flags, *includes, *map(str, sources), "-o", str(temporary)]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            log_path = atomic.write_text(binary.with_suffix(".log"), shlex.join(command) + "\n\n" + result.stderr)
-            first_error = next((line for line in result.stderr.splitlines() if "error" in line), result.stderr[:300])
-            raise InputError(f"C++ build of {name} failed ({backend} backend): {first_error.strip()[:400]} "
-                             f"(full log: {log_path})", file=root)
+    log_path = binary.with_suffix(".log")
+    with atomic.atomic_path(binary) as temporary, tempfile.TemporaryDirectory(prefix="kelly-tc-build-") as objects:
+        if len(sources) == 1:
+            _run_compiler([*compiler(), *flags, *includes, str(sources[0]), "-o", str(temporary)], name, backend, root, log_path)
+        else:
+            outputs = [Path(objects) / f"{index}.o" for index in range(len(sources))]
+            commands = [[*compiler(), *flags, *includes, "-c", str(source), "-o", str(output)] for source, output in zip(sources, outputs)]
+            with concurrent.futures.ThreadPoolExecutor(min(build_jobs(), len(commands))) as pool:
+                for done in [pool.submit(_run_compiler, c, name, backend, root, log_path) for c in commands]:
+                    done.result()
+            _run_compiler([*compiler(), *map(str, outputs), "-o", str(temporary)], name, backend, root, log_path)
     binary.chmod(0o755)
     return binary
 

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from toolchain import atomic
-from toolchain.cpp.build import HERE, cache_dir, compile_program
+from toolchain.cpp.build import HERE, build_jobs, cache_dir, compile_program
 from toolchain.cpp.header import generate_header, raw_layers
 from toolchain.cpp.runner import invoke, run_program, time_program
 from toolchain.errors import InputError
@@ -37,7 +37,7 @@ class StaticModel:
 def _entry(index: int, entry: StaticModel) -> str:
     namespace = f"kelly_model_{index}"
     load = f"{namespace}::load(*model)" if entry.embed_weights else f"{namespace}::load(*model, arguments.json)"
-    return f"""#include "model_{index}.h"
+    return f"""
 static void run_model_{index}(const kelly_harness::Arguments& arguments)
 {{
     auto model = std::make_unique<{namespace}::Model>();
@@ -48,8 +48,32 @@ static void run_model_{index}(const kelly_harness::Arguments& arguments)
 """
 
 
-def write_sources(models: Sequence[StaticModel]) -> Path:
-    """Generate every header and ``kelly_models.inc`` into a folder named by their content hash."""
+def _parts(models: Sequence[StaticModel], count: int) -> list[list[int]]:
+    """Model indexes per translation unit, balanced by a rough compile cost (a ModelT type, plus its
+    compiled-in weights)."""
+    parts: list[list[int]] = [[] for _ in range(max(1, min(count, len(models))))]
+    costs = [0.0] * len(parts)
+    cost = lambda m: 1.0 + (m.model.parameter_count() / 1e5 if m.embed_weights else 0.0)  # noqa: E731
+    for index in sorted(range(len(models)), key=lambda i: -cost(models[i])):
+        lightest = costs.index(min(costs))
+        parts[lightest].append(index)
+        costs[lightest] += cost(models[index])
+    return [sorted(p) for p in parts]
+
+
+def _part_source(part: int, indexes: list[int], models: Sequence[StaticModel]) -> str:
+    includes = "".join(f'#include "model_{i}.h"\n' for i in indexes)
+    entries = ",\n".join(f'    {{"{models[i].key}", &run_model_{i}}}' for i in indexes)
+    return ("#include <memory>\n#include <stdexcept>\n\n#include \"static_harness.h\"\n" + includes
+            + "".join(_entry(i, models[i]) for i in indexes)
+            + f"\nextern const kelly_harness::Entry kelly_entries_{part}[] = {{\n{entries}\n}};\n"
+            + f"extern const int kelly_entries_{part}_count = {len(indexes)};\n")
+
+
+def write_sources(models: Sequence[StaticModel], parts: int = 1) -> tuple[Path, list[Path]]:
+    """Generate every header, ``parts`` translation units holding the models' entries and the
+    ``kelly_models.inc`` the main file includes, into a folder named by their content hash.
+    Returns the folder and the part sources."""
     keys = [m.key for m in models]
     if len(set(keys)) != len(keys) or not keys:
         raise InputError(f"model keys must be unique and non-empty, got {keys}")
@@ -57,15 +81,19 @@ def write_sources(models: Sequence[StaticModel]) -> Path:
                                              precision=m.precision, source=m.json_path.name if m.json_path else "model.json",
                                              file_layers=raw_layers(m.json_path) if m.json_path else None)
              for i, m in enumerate(models)}
-    entries = ",\n".join(f'    {{"{m.key}", &run_model_{i}}}' for i, m in enumerate(models))
-    files["kelly_models.inc"] = "".join(_entry(i, m) for i, m in enumerate(models)) + \
-        f"\nstatic const kelly_harness::Entry kelly_entries[] = {{\n{entries}\n}};\n"
+    split = _parts(models, parts)
+    for part, indexes in enumerate(split):
+        files[f"kelly_models_{part}.cpp"] = _part_source(part, indexes, models)
+    declarations = "".join(f"extern const kelly_harness::Entry kelly_entries_{p}[];\nextern const int kelly_entries_{p}_count;\n"
+                           for p in range(len(split)))
+    lists = ", ".join(f"{{kelly_entries_{p}, kelly_entries_{p}_count}}" for p in range(len(split)))
+    files["kelly_models.inc"] = declarations + f"static const kelly_harness::EntryList kelly_entry_lists[] = {{{lists}}};\n"
     digest = hashlib.sha256("\0".join(f"{k}\0{v}" for k, v in sorted(files.items())).encode()).hexdigest()[:20]
     folder = cache_dir() / "sources" / digest
     if not (folder / "kelly_models.inc").is_file():
-        for file_name, text in files.items():
+        for file_name, text in sorted(files.items(), key=lambda item: item[0] == "kelly_models.inc"):
             atomic.write_text(folder / file_name, text)  # the .inc last: its presence marks a complete folder
-    return folder
+    return folder, [folder / f"kelly_models_{p}.cpp" for p in range(len(split))]
 
 
 @dataclass
@@ -94,10 +122,10 @@ class StaticProgram:
 def build_static_program(models: Sequence[StaticModel], src: str | Path | None = None, backend: str = "stl",
                          optimization: str = "-O2") -> StaticProgram:
     """Compile (or reuse) one program holding every model of ``models``."""
-    folder = write_sources(models)
-    # The harness includes RTNeural (and so Eigen) before the headers, whose own lifting of Eigen's
-    # fixed-size limit then comes too late; the models live on the heap, so lift it for the program.
+    folder, parts = write_sources(models, build_jobs())
+    # The headers lift Eigen's fixed-size limit only when they come before any Eigen include; several
+    # headers share a part here, so lift it for the whole program (the models live on the heap).
     flags = ["-DEIGEN_STACK_ALLOCATION_LIMIT=0"] if backend == "eigen" else []
-    binary = compile_program([HERE / "static_harness.cpp"], src=src, backend=backend, name="static-harness",
+    binary = compile_program([HERE / "static_harness.cpp", *parts], src=src, backend=backend, name="static-harness",
                              optimization=optimization, include_dirs=[folder], extra_flags=flags)
     return StaticProgram(binary, {m.key: m for m in models})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,17 +87,23 @@ def _check_type(key: str, value: Any, file: Path) -> Any:
         value = float(value)
     if type(value) is not expected:
         raise InputError(f"must be {expected.__name__}, got {type(value).__name__} {value!r:.40}", file=file, where=key)
+    if expected is float and not math.isfinite(value):  # 1e999 parses as inf: it would train, then fail to save
+        raise InputError(f"must be a finite number, got {value!r}", file=file, where=key)
     return value
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The settings in a JSON config file, checked key by key."""
     path = Path(path)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
     except FileNotFoundError:
         raise InputError("no such file", file=path) from None
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise InputError(f"not a readable JSON file: {str(error)[:200]}", file=path) from None
     if not isinstance(document, dict):
         raise InputError(f"the top level must be an object, got {type(document).__name__}", file=path)

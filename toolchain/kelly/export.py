@@ -22,8 +22,10 @@ Then two independent checks, both at ``atol`` (1e-5 by default):
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -105,12 +107,31 @@ class ExportReport:
 
 
 # ------------------------------------------------------------------------------------------- steps
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Silence the exporters' noise that does not apply here: the RNN "batch size other than 1" warning
+    is about models fed an initial state (ours start from zeros, which ONNX sizes to the batch), and
+    dynamo logs every torchvision op it cannot register."""
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: chosen for its dynamic time axis
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # RNN size checks traced as constants: sizes are fixed
+            yield
+    finally:
+        registration.setLevel(level)
+
+
 def export_onnx(model: KellyModel, path: Path, dynamo: bool = False) -> Path:
     """Write ``model`` as ONNX at ``path`` (atomically); see the module docstring for the two exporters."""
     spec = model.spec
     model = model.eval()
     example = torch.zeros(1, DYNAMO_FRAMES if dynamo else REFERENCE_FRAMES, spec.input_size)
-    with atomic.atomic_path(path, suffix=".onnx") as tmp:
+    with atomic.atomic_path(path, suffix=".onnx") as tmp, _quiet_exporter():
         if dynamo:
             torch.onnx.export(model, (example,), str(tmp), dynamo=True, external_data=False, verbose=False,
                               input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])

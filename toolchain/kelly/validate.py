@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from toolchain.cpp.reference_pair import METADATA_KEY, reference_pair
-from toolchain.errors import KellyError
+from toolchain.errors import InputError, KellyError
 from toolchain.kelly.spec import MODEL_NAMES, ModelSpec, get_spec
 from toolchain.layers import Model
 
@@ -48,6 +48,19 @@ def softmax_logit_limit(classes: int) -> float:
     return FLOAT32_LOG_MAX - math.log(classes)
 
 
+@dataclass(frozen=True)
+class Failure:
+    """A failed check: ``check`` is one of :data:`CHECKS`, ``message`` says what is wrong."""
+
+    check: str
+    message: str
+
+
+#: The checks a loaded file can fail.
+SPEC, REFERENCE, NO_REFERENCE, SOFTMAX_RANGE = "spec", "reference", "no_reference", "softmax_range"
+CHECKS = (SPEC, REFERENCE, NO_REFERENCE, SOFTMAX_RANGE)
+
+
 @dataclass
 class ModelValidation:
     """The verdict on one file, with the figures behind it."""
@@ -55,11 +68,12 @@ class ModelValidation:
     name: str
     path: Path
     broken: list[str] = field(default_factory=list)  # reasons the file is unusable
-    failures: list[str] = field(default_factory=list)  # checks it failed
+    failures: list[Failure] = field(default_factory=list)  # checks it failed
     parameters: int | None = None
     reference_frames: int = 0
     reference_error: float | None = None  # max abs error on the stored pair
     max_logit: float | None = None  # largest pre-softmax value on the reference input (softmax models)
+    engine: object = field(default=None, repr=False)  # the loaded engine (None for a broken file)
 
     @property
     def status(self) -> str:
@@ -67,11 +81,12 @@ class ModelValidation:
 
     def line(self) -> str:
         """The one line that says what is wrong (empty when the file is fine)."""
-        return f"{self.path}: {'; '.join(self.broken or self.failures)}" if self.status != OK else ""
+        reasons = self.broken or [failure.message for failure in self.failures]
+        return f"{self.path}: {'; '.join(reasons)}" if self.status != OK else ""
 
     def to_json(self) -> dict:
         return {"name": self.name, "path": str(self.path), "status": self.status, "broken": self.broken,
-                "failures": self.failures, "parameters": self.parameters, "reference_frames": self.reference_frames,
+                "failures": [dataclasses.asdict(f) for f in self.failures], "parameters": self.parameters, "reference_frames": self.reference_frames,
                 "reference_max_abs_error": self.reference_error, "max_logit": self.max_logit}
 
 
@@ -148,7 +163,9 @@ def max_softmax_logit(model: Model, inputs: np.ndarray) -> float:
     from reference_engine.model import Engine
 
     last = model.layers[-1]
-    logits_model = Model(model.input_size, model.layers[:-1] + [dataclasses.replace(last, activation="")])
+    # A standalone softmax layer is dropped; a dense layer's softmax is switched off.
+    tail = [] if last.kind == "activation" else [dataclasses.replace(last, activation="")]
+    logits_model = Model(model.input_size, model.layers[:-1] + tail)
     return float(np.max(replay_reference(Engine(logits_model), inputs)))
 
 
@@ -159,31 +176,29 @@ def validate_file(path: Path, name: str, check_specs: bool, atol: float = DEFAUL
         model, engine = load_model_file(path)
         pair = reference_pair(model)
     except KellyError as error:
-        result.broken.append(error.reason if error.file == str(path) and not error.where else
-                             error.line().removeprefix(f"{path}: "))
+        result.broken.append(error.line().removeprefix(f"{path}: "))
         return result
-    result.parameters = model.parameter_count()
-    spec = get_spec(name)
+    result.parameters, result.engine = model.parameter_count(), engine
     if check_specs:
-        result.failures += spec_mismatches(model, spec)
+        result.failures += [Failure(SPEC, problem) for problem in spec_mismatches(model, get_spec(name))]
     if pair is None:
-        result.failures.append(f"no reference pair ('{METADATA_KEY}': {{'reference': ...}}; kelly-tc export writes one)")
+        result.failures.append(Failure(NO_REFERENCE, f"no reference pair ('{METADATA_KEY}': {{'reference': ...}}; kelly-tc export writes one)"))
         return result
     inputs, expected = pair
     result.reference_frames = len(inputs)
-    if model.output_size == expected.shape[1] and model.layers[-1].kind == "dense" and getattr(model.layers[-1], "activation", "") == "softmax":
+    if getattr(model.layers[-1], "activation", "") == "softmax":
         result.max_logit = max_softmax_logit(model, inputs)
         limit = softmax_logit_limit(model.output_size)
         if not result.max_logit < limit:
-            result.failures.append(f"softmax logits reach {result.max_logit:.4g} on the reference input; RTNeural's "
-                                   f"softmax (no max subtraction) can overflow above {limit:.1f}")
+            result.failures.append(Failure(SOFTMAX_RANGE, f"softmax logits reach {result.max_logit:.4g} on the reference input; RTNeural's "
+                                   f"softmax (no max subtraction) can overflow above {limit:.1f}"))
     produced = replay_reference(engine, inputs)
     error = np.abs(produced.astype(np.float64) - expected.astype(np.float64))
     result.reference_error = float(error.max()) if np.all(np.isfinite(produced)) else math.inf
     if not result.reference_error <= atol:
-        frame = int(np.argmax(np.nan_to_num(error, nan=np.inf).max(axis=1)))
-        result.failures.append(f"reference pair not reproduced: max abs error {result.reference_error:.3g} > atol {atol:g} "
-                               f"(first at frame {frame} of {len(inputs)})")
+        frame = int(np.flatnonzero(~(error.max(axis=1) <= atol))[0])  # "not <=": NaN counts as over
+        result.failures.append(Failure(REFERENCE, f"reference pair not reproduced: max abs error {result.reference_error:.3g} > atol {atol:g} "
+                               f"(first at frame {frame} of {len(inputs)})"))
     return result
 
 
@@ -191,6 +206,8 @@ def validate_directory(directory: str | Path, check_specs: bool = False, atol: f
                        names: list[str] | None = None) -> ValidationReport:
     """Validate ``directory/NAME.json`` for every Kelly model (or ``names``); see the module docstring."""
     directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError("no such folder (the -o of kelly-tc export)", file=directory)
     report = ValidationReport(directory, check_specs, atol)
     for name in names or MODEL_NAMES:
         result = validate_file(directory / f"{name}.json", name, check_specs, atol)

@@ -1,0 +1,82 @@
+"""The compressed variants of an exported model folder, for ``kelly-tc pipeline`` (issue 6 part 5).
+
+From ``models/NAME.onnx`` (+ ``NAME.json`` with its reference pair), writes one folder per variant --
+``models-int8/``, ``models-pruned/``, ``models-pruned-int8/`` -- each holding, per model, the variant's
+``NAME.onnx`` (standard ONNX: QDQ for INT8, smaller dense tensors when pruned) and the ``NAME.json``
+the engine runs (RTNeural JSON, or the INT8 JSON of ``quant.int8_json`` for the INT8 variants). The
+JSON's reference pair is the float model's reference input with the *variant's* ONNX output
+(onnxruntime), so ``validate`` and the pipeline's loader hold each file to its own model at float
+tolerance. Each model is then checked twice with ``toolchain.check``: the JSON against its own ONNX
+(conversion fidelity, must pass at ``atol``) and against the float ONNX (the compression's cost, reported).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from quant import int8, int8_json, prune
+from quant.onnx_graph import load_model, save_model
+
+#: Variant name -> (folder suffix, prune?, int8?).
+VARIANTS = {"int8": ("int8", False, True), "pruned": ("pruned", True, False), "pruned+int8": ("pruned-int8", True, True)}
+
+
+@dataclass
+class VariantFolder:
+    name: str
+    directory: Path
+    errors: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)  # (None, max abs vs float)
+    problems: list[str] = field(default_factory=list)
+
+
+def write_variants(models_dir: Path, out: Path, names, amount: float = 0.5, atol: float = 1e-5,
+                   on_model=None) -> list[VariantFolder]:
+    """Write and check every variant of every model in ``names`` found in ``models_dir``."""
+    folders = [VariantFolder(name, Path(out) / f"models-{suffix}") for name, (suffix, _, _) in VARIANTS.items()]
+    for model_name in names:
+        source = Path(models_dir) / f"{model_name}.onnx"
+        if not source.is_file():
+            continue
+        model = load_model(source)
+        pruned = prune.structured_prune(model, amount).model
+        for folder in folders:
+            _, pruned_variant, quantized = VARIANTS[folder.name]
+            form = pruned if pruned_variant else model
+            form = int8.quantize_weights(form).model if quantized else form
+            _write_variant(folder, model_name, form, quantized, Path(models_dir) / f"{model_name}.json", source, atol)
+            if on_model:
+                on_model(f"{folder.name}: {model_name}")
+    return folders
+
+
+def _write_variant(folder: VariantFolder, name: str, form, quantized: bool, float_json: Path, float_onnx: Path, atol: float):
+    from toolchain.check import check_files
+    from toolchain.convert import convert_file
+    from toolchain.cpp.reference_pair import reference_pair, set_reference_pair
+    from toolchain.rtneural_json import read_model, write_model
+
+    onnx_path, json_path = folder.directory / f"{name}.onnx", folder.directory / f"{name}.json"
+    save_model(form, onnx_path)
+    converted = convert_file(onnx_path, json_path)
+    pair = reference_pair(read_model(float_json)) if float_json.is_file() else None
+    if pair is not None:
+        set_reference_pair(converted, pair[0], _onnx_frames(onnx_path, pair[0]))
+    if quantized:
+        int8_json.write_int8_model(int8_json.quantize_model(converted), json_path)
+    else:
+        write_model(converted, json_path)
+    own = check_files(onnx_path, json_path, atol=atol)
+    if not own.passed:
+        folder.problems.append(f"{json_path}: engine vs its own ONNX {own.worst_abs_error:.3g} > atol {atol:g}")
+    folder.errors[name] = (None, check_files(float_onnx, json_path, atol=np.inf).worst_abs_error)
+
+
+def _onnx_frames(onnx_path: Path, frames: np.ndarray) -> np.ndarray:
+    """The ONNX model's output for ``frames [T, in]`` (onnxruntime, ONNX semantics), as ``[T, out]``."""
+    from toolchain.check import reference_session, run_onnx
+    from toolchain.onnx_import import import_model_proto, load_onnx
+
+    proto = load_onnx(onnx_path)
+    return run_onnx(reference_session(proto)[1], import_model_proto(proto).io, np.asarray(frames, np.float32))

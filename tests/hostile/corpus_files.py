@@ -1,0 +1,259 @@
+"""Hostile RTNeural JSON, frame, calibration, config and checkpoint files: one builder per case.
+
+Each builder takes a folder and returns the path of the bad file it wrote there. The JSON cases start
+from one small valid model (:func:`valid_document`) and break one thing, so each case shows one
+problem. ``CASES`` pairs each with the WHERE part and a regular expression of the reason.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from toolchain.rtneural_json import MAX_JSON_BYTES
+
+KNOWN_TYPES = r"\['activation', 'batchnorm', 'conv1d', 'dense', 'gru', 'lstm', 'prelu'\]"
+
+
+def valid_document() -> dict:
+    """dense 3->4 tanh, lstm 4->5, dense 5->2: small, odd sizes, every value finite."""
+    rng = np.random.default_rng(7)
+
+    def values(*shape):
+        return np.round(rng.standard_normal(shape) * 0.5, 4).tolist()
+
+    return {"in_shape": [None, None, 3], "layers": [
+        {"type": "dense", "activation": "tanh", "shape": [None, None, 4], "weights": [values(3, 4), values(4)]},
+        {"type": "lstm", "activation": "", "shape": [None, None, 5], "weights": [values(4, 20), values(5, 20), values(20)]},
+        {"type": "dense", "activation": "", "shape": [None, None, 2], "weights": [values(5, 2), values(2)]},
+    ]}
+
+
+def _write_document(folder: Path, document, name: str = "model.json") -> Path:
+    path = folder / name
+    path.write_text(json.dumps(document))
+    return path
+
+
+def _broken(change):
+    """A builder writing the valid document after ``change(document)``."""
+    def build(folder: Path) -> Path:
+        document = copy.deepcopy(valid_document())
+        change(document)
+        return _write_document(folder, document)
+    build.__doc__ = change.__doc__
+    return build
+
+
+def _text(content: str | bytes):
+    def build(folder: Path) -> Path:
+        path = folder / "model.json"
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+        return path
+    return build
+
+
+def json_too_big(folder: Path) -> Path:
+    """A sparse file one byte above the default size limit: refused from its size, never read."""
+    path = folder / "model.json"
+    with open(path, "wb") as handle:
+        handle.truncate(MAX_JSON_BYTES + 1)
+    return path
+
+
+def json_directory(folder: Path) -> Path:
+    path = folder / "model.json"
+    path.mkdir()
+    return path
+
+
+def json_conv1d_history_bomb(folder: Path) -> Path:
+    """A depthwise conv1d over 4096 channels, kernel 2, dilation 65536: 64 KB of JSON weights, but a
+    streaming conv1d keeps (K-1)*dilation+1 = 65537 past frames of every channel (1 GiB of state)."""
+    channels = 4096
+    document = {"in_shape": [None, None, channels], "layers": [
+        {"type": "conv1d", "activation": "", "shape": [None, None, channels], "kernel_size": [2], "dilation": [65536],
+         "groups": channels, "weights": [[[[0.5] * channels]] * 2, [0.0] * channels]}]}
+    return _write_document(folder, document)
+
+
+def _set(path_keys, value):
+    def change(document):
+        target = document
+        for key in path_keys[:-1]:
+            target = target[key]
+        target[path_keys[-1]] = value
+    return change
+
+
+def _delete(path_keys):
+    def change(document):
+        target = document
+        for key in path_keys[:-1]:
+            target = target[key]
+        del target[path_keys[-1]]
+    return change
+
+
+def _lstm_recurrent_kernel_too_narrow(document):
+    document["layers"][1]["weights"][1] = [row[:16] for row in document["layers"][1]["weights"][1]]
+
+
+def _second_dense_takes_six(document):
+    document["layers"][2]["weights"][0].append([0.1, 0.2])
+
+
+#: name -> (builder, WHERE, reason regex).
+JSON_CASES = {
+    "json_missing_file": (lambda folder: folder / "absent.json", None, r"no such file"),
+    "json_directory": (json_directory, None, r"not a readable JSON file: \[Errno 21\] Is a directory: .*"),
+    "json_empty_file": (_text(""), None, r"not a readable JSON file: Expecting value: line 1 column 1 \(char 0\)"),
+    "json_not_json": (_text("in_shape = 3; layers = []\n"), None, r"not a readable JSON file: Expecting value: line 1 column 1 \(char 0\)"),
+    "json_truncated": (_text(json.dumps(valid_document())[:200]), None, r"not a readable JSON file: .*"),
+    "json_not_utf8": (_text(b'{"in_shape": "\xff\xfe"}'), None, r"not a readable JSON file: 'utf-8' codec can't decode byte 0xff .*"),
+    "json_nan_literal": (_text(json.dumps(valid_document()).replace("0.", "NaN, 0.", 1)), None,
+                         r"not a readable JSON file: NaN is not valid JSON \(RTNeural's parser rejects it\)"),
+    "json_infinity_literal": (_text(json.dumps(valid_document()).replace("0.", "-Infinity, 0.", 1)), None,
+                              r"not a readable JSON file: -Infinity is not valid JSON \(RTNeural's parser rejects it\)"),
+    "json_deep_nesting": (_text("[" * 200_000 + "]" * 200_000), None, r"not a readable JSON file: maximum recursion depth exceeded.*"),
+    "json_too_big": (json_too_big, None, rf"file is {MAX_JSON_BYTES + 1} bytes, above the {MAX_JSON_BYTES}-byte limit \(KELLY_TC_MAX_JSON_BYTES\)"),
+    "json_top_level_array": (_text("[]"), None, r"the top level must be an object, got list"),
+    "json_in_shape_string": (_broken(_set(["in_shape"], "3")), "in_shape", r"expected an array like \[null, null, N\], got '3'"),
+    "json_in_shape_boolean": (_broken(_set(["in_shape"], [None, None, True])), "in_shape", r"the last element must be a positive integer, got True"),
+    "json_missing_layers": (_broken(_delete(["layers"])), "layers", r"missing, empty or not an array"),
+    "json_layers_object": (_broken(_set(["layers"], {"0": {}})), "layers", r"missing, empty or not an array"),
+    "json_layer_not_object": (_broken(_set(["layers", 1], "lstm")), "layers[1]", r"expected an object, got str"),
+    "json_unknown_layer_type": (_broken(_set(["layers", 1, "type"], "attention")), "layers[1]/type",
+                                rf"unknown layer type 'attention' \(RTNeural would silently skip it\); known: {KNOWN_TYPES}"),
+    "json_unknown_activation": (_broken(_set(["layers", 0, "activation"], "swish")), "layers[0] (dense)/activation",
+                                r"activation 'swish' is not one of \('', 'tanh', 'relu', 'sigmoid', 'softmax', 'elu'\) \(RTNeural crashes on it\)"),
+    "json_missing_weights": (_broken(_delete(["layers", 1, "weights"])), "layers[1] (lstm)/weights", r"missing or not an array"),
+    "json_missing_shape": (_broken(_delete(["layers", 2, "shape"])), "layers[2] (dense)/shape",
+                           r"expected an array like \[null, null, N\], got None"),
+    "json_weights_wrong_count": (_broken(_set(["layers", 1, "weights"], [[[0.0]], [[0.0]]])), "layers[1] (lstm)/weights",
+                                 r"expected 3 weight arrays, got 2"),
+    "json_weight_is_string": (_broken(_set(["layers", 0, "weights", 1], "0.5 0.5 0.5 0.5")), "layers[0] (dense)/weights[1]",
+                              r"expected a 1-D array of numbers, got a 0-D array of strings"),
+    "json_weight_ragged": (_broken(lambda d: d["layers"][0]["weights"][0][1].pop()), "layers[0] (dense)/weights[0]",
+                           r"not a rectangular array of numbers \(.*\)"),
+    "json_weight_wrong_nesting": (_broken(lambda d: d["layers"][0]["weights"].__setitem__(0, [d["layers"][0]["weights"][0]])),
+                                  "layers[0] (dense)/weights[0]", r"expected a 2-D array of numbers, got a 3-D array of numbers"),
+    "json_weight_wrong_shape": (_broken(_lstm_recurrent_kernel_too_narrow), r"layers[1] (lstm)/weight_hh",
+                                r"shape \[16, 5\] does not match the expected \[20, 5\]"),
+    "json_huge_number": (_broken(_set(["layers", 0, "weights", 1, 2], 1e39)), "layers[0] (dense)/weights[1]",
+                         r"contains NaN or Inf \(or a value outside float32 range\)"),
+    "json_huge_integer": (_broken(_set(["layers", 0, "weights", 1, 2], 10**400)), "layers[0] (dense)/weights[1]",
+                          r"expected a 1-D array of numbers, got a 1-D array of mixed or ragged values"),
+    "json_sizes_do_not_chain": (_broken(_second_dense_takes_six), "layers[2] (dense)",
+                                r"weights take 6 inputs but the previous layer gives 5"),
+    "json_shape_contradicts_weights": (_broken(_set(["layers", 0, "shape", 2], 7)), "layers[0] (dense)/shape",
+                                       r"weights give 4 outputs but shape declares 7"),
+    "json_absurd_size": (_text(json.dumps({"in_shape": [None, None, 10**12], "layers": [
+        {"type": "activation", "activation": "tanh", "shape": [None, None, 10**12], "weights": []}]})),
+        "layers[0] (activation)", r"size 1000000000000 outside 1\.\.65536"),
+    "json_conv1d_history_bomb": (json_conv1d_history_bomb, "layers[0] (conv1d)", r".*65537.*"),
+}
+
+
+# ----------------------------------------------------------------------------------------- frames
+def _npy(array_factory, name: str = "frames.npy"):
+    def build(folder: Path) -> Path:
+        path = folder / name
+        np.save(path, array_factory(), allow_pickle=True)
+        return path
+    return build
+
+
+def _raw(content: bytes, name: str = "frames.npy"):
+    def build(folder: Path) -> Path:
+        path = folder / name
+        path.write_bytes(content)
+        return path
+    return build
+
+
+def _truncated_npy() -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((50, 3), np.float32))
+    return buffer.getvalue()[:300]
+
+
+#: Frame files for ``run --input`` and ``check --input`` (the good model takes 3 features). Reasons
+#: differ by command where the readers word them differently: {command: reason}; WHERE is None.
+FRAME_CASES = {
+    "frames_missing_file": (lambda folder: folder / "absent.npy", {"run": r"no such file", "check": r"no such file"}),
+    "frames_not_npy": (_raw(b"\x93NUMPY garbage that is not a header" * 4),
+                       {"run": r"not a readable \.npy frame file: .*", "check": r"not a readable \.npy file \(.*\)"}),
+    "frames_truncated_npy": (_raw(_truncated_npy()),
+                             {"run": r"not a readable \.npy frame file: .*", "check": r"not a readable \.npy file \(.*\)"}),
+    "frames_pickled_objects": (_npy(lambda: np.array([{"a": 1}, None], dtype=object)),
+                               {"run": r"not a readable \.npy frame file: Object arrays cannot be loaded when allow_pickle=False",
+                                "check": r"not a readable \.npy file \(Object arrays cannot be loaded when allow_pickle=False\)"}),
+    "frames_wrong_width": (_npy(lambda: np.zeros((10, 5), np.float32)),
+                           {"run": r"expected frames of shape \[frames, 3\], got \[10, 5\]",
+                            "check": r"expected \[frames >= 2, 3\], got \[10, 5\]"}),
+    "frames_three_axes": (_npy(lambda: np.zeros((2, 10, 3), np.float32)),
+                          {"run": r"expected frames of shape \[frames, 3\], got \[2, 10, 3\]",
+                           "check": r"expected \[frames >= 2, 3\], got \[2, 10, 3\]"}),
+    "frames_strings": (_npy(lambda: np.array([["a", "b", "c"]] * 4)),
+                       {"run": r"expected numbers, got dtype <U1", "check": r"must hold finite numbers"}),
+    "frames_complex": (_npy(lambda: np.ones((4, 3), np.complex64)),
+                       {"run": r"expected numbers, got dtype complex64", "check": r"must hold finite numbers"}),
+    "frames_wrong_suffix": (_raw(b"0.1,0.2,0.3\n", name="frames.txt"),
+                            {"run": r"unsupported frame file type '\.txt'; use \.npy or \.csv",
+                             "check": r"not a readable \.npy file \(.*\)"}),
+    "frames_csv_text": (_raw(b"0.1,0.2,0.3\n0.4,zero,0.6\n", name="frames.csv"),
+                        {"run": r"not a readable \.csv frame file: .*", "check": r"not a readable \.npy file \(.*\)"}),
+}
+
+#: Calibration files for ``quantize``/``prune --calibration`` (the good ONNX input is [batch, time, 3]).
+CALIBRATION_CASES = {
+    "calibration_missing_file": (lambda folder: folder / "absent.npy", r"not a readable \.npy/\.npz file \(FileNotFoundError: .*\)"),
+    "calibration_pickled_objects": (_npy(lambda: np.array([{"a": 1}, None], dtype=object)),
+                                    r"not a readable \.npy/\.npz file \(ValueError: Object arrays cannot be loaded when allow_pickle=False\)"),
+    "calibration_not_npy": (_raw(b"not numpy at all"), r"not a readable \.npy/\.npz file \(.*\)"),
+    "calibration_nan": (_npy(lambda: np.full((2, 1, 8, 3), np.nan, np.float32)), r"'x' contains NaN or Inf"),
+    "calibration_strings": (_npy(lambda: np.array([["a", "b", "c"]] * 4)), r"'x' has dtype <U1, expected real numbers"),
+    "calibration_wrong_shape": (_npy(lambda: np.zeros((4, 5), np.float32)),
+                                r"'x' has shape \[4, 5\]; the model input has 3 dims .*"),
+}
+
+
+# ----------------------------------------------------------------------------------------- configs
+def _config(content: str | bytes):
+    def build(folder: Path) -> Path:
+        path = folder / "config.json"
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+        return path
+    return build
+
+
+def config_directory(folder: Path) -> Path:
+    path = folder / "config.json"
+    path.mkdir()
+    return path
+
+
+#: ``train --config`` files: name -> (builder, WHERE, reason regex).
+CONFIG_CASES = {
+    "config_missing_file": (lambda folder: folder / "absent.json", None, r"no such file"),
+    "config_directory": (config_directory, None, r"not a readable JSON file: \[Errno 21\] Is a directory: .*"),
+    "config_not_json": (_config("epochs: 3\n"), None, r"not a readable JSON file: Expecting value: line 1 column 1 \(char 0\)"),
+    "config_not_utf8": (_config(b'{"source": "\xff"}'), None, r"not a readable JSON file: 'utf-8' codec can't decode byte 0xff .*"),
+    "config_top_level_array": (_config('["epochs", 3]'), None, r"the top level must be an object, got list"),
+    "config_unknown_key": (_config('{"epochz": 3}'), "epochz", r"unknown setting; known: models, .*"),
+    "config_wrong_type": (_config('{"epochs": "3"}'), "epochs", r"must be int, got str '3'"),
+    "config_boolean_for_int": (_config('{"batch_size": true}'), "batch_size", r"must be int, got bool True"),
+    "config_nan_learning_rate": (_config('{"learning_rate": NaN}'), None,
+                                 r"not a readable JSON file: NaN is not valid JSON.*"),
+    "config_infinite_seconds": (_config('{"max_seconds": Infinity}'), None,
+                                r"not a readable JSON file: Infinity is not valid JSON.*"),
+    "config_negative_epochs": (_config('{"epochs": -1}'), "epochs", r"must be at least 1, got -1"),
+    "config_unknown_model": (_config('{"models": ["Nope"]}'), "models", r"unknown Kelly model .*"),
+    "config_bad_source": (_config('{"source": "internet"}'), "source", r"must be one of auto, datasets, corpus, synthetic, not 'internet'"),
+    "config_deep_nesting": (_config('{"models": ' + "[" * 100_000 + "]" * 100_000 + "}"), None,
+                            r"not a readable JSON file: maximum recursion depth exceeded.*"),
+}

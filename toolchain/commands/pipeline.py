@@ -1,0 +1,100 @@
+"""``kelly-tc pipeline [--audio FILE.wav] [--out DIR] [--quick]``: the Kelly models end to end.
+
+Without ``--audio``: train briefly (music21 corpus, synthetic without it), export, convert, validate,
+check and benchmark the five models; print the summary. With ``--audio``: the same first (or the models
+of ``--models DIR``), then stream the recording through the five-model pipeline and write MIDI + JSON.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from toolchain.cli import command
+from toolchain.errors import CheckFailed, UnsupportedError
+
+
+@command
+def pipeline(
+    audio: Optional[Path] = typer.Option(None, "--audio", help="A recording (wav, flac, mp3...) to turn into MIDI with the five models."),
+    out: Path = typer.Option(Path("kelly-out"), "--out", "-o", help="Output folder (training/, models/, summary.json, the MIDI and JSON)."),
+    quick: bool = typer.Option(False, "--quick", help="A smoke run: 1 epoch on a few pieces, short benchmark."),
+    models: Optional[Path] = typer.Option(None, "--models", help="Use these exported models (NAME.json) instead of training; only with --audio."),
+    source: str = typer.Option("auto", "--source", help="Training data: auto (corpus, synthetic without music21), corpus or synthetic."),
+    dynamo: bool = typer.Option(False, "--dynamo/--no-dynamo", help="Export with torch's dynamo exporter."),
+    seed: int = typer.Option(0, "--seed", help="Seed of training, export checks and benchmark input."),
+) -> None:
+    """Train, export, validate, check and benchmark the five Kelly models; with --audio, also turn a recording into MIDI."""
+    console = Console(width=max(Console().width, 160), soft_wrap=True)
+    if models is not None and audio is None:
+        raise UnsupportedError("--models only applies with --audio (without it the pipeline trains its own models)",
+                               where="--models")
+    report = None
+    if models is None:
+        report = _main_job(out, quick, source, dynamo, seed, console)
+        models = out / "models"
+    if audio is not None:
+        from toolchain.kelly.audio_job import process_audio
+
+        with Console(stderr=True).status(f"streaming {audio} through the five models"):
+            result = process_audio(audio, models, out)
+        render_audio(result, console)
+    if report is not None and not report.passed:
+        raise CheckFailed("; ".join(report.problems))
+
+
+def _main_job(out: Path, quick: bool, source: str, dynamo: bool, seed: int, console: Console):
+    try:
+        from toolchain.kelly.main_job import JobSettings, run_main_job
+    except ImportError as error:
+        raise UnsupportedError(f"the pipeline trains with PyTorch ({error.name} is missing): pip install torch==2.13.0") from None
+    from toolchain.kelly.progress import RichReporter
+
+    started = time.perf_counter()
+    with RichReporter() as reporter:
+        report = run_main_job(JobSettings(out, quick, source, dynamo, seed), reporter)
+    console.print(render_summary(report.rows, f"Kelly models ({'quick' if quick else 'default'} run, {out})"))
+    stages = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in report.stages.items())
+    console.print(f"wall time {time.perf_counter() - started:.1f} s ({stages}); summary: {out / 'summary.json'}")
+    console.print("errors: max abs, engine (one frame per call) vs PyTorch and vs onnxruntime; latency: per frame, one "
+                  "call per frame (pipeline: MultiModelProcessor.process_frame); memory: the engines' weights + state + "
+                  "scratch; val/base: validation loss / predict-the-mean baseline")
+    return report
+
+
+def _number(value, pattern: str) -> str:
+    return "-" if value is None else format(value, pattern)
+
+
+def render_summary(rows, title: str) -> Table:
+    """One row per (variant, model): a compressed variant's rows sit under the float32 ones."""
+    from reference_engine.budget import format_size
+
+    table = Table(title=title)
+    for column in ("variant", "model", "params", "JSON bytes", "vs PyTorch", "vs onnxruntime", "valid",
+                   "p50 us", "p99 us", "memory", "val/base"):
+        table.add_column(column, justify="left" if column in ("variant", "model", "valid") else "right")
+    for row in rows:
+        valid = f"[green]{row.status}[/]" if row.status == "ok" else f"[red]{row.status}[/]"
+        table.add_row(row.variant, row.model, f"{row.parameters:,}", f"{row.json_bytes:,}",
+                      _number(row.error_vs_torch, ".1e"), _number(row.error_vs_onnx, ".1e"), valid,
+                      _number(row.p50_us, ".1f"), _number(row.p99_us, ".1f"),
+                      "-" if row.memory_bytes is None else format_size(row.memory_bytes), _number(row.val_ratio, ".3f"))
+    return table
+
+
+def render_audio(result, console: Console) -> None:
+    decoded = result.decoded
+    console.print(f"{result.audio_path}: {result.audio_seconds:.2f} s, {result.frames} frames streamed in "
+                  f"{result.processing_seconds * 1e3:.0f} ms ({result.processing_seconds / result.frames * 1e6:.0f} us/frame)")
+    for model in result.models:
+        if model["source"] == "fallback":
+            console.print(f"[yellow]fallback[/] {model['name']}: {model['fallback']} ({model['reason']})")
+    chords = " ".join(f"{e.label}@{e.start:.2f}s" for e in decoded.chords) or "none"
+    console.print(f"tempo {decoded.tempo:.0f} bpm; chords: {chords}")
+    console.print(f"melody: {len(decoded.notes)} notes" + (": " + " ".join(e.label for e in decoded.notes[:24]) if decoded.notes else ""))
+    console.print(f"wrote {result.midi_path} and {result.json_path}")
