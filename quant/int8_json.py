@@ -21,7 +21,6 @@ float by the converter) gets back the same ``q``, so the INT8 JSON computes what
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ import numpy as np
 from toolchain import atomic
 from toolchain.errors import InputError, KellyError
 from toolchain.layers import Layer, Model, f32
-from toolchain.rtneural_json import MAX_JSON_BYTES, layer_to_json, model_from_json
+from toolchain.rtneural_json import layer_to_json, model_from_json, read_document
 
 from quant.int8 import QMAX, dequantize, quantize_symmetric
 
@@ -215,22 +214,6 @@ def _canonical(kind, integers, index, model) -> dict[str, QuantizedArray]:
             for name, position in QUANTIZED_FIELDS[kind]}
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def read_int8_model(path: str | Path) -> Int8Model:
     """Load an INT8 JSON file strictly; every problem is an :class:`InputError` naming the file."""
-    path = Path(path)
-    try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise InputError(f"file is above the {MAX_JSON_BYTES}-byte limit (KELLY_TC_MAX_JSON_BYTES)")
-        document = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_reject_constant)
-        return from_json(document)
-    except KellyError as error:
-        raise error.with_file(path)
-    except FileNotFoundError:
-        raise InputError("no such file", file=path) from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise InputError(f"not a readable JSON file: {str(error)[:200]}", file=path) from None
-
+    return read_document(path, from_json)

@@ -14,7 +14,6 @@ import onnx
 from onnx import numpy_helper, shape_inference
 
 from toolchain import atomic
-from toolchain.errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from toolchain.errors import UnsupportedError
 
-from quant import calibration, int8, int8_json, prune, report
+from quant import calibration, int8, prune, report
 from quant.onnx_graph import load_model, save_model
 
 VARIANTS = ("float", "int8", "pruned", "pruned+int8")

@@ -34,7 +34,11 @@ def debug_enabled() -> bool:
 
 
 def fail(line: str, code: int) -> None:
-    """Print one error line on stderr (plain print: rich would wrap it) and exit with ``code``."""
+    """Print one error line on stderr (plain print: rich would wrap it) and exit with ``code``.
+
+    A reason quoted from a library (torch, onnxruntime) may span lines: they are joined, so the error
+    stays one line whatever raised it."""
+    line = " ".join(part.strip() for part in str(line).splitlines() if part.strip())
     print(f"error: {line}", file=sys.stderr, flush=True)
     raise typer.Exit(code)
 

@@ -54,8 +54,9 @@ def _check_external_location(tensor: onnx.TensorProto, folder: Path) -> None:
     real_folder, real_target = os.path.realpath(folder), os.path.realpath(target)
     if os.path.commonpath([real_folder, real_target]) != real_folder:
         raise InputError(f"external data location '{location}' resolves outside the model's folder (a symlink?)", where=where)
-    if not target.is_file():
-        raise InputError(f"external data file '{location}' is missing", where=where)
+    if not target.is_file():  # a FIFO or a device would block or never end: only regular files are read
+        state = "is not a regular file" if target.exists() else "is missing"
+        raise InputError(f"external data file '{location}' {state}", where=where)
     size = target.stat().st_size
     offset, length = int(info.offset or 0), info.length
     end = offset + (int(length) if length is not None else 0)
@@ -81,8 +82,8 @@ def _check_declared_sizes(model: onnx.ModelProto) -> None:
         if elements > MAX_TENSOR_ELEMENTS:
             raise InputError(f"declares {elements} elements, above the {MAX_TENSOR_ELEMENTS} limit", where=f"initializer '{tensor.name}'")
     for value in model.graph.input:  # fixed sizes only: a symbolic axis is fed what the caller chooses
-        dims = [d.dim_value for d in value.type.tensor_type.shape.dim]
-        elements = int(np.prod([max(int(d), 1) for d in dims], dtype=np.float64)) if dims else 1
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim]
+        elements = int(np.prod([max(d, 1) for d in dims if isinstance(d, int)], dtype=np.float64))
         if elements > MAX_TENSOR_ELEMENTS:
             raise InputError(f"declares a fixed shape {dims} of {elements} elements per run, above the {MAX_TENSOR_ELEMENTS} limit",
                              where=f"graph input '{value.name}'")

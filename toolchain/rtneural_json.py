@@ -231,8 +231,10 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON (RTNeural's parser rejects it)")
 
 
-def read_model(path: str | Path) -> Model:
-    """Load an RTNeural JSON file strictly; every problem is an :class:`InputError` naming the file."""
+def read_document(path: str | Path, build):
+    """Parse the JSON file ``path`` strictly (size limit, UTF-8, no NaN/Infinity) and return
+    ``build(document)``; every problem, the builder's included, is an :class:`InputError` naming the file.
+    (Shared by :func:`read_model` and the INT8 variant's reader, ``quant.int8_json``.)"""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -240,10 +242,15 @@ def read_model(path: str | Path) -> Model:
             raise InputError(f"file is {size} bytes, above the {MAX_JSON_BYTES}-byte limit (KELLY_TC_MAX_JSON_BYTES)")
         text = path.read_bytes().decode("utf-8")
         document = json.loads(text, parse_constant=_reject_constant)
-        return model_from_json(document)
+        return build(document)
     except KellyError as error:
         raise error.with_file(path)
     except FileNotFoundError:
         raise InputError("no such file", file=path) from None
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise InputError(f"not a readable JSON file: {str(error)[:200]}", file=path) from None
+
+
+def read_model(path: str | Path) -> Model:
+    """Load an RTNeural JSON file strictly; every problem is an :class:`InputError` naming the file."""
+    return read_document(path, model_from_json)

@@ -165,13 +165,13 @@ def broadcast_cut(graph: Graph, name: str, size: int, rank: int | None, axis: in
     """The cut of constant ``name``, broadcast (numpy-style, aligned right) against a tensor of rank
     ``rank`` whose ``axis`` holds ``size`` units: None when the constant does not vary along the units
     (it broadcasts), :class:`Unfit` when it has another size there or the rank is unknown."""
-    shape = graph.shape(name)
-    if shape is None or rank is None:
+    dims = graph.shape(name)
+    if dims is None or rank is None:
         raise Unfit(name)
-    local = axis - (rank - len(shape))
-    if local < 0 or shape[local] == 1:
+    local = axis - (rank - len(dims))
+    if local < 0 or dims[local] == 1:
         return None
-    if shape[local] != size:
+    if dims[local] != size:
         raise Unfit(name)
     return Cut(name, local, 1, role)
 

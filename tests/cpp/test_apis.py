@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from tests.cpp.conftest import TOLERANCE
 from tests.cpp.test_dynamic_api import engine_outputs
+from toolchain.cli import app
 from toolchain.cpp.apis import APIS, rtneural_check, time_rtneural
 from toolchain.cpp.runner import run_rtneural
 from toolchain.errors import InputError
@@ -60,3 +62,31 @@ def test_a_model_rtneural_cannot_read_is_a_one_line_error(rtneural_testdata, rtn
     """bad_lstm.json (sizes contradict its weights) makes RTNeural's parser throw: reported, not a crash."""
     with pytest.raises(InputError, match=r"bad_lstm.json: RTNeural could not run the model: harness: .*range"):
         run_rtneural(rtneural_testdata / "models" / "bad_lstm.json", np.zeros((3, 1), np.float32), rtneural_src)
+
+
+@pytest.fixture(scope="module")
+def small_model(layer_kind_models):
+    return next(case for case in layer_kind_models if case.name == "prelu_per_channel")
+
+
+@pytest.mark.cpp
+def test_the_bench_command_adds_rtneurals_two_apis(small_model, rtneural_src):
+    result = CliRunner().invoke(app, ["bench", str(small_model.json_path), "--frames", "300", "--warmup", "10",
+                                      "--rtneural", str(rtneural_src)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.stdout.splitlines() if "prelu_per_channel" in line and "engine" not in line and line.count("us") >= 5)
+    assert "the real RTNeural" in result.stdout and "engine / ModelT" in result.stdout
+    assert len(line.split("│")) == 11  # model, engine, dynamic p50/p99, ModelT p50/p99, three ratios
+
+
+@pytest.mark.cpp
+def test_the_runtime_comparison_row_gains_rtneural_latency_and_agreement(small_model, rtneural_src):
+    from toolchain.cpp.bench import add_to_row
+
+    row = {"agreement_max_abs_error": {}, "latency_us": {}}
+    add_to_row(row, small_model.model(), small_model.frames, rtneural_src)
+    assert set(row["latency_us"]) == {"rtneural", "rtneural-modelt"}
+    assert all(error <= TOLERANCE for error in row["agreement_max_abs_error"].values())
+    assert all(0 < figures["p50"] <= figures["p99"] for figures in row["latency_us"].values())
+    add_to_row(empty := {"agreement_max_abs_error": {}, "latency_us": {}}, small_model.model(), small_model.frames, None)
+    assert empty == {"agreement_max_abs_error": {}, "latency_us": {}}  # no RTNeural source: no columns

@@ -14,6 +14,22 @@ def catalog() -> dict:
     return {kind: build(np.random.default_rng(index + 1)) for index, (kind, build) in enumerate(KINDS.items())}
 
 
+@pytest.fixture(scope="session")
+def kelly_dynamics(tmp_path_factory):
+    """An (untrained) DynamicsEngine exported by the Kelly exporter (with its JSON and reference pair),
+    and its 50% structured prune."""
+    pytest.importorskip("torch")
+    from quant import prune
+    from quant.onnx_graph import load_model, save_model
+    from toolchain.kelly.export import export_model
+    from toolchain.kelly.models import build_model
+
+    folder = tmp_path_factory.mktemp("kelly")
+    exported = export_model(build_model("DynamicsEngine", seed=3), folder / "models")
+    pruned = save_model(prune.structured_prune(load_model(exported.onnx_path), 0.5).model, folder / "pruned.onnx")
+    return exported.onnx_path, pruned
+
+
 def outputs(model, samples) -> list[dict]:
     """onnxruntime's outputs of ``model`` on every sample."""
     return calibration.run(model, samples)

@@ -4,32 +4,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quant import calibration, prune
+from quant import calibration
 from quant.onnx_graph import load_model, save_model
 
 pytestmark = pytest.mark.torch
 
 
-@pytest.fixture(scope="module")
-def dynamics(tmp_path_factory):
-    """An (untrained) DynamicsEngine exported by the Kelly exporter, and its 50% structured prune."""
-    pytest.importorskip("torch")
-    from toolchain.kelly.export import export_onnx
-    from toolchain.kelly.models import build_model
-
-    folder = tmp_path_factory.mktemp("dynamics")
-    original = export_onnx(build_model("DynamicsEngine", seed=3), folder / "DynamicsEngine.onnx")
-    pruned = save_model(prune.structured_prune(load_model(original), 0.5).model, folder / "pruned.onnx")
-    return original, pruned
-
-
-def test_a_pruned_kelly_model_is_rebuilt_in_torch_with_its_weights(dynamics):
+def test_a_pruned_kelly_model_is_rebuilt_in_torch_with_its_weights(kelly_dynamics):
     import torch
 
     from quant.finetune import kelly_module
     from toolchain.onnx_import import import_onnx
 
-    _, pruned = dynamics
+    _, pruned = kelly_dynamics
     module = kelly_module(import_onnx(pruned).model)
     assert module.spec.name == "DynamicsEngine" and [layer.size for layer in module.spec.layers] == [32, 20, 16]
     frames = np.random.default_rng(0).uniform(-1, 1, (1, 12, 32)).astype(np.float32)
@@ -40,10 +27,10 @@ def test_a_pruned_kelly_model_is_rebuilt_in_torch_with_its_weights(dynamics):
     np.testing.assert_allclose(next(iter(produced.values())), expected, atol=1e-5)  # onnxruntime vs torch
 
 
-def test_finetuning_keeps_the_best_validation_epoch_and_writes_a_runnable_model(dynamics, tmp_path):
+def test_finetuning_keeps_the_best_validation_epoch_and_writes_a_runnable_model(kelly_dynamics, tmp_path):
     from quant.finetune import finetune_file
 
-    original, pruned = dynamics
+    original, pruned = kelly_dynamics
     result = finetune_file(original, pruned, tmp_path / "tuned.onnx", epochs=2, source="synthetic")
     losses = result["validation_loss"]
     assert result["data"] == ["synthetic"] and len(result["validation_loss_per_epoch"]) == 2
@@ -63,10 +50,10 @@ def test_a_model_that_is_not_a_kelly_model_is_refused(catalog, tmp_path):
         kelly_spec_of(import_onnx(path).model)
 
 
-def test_variants_table_gives_sizes_accuracy_and_latency_ratios(dynamics):
+def test_variants_table_gives_sizes_accuracy_and_latency_ratios(kelly_dynamics):
     from quant.summary import compare_variants
 
-    original, _ = dynamics
+    original, _ = kelly_dynamics
     rows = compare_variants(original, amount=0.5)
     assert list(rows) == ["float", "int8", "pruned", "pruned+int8"]
     assert rows["float"]["cosine"] == pytest.approx(1.0, abs=1e-12) and rows["float"]["max_abs"] == 0.0

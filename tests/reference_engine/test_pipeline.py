@@ -28,11 +28,7 @@ ATOL = 1e-5
 
 @pytest.fixture
 def models_dir(kelly_models, tmp_path):
-    target = tmp_path / "models"
-    target.mkdir()
-    for name in MODEL_NAMES:
-        shutil.copy(kelly_models.json_paths[name], target / f"{name}.json")
-    return target
+    return kelly_models.copy_json(tmp_path / "models")
 
 
 @pytest.fixture(scope="module")

@@ -55,11 +55,11 @@ def bench(
                                                       "models": [str(p) for p in models]})
     Console(width=max(Console().width, 150)).print(render(result))
     if rtneural is not None:
-        from toolchain.cpp.bench import measure_files, rtneural_table
+        from toolchain.cpp.bench import default_backend, measure_files, rtneural_table
 
         with console.status("building and timing RTNeural (C++)"):
-            figures = measure_files(models, frames, seed, rtneural)
-        Console(width=max(Console().width, 150)).print(rtneural_table([e.name for e in measured], [e.latency["p50"] * 1e6 for e in measured], figures, frames))
+            figures = measure_files(models, frames, seed, rtneural, backend := default_backend(rtneural))
+        Console(width=max(Console().width, 150)).print(rtneural_table([e.name for e in measured], [e.latency["p50"] * 1e6 for e in measured], figures, frames, backend))
     if json_path is not None:
         write_json(result, json_path)
     if plot_path is not None:

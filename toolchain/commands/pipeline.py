@@ -62,7 +62,8 @@ def _main_job(out: Path, quick: bool, source: str, dynamo: bool, seed: int, cons
     console.print(f"wall time {time.perf_counter() - started:.1f} s ({stages}); summary: {out / 'summary.json'}")
     console.print("errors: max abs, engine (one frame per call) vs PyTorch and vs onnxruntime; latency: per frame, one "
                   "call per frame (pipeline: MultiModelProcessor.process_frame); memory: the engines' weights + state + "
-                  "scratch; val/base: validation loss / predict-the-mean baseline")
+                  "scratch; val/base: validation loss / predict-the-mean baseline; int8, pruned (50% structured), pruned+int8 rows: "
+                  "vs onnxruntime = against the FLOAT model (the compression's cost), JSON bytes of the INT8 JSON variant")
     return report
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from rich.table import Table
 
 from toolchain.cpp.apis import DEFAULT_APIS, rtneural_check, time_rtneural
+from toolchain.cpp.build import eigen_include, find_rtneural
 from toolchain.errors import CheckFailed
 from toolchain.layers import Model
 from toolchain.rtneural_json import write_model
@@ -25,10 +26,17 @@ AGREEMENT_ATOL = 1e-4
 CHECK_FRAMES = 16
 
 
-def measure_json(json_path: str | Path, inputs: np.ndarray, src: str | Path | None, backend: str = "stl") -> dict:
+def default_backend(src: str | Path | None) -> str:
+    """Eigen when its headers are found (what most plugins build RTNeural with), else STL. RTNeural's STL
+    backend sums with plain loops that g++ cannot vectorize without -ffast-math: it is the slow one."""
+    return "eigen" if eigen_include(find_rtneural(src)) is not None else "stl"
+
+
+def measure_json(json_path: str | Path, inputs: np.ndarray, src: str | Path | None, backend: str | None = None) -> dict:
     """Per API (runtime name): ``{"p50": us, "p99": us, "mean": us, "min": us, "agreement": max abs error}``."""
     from reference_engine.model import load_engine
 
+    backend = backend or default_backend(src)
     engine = load_engine(json_path)
     engine.reset()
     expected = engine.run(inputs[:CHECK_FRAMES])
@@ -45,13 +53,13 @@ def measure_json(json_path: str | Path, inputs: np.ndarray, src: str | Path | No
     return results
 
 
-def measure_model(model: Model, inputs: np.ndarray, src: str | Path | None, backend: str = "stl") -> dict:
+def measure_model(model: Model, inputs: np.ndarray, src: str | Path | None, backend: str | None = None) -> dict:
     """``measure_json`` for an in-memory model (written to a temporary JSON file first)."""
     with tempfile.TemporaryDirectory(prefix="kelly-tc-bench-") as folder:
         return measure_json(write_model(model, Path(folder) / "model.json"), inputs, src, backend)
 
 
-def measure_files(json_paths: list[Path], frames: int, seed: int, src: str | Path | None, backend: str = "stl") -> list[dict]:
+def measure_files(json_paths: list[Path], frames: int, seed: int, src: str | Path | None, backend: str | None = None) -> list[dict]:
     """``measure_json`` per file on ``frames`` seeded standard-normal frames (as ``kelly-tc bench`` feeds the engine)."""
     from reference_engine.model import load_engine
 
@@ -64,14 +72,17 @@ def add_to_row(row: dict, model: Model, inputs: np.ndarray, src: str | Path | No
     """bench/compare_runtimes.py: add RTNeural's APIs to a model's row (latency in us, agreement)."""
     if not src:
         return
-    for name, figures in measure_model(model, inputs, src).items():
+    backend = default_backend(src)
+    row["rtneural_backend"] = backend
+    for name, figures in measure_model(model, inputs, src, backend).items():
         row["agreement_max_abs_error"][name] = figures.pop("agreement")
         row["latency_us"][name] = figures
 
 
-def rtneural_table(names: list[str], engine_p50_us: list[float], measured: list[dict], frames: int) -> Table:
+def rtneural_table(names: list[str], engine_p50_us: list[float], measured: list[dict], frames: int, backend: str) -> Table:
     """``kelly-tc bench --rtneural``: per model, the engine against RTNeural's two APIs (p50 ratios)."""
-    table = Table(title=f"the reference engine vs the real RTNeural (C++, timed in C++), {frames} frames, one call per frame")
+    table = Table(title=f"the reference engine vs the real RTNeural ({backend} backend, g++ -O2, timed in C++), "
+                        f"{frames} frames, one call per frame")
     for column in ("model", "engine p50", "RTNeural dynamic p50", "p99", "RTNeural ModelT p50", "p99",
                    "engine / dynamic", "engine / ModelT", "dynamic / ModelT"):
         table.add_column(column, justify="left" if column == "model" else "right")

@@ -15,7 +15,7 @@ BANNER = """\
 //   auto model = std::make_unique<{namespace}::{name}>();   // on the heap: layers hold their weights inline
 //   {load_call}
 //   const double error = {namespace}::self_test(*model);      // NaN if the file had no reference pair
-//   model->forward(frame);  // one frame of {input_size} values, 16-byte aligned; outputs: model->getOutputs()
+//   model->forward(frame);  // frame: {input_size} {scalar}s, 16-byte aligned; outputs: model->getOutputs()
 #pragma once
 """
 
@@ -117,8 +117,9 @@ inline bool matches(const nlohmann::json& document)
 
 LOAD_JSON = """\
 /** Loads the weights from an RTNeural JSON file with RTNeural's ModelT::parseJson, then resets.
- *  Returns false (model untouched) if the file cannot be read or does not hold the layers of this
- *  type. Reads a file and allocates: call it off the audio thread. */
+ *  Returns false if the file cannot be read or parsed or does not hold the layers of this type
+ *  (checked before any weight is set; a file that fails while its weights are read leaves them
+ *  partly set -- don't use the model then). Reads a file and allocates: call it off the audio thread. */
 inline bool load({name}& model, const std::string& json_path)
 {{
     try

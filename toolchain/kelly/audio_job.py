@@ -22,7 +22,7 @@ import numpy as np
 from toolchain import atomic
 from toolchain.errors import InputError
 from toolchain.kelly.decode import Decoded, decode, write_midi
-from toolchain.kelly.spec import FRAME_RATE, MODEL_NAMES, SAMPLE_RATE, decode_emotion, get_spec
+from toolchain.kelly.spec import FRAME_RATE, MODEL_NAMES, N_FFT, SAMPLE_RATE, decode_emotion, get_spec
 
 DECIMALS = 6
 
@@ -72,6 +72,8 @@ def process_audio(audio_path: str | Path, models_dir: str | Path, out_dir: str |
     if not audio_path.is_file():
         raise InputError("no such audio file", file=audio_path)
     audio = load_audio(audio_path)
+    if len(audio) < N_FFT:  # shorter than one analysis window: librosa would also print a warning on stderr
+        raise InputError(f"too short: {len(audio)} samples, less than one {N_FFT}-sample analysis window", file=audio_path)
     features = log_mel(audio)
     if len(features) < 2:
         raise InputError("too short: fewer than two feature frames", file=audio_path)

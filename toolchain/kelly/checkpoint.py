@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +57,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except Exception as error:  # torch raises UnpicklingError/RuntimeError for what weights_only refuses
-        raise InputError(f"checkpoint refused by torch.load(weights_only=True): {str(error)[:160]}", file=path) from None
+        raise InputError(f"checkpoint refused by torch.load(weights_only=True): {_one_line(error)}", file=path) from None
     if not isinstance(payload, dict) or "model_state" not in payload:
         raise InputError("checkpoint holds no model_state", file=path)
     return payload
+
+
+def _one_line(error: Exception) -> str:
+    """torch's weights_only refusal spans many lines with terminal colour codes: keep the line that
+    names what was refused (``Unsupported global: ...``), else the first line, without the codes."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line]
+    named = [line for line in lines if "Unsupported global" in line or "WeightsUnpickler error" in line]
+    return ((named or lines or [type(error).__name__])[0])[:200]
 
 
 def load_trained_model(directory: str | Path, name: str, which: str = BEST):

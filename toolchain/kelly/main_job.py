@@ -177,6 +177,17 @@ def run_main_job(settings: JobSettings, reporter: Reporter | None = None) -> Job
     errors = {m.name: (m.torch_error, m.onnx_error) for m in exported.models}
     ratios = {name: result.ratio for name, result in trained.results.items()}
     report.rows = variant_rows("float32", models_dir, measurements, pipeline_latency, validation, errors, ratios)
+
+    started = time.perf_counter()  # issue 6: the same five models as INT8, 50% pruned, and both (quant/variants.py)
+    from quant.variants import write_variants
+
+    reporter.stage("compress: INT8, 50% structured pruning, both; convert and check", 3 * len(MODEL_NAMES))
+    for variant in write_variants(models_dir, settings.out, MODEL_NAMES, on_model=lambda label: reporter.advance(1, f"compress: {label}")):
+        checked = validate_directory(variant.directory)  # each file against its own ONNX's reference output
+        report.problems += variant.problems + checked.lines()
+        measured, latency = bench_models(variant.directory, BENCH_FRAMES[settings.mode], settings.seed, reporter)
+        report.rows += variant_rows(variant.name, variant.directory, measured, latency, checked, variant.errors)
+    report.stages["int8 + prune"] = _lap(started)
     atomic.write_json(settings.out / "summary.json", _finite(report.to_json()))
     return report
 

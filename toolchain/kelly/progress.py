@@ -39,8 +39,12 @@ class RichReporter(Reporter):
         self.progress.start()
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.progress.stop()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is not None:  # failing: erase the bars (and skip Progress.stop's blank line on a
+            self.progress.live.transient = True  # non-terminal), so the error is the one line on stderr
+            self.progress.live.stop()
+        else:
+            self.progress.stop()
 
     def stage(self, description: str, total: int | None = None) -> None:
         self.task = self.progress.add_task(description, total=total)

@@ -22,7 +22,6 @@ reference pair) **failed** (exit 1). The worst verdict over the five files sets 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,6 @@ from toolchain.errors import InputError, KellyError
 from toolchain.kelly.spec import MODEL_NAMES, ModelSpec, get_spec
 from toolchain.layers import Model
 
-log = logging.getLogger(__name__)
 
 DEFAULT_ATOL = 1e-5
 OK, FAILED, BROKEN = "ok", "failed", "broken file"
@@ -210,8 +208,5 @@ def validate_directory(directory: str | Path, check_specs: bool = False, atol: f
         raise InputError("no such folder (the -o of kelly-tc export)", file=directory)
     report = ValidationReport(directory, check_specs, atol)
     for name in names or MODEL_NAMES:
-        result = validate_file(directory / f"{name}.json", name, check_specs, atol)
-        if result.status != OK:
-            log.warning("%s", result.line())
-        report.models.append(result)
+        report.models.append(validate_file(directory / f"{name}.json", name, check_specs, atol))
     return report

@@ -24,6 +24,15 @@ class KellyModels:
     torch_models: dict
     report: object
 
+    def copy_json(self, target: Path, names=None) -> Path:
+        """A private copy of the JSON files in ``target`` (for tests that alter or delete them)."""
+        import shutil
+
+        target.mkdir(parents=True, exist_ok=True)
+        for name in names if names is not None else self.json_paths:
+            shutil.copy(self.json_paths[name], target / f"{name}.json")
+        return target
+
 
 def export_random_models(directory: Path) -> KellyModels:
     from toolchain.kelly.export import export_models

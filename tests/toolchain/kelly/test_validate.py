@@ -24,11 +24,7 @@ def invoke(*arguments):
 @pytest.fixture
 def models_dir(kelly_models, tmp_path):
     """A private copy of the exported models (tests alter it)."""
-    target = tmp_path / "models"
-    target.mkdir()
-    for name in MODEL_NAMES:
-        shutil.copy(kelly_models.json_paths[name], target / f"{name}.json")
-    return target
+    return kelly_models.copy_json(tmp_path / "models")
 
 
 def edit(path, change):

@@ -1,0 +1,96 @@
+"""``kelly-tc pipeline``: the main job end to end in quick mode, and ``--audio`` on the shipped example
+recording (MIDI that pretty_midi reads back with notes, JSON of every frame's outputs, fallbacks reported)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pretty_midi = pytest.importorskip("pretty_midi")
+pytest.importorskip("librosa")
+from typer.testing import CliRunner  # noqa: E402
+
+from tests.conftest import REPO  # noqa: E402
+from toolchain.cli import app  # noqa: E402
+from toolchain.kelly.spec import MODEL_NAMES  # noqa: E402
+
+EXAMPLE = REPO / "examples" / "example_chords.wav"
+
+
+def invoke(*arguments):
+    return CliRunner().invoke(app, [str(a) for a in arguments])
+
+
+def test_shipped_example_is_a_small_mono_recording_of_its_score():
+    import soundfile
+
+    info = soundfile.info(str(EXAMPLE))
+    assert info.channels == 1 and info.samplerate == 22050 and 5 <= info.duration <= 10
+    assert EXAMPLE.stat().st_size < 500_000
+    from examples.make_example import example_midi  # the shipped score is what the script writes
+
+    shipped = pretty_midi.PrettyMIDI(str(EXAMPLE.with_suffix(".mid")))
+    made = example_midi()
+    assert [(n.pitch, round(n.start, 3)) for i in shipped.instruments for n in i.notes] == \
+           [(n.pitch, round(n.start, 3)) for i in made.instruments for n in i.notes]
+
+
+def test_audio_on_the_example_writes_midi_with_notes_and_per_frame_json(kelly_models, tmp_path):
+    from toolchain.kelly.features import load_audio, log_mel
+
+    result = invoke("pipeline", "--audio", EXAMPLE, "--models", kelly_models.directory, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    midi = pretty_midi.PrettyMIDI(str(tmp_path / "example_chords.mid"))
+    notes = [n for instrument in midi.instruments for n in instrument.notes]
+    assert notes and all(1 <= n.velocity <= 127 and n.end > n.start for n in notes)
+    document = json.loads((tmp_path / "example_chords.outputs.json").read_text())
+    frames = len(log_mel(load_audio(EXAMPLE)))
+    assert document["frames"] == frames
+    for name in MODEL_NAMES:
+        assert np.asarray(document["outputs"][name]).shape[0] == frames
+    decoded_pitches = sorted(p for key in ("chords", "notes") for e in document["decoded"][key] for p in e["pitches"])
+    assert sorted(n.pitch for n in notes) == decoded_pitches
+    assert [m["source"] for m in document["models"]] == ["model"] * 5
+    assert "example_chords.mid" in result.output
+
+
+def test_audio_with_a_missing_model_reports_the_fallback(kelly_models, tmp_path):
+    models = kelly_models.copy_json(tmp_path / "models", [n for n in MODEL_NAMES if n != "HarmonyPredictor"])
+    result = invoke("pipeline", "--audio", EXAMPLE, "--models", models, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "fallback HarmonyPredictor: I-IV-V-I in C major" in result.output
+    document = json.loads((tmp_path / "out" / "example_chords.outputs.json").read_text())
+    harmony = next(m for m in document["models"] if m["name"] == "HarmonyPredictor")
+    assert harmony["source"] == "fallback" and "missing" in harmony["reason"]
+    assert [c["label"] for c in document["decoded"]["chords"]][:4] == ["C", "F", "G", "C"]
+
+
+def test_main_job_quick_run_end_to_end(tmp_path):
+    """Train (1 epoch, synthetic data), export, validate, check and benchmark; then the models validate."""
+    result = invoke("pipeline", "--quick", "--source", "synthetic", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    rows = [r for r in summary["rows"] if r["variant"] == "float32"]  # compressed variants add their own rows
+    assert [r["model"] for r in rows] == list(MODEL_NAMES) + ["pipeline (5 models)"]
+    assert all(r["status"] == "ok" for r in rows)
+    assert all(r["error_vs_torch"] <= 1e-5 and r["error_vs_onnx"] <= 1e-5 for r in rows)
+    assert all(r["p50_us"] > 0 and r["p99_us"] >= r["p50_us"] and r["memory_bytes"] > 0 for r in rows)
+    assert rows[-1]["parameters"] == sum(r["parameters"] for r in rows[:-1]) == 1_055_184
+    assert summary["training"]["models"]["HarmonyPredictor"]["sources"] == ["synthetic"]
+    assert "pipeline (5 models)" in result.output and "wall time" in result.output
+    assert invoke("validate", tmp_path / "models", "--check-specs").exit_code == 0
+
+
+def test_models_without_audio_is_refused(tmp_path):
+    result = invoke("pipeline", "--models", tmp_path)
+    assert result.exit_code == 2 and "--models only applies with --audio" in result.output
+
+
+def test_unreadable_audio_is_bad_input(kelly_models, tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not really a wave file")
+    result = invoke("pipeline", "--audio", bad, "--models", kelly_models.directory, "--out", tmp_path)
+    assert result.exit_code == 2 and "bad.wav: unreadable audio" in result.output
+    assert not (tmp_path / "bad.mid").exists()
