@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from quant.summary import compare_variants
+from toolchain import atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEQUENCES = 8
@@ -91,7 +92,8 @@ def plot(rows: dict, path: Path) -> Path | None:
              title="Kelly models: accuracy against size")
     axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    with atomic.atomic_path(path, suffix=".png") as temporary:  # atomic like every output (issue 7)
+        figure.savefig(temporary, dpi=120)
     return path
 
 
@@ -104,9 +106,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     rows = measure(args.models_dir, args.amount, args.finetune, args.epochs)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "compression.json").write_text(json.dumps(rows, indent=2) + "\n")
+    atomic.write_text(RESULTS / "compression.json", json.dumps(rows, indent=2) + "\n")
     text = table(rows)
-    (RESULTS / "compression.md").write_text(text + "\n")
+    atomic.write_text(RESULTS / "compression.md", text + "\n")
     plot(rows, RESULTS / "compression.png")
     print(text)
 

@@ -90,39 +90,13 @@ def layer_kind_models(rng) -> dict[str, Model]:
     return models
 
 
-def kelly_shape_models(rng) -> dict[str, Model]:
-    """The five Kelly models' layer stacks (toolchain/kelly/spec.py) with random weights: the real sizes
-    (up to 500K parameters; several layers above Eigen's 128 KiB fixed-size limit)."""
-    from toolchain.kelly.spec import SPECS
-
-    builders = {"dense": lambda n_in, spec: dense(rng, n_in, spec.size, spec.activation),
-                "lstm": lambda n_in, spec: lstm(rng, n_in, spec.size), "gru": lambda n_in, spec: gru(rng, n_in, spec.size)}
-    models = {}
-    for spec in SPECS:
-        layers, size = [], spec.input_size
-        for layer in spec.layers:
-            layers.append(builders[layer.kind](size, layer))
-            if layer.kind != "dense" and layer.activation:
-                layers.append(Activation(activation=layer.activation, size=layer.size))
-            size = layer.size
-        models[f"kelly_{spec.name}"] = Model(spec.input_size, layers)
-    return models
-
-
 def layer_kind_cases(folder: Path) -> list[Case]:
     """Write every layer-kind model (with an engine-computed reference pair) and its input frames."""
-    return written_cases(folder, layer_kind_models(np.random.default_rng(8)), np.random.default_rng(9))
-
-
-def kelly_shape_cases(folder: Path) -> list[Case]:
-    return written_cases(folder, kelly_shape_models(np.random.default_rng(10)), np.random.default_rng(11))
-
-
-def written_cases(folder: Path, models: dict[str, Model], rng) -> list[Case]:
     from reference_engine.model import Engine
 
+    rng = np.random.default_rng(9)
     cases = []
-    for name, model in models.items():
+    for name, model in layer_kind_models(np.random.default_rng(8)).items():
         reference_input = f32(rng.standard_normal((REFERENCE_FRAMES, model.input_size)))
         engine = Engine(model.validate())
         engine.reset()
@@ -148,3 +122,26 @@ def testdata_cases(testdata: Path) -> list[Case]:
 def catalog_cases(catalog) -> list[Case]:
     """The converter's catalogue: torch models of every kind, both exporters, converted to JSON."""
     return [Case(f"catalog_{entry.id}", Path(entry.json_path), f32(entry.frames)) for entry in catalog]
+
+
+def kelly_cases(kelly_models) -> list[Case]:
+    """The five Kelly models as ``kelly-tc export`` writes them (with PyTorch's reference pair)."""
+    rng = np.random.default_rng(12)
+    return [Case(f"kelly_{name}", Path(path), f32(rng.standard_normal((FRAMES, read_model(path).input_size))))
+            for name, path in kelly_models.json_paths.items()]
+
+
+def int8_folded_cases(folder: Path) -> list[Case]:
+    """INT8-quantized models (``quant.int8``, per-channel QDQ ONNX) converted to float JSON: the weights
+    are q * scale exactly, the file real RTNeural loads. Built from the compression tests' ONNX models."""
+    from quant import int8
+    from quant.onnx_graph import save_model
+    from tests.quant.models import KINDS
+    from toolchain.convert import convert_file
+
+    rng, cases = np.random.default_rng(13), []
+    for index, (kind, build) in enumerate(KINDS.items()):
+        onnx_path = save_model(int8.quantize_weights(build(np.random.default_rng(index + 1)), True).model, folder / f"{kind}.onnx")
+        model = convert_file(onnx_path, folder / f"int8_{kind}.json")
+        cases.append(Case(f"int8_{kind}", folder / f"int8_{kind}.json", f32(rng.standard_normal((FRAMES, model.input_size)))))
+    return cases

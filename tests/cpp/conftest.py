@@ -23,7 +23,8 @@ MODEL_SOURCES = {
     "rtneural_testdata": "testdata_models",
     "layer_kinds": "layer_kind_models",
     "converted_catalog": "catalog_models",
-    "kelly_shapes": "kelly_shape_models",
+    "kelly": "kelly_exported_models",
+    "int8_folded": "int8_folded_models",
 }
 
 #: Frame-for-frame agreement demanded between RTNeural (float32) and the reference engine (float32):
@@ -78,8 +79,13 @@ def layer_kind_models(tmp_path_factory) -> list[cases.Case]:
 
 
 @pytest.fixture(scope="session")
-def kelly_shape_models(tmp_path_factory) -> list[cases.Case]:
-    return cases.kelly_shape_cases(tmp_path_factory.mktemp("kelly_shapes"))
+def kelly_exported_models(kelly_models) -> list[cases.Case]:
+    return cases.kelly_cases(kelly_models)
+
+
+@pytest.fixture(scope="session")
+def int8_folded_models(tmp_path_factory) -> list[cases.Case]:
+    return cases.int8_folded_cases(tmp_path_factory.mktemp("int8_folded"))
 
 
 @pytest.fixture(scope="session")

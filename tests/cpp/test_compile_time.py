@@ -5,7 +5,7 @@ its JSON through RTNeural's ``ModelT::parseJson`` and the header with the weight
 double-precision variants of a few layer-kind models: a ModelT type takes seconds to compile, so
 models share a program (split into parts compiled in parallel) and a session pays once per
 (source, backend). Compile time decides the matrix: every source on the STL backend; the layer kinds
-and the Kelly shapes (the sizes that need Eigen's fixed-size limit lifted) on Eigen too. The dynamic
+and the Kelly models (sizes that need Eigen's fixed-size limit lifted) on Eigen too. The dynamic
 API runs every source on both backends (test_dynamic_api.py).
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from toolchain.cpp.static_program import StaticModel, build_static_program
 WEIGHT_MODES = {"json": dict(embed_weights=False), "embedded": dict(embed_weights=True)}
 DOUBLE_MODELS = ("mixed_stack", "lstm_input_1", "gru_input_1", "conv1d_groups", "batchnorm", "prelu_per_channel")
 #: (source, backend) pairs compiled on RTNeural's compile-time API.
-MATRIX = [(source, "stl") for source in MODEL_SOURCES] + [("layer_kinds", "eigen"), ("kelly_shapes", "eigen")]
+MATRIX = [(source, "stl") for source in MODEL_SOURCES] + [("layer_kinds", "eigen"), ("kelly", "eigen")]
 #: -O1: these programs are built for correctness; -O2 would double their compile time for nothing.
 OPTIMIZATION = "-O1"
 
@@ -69,7 +69,7 @@ def test_headers_match_the_reference_engine_in_both_weight_modes(source, backend
 
 
 @pytest.mark.cpp
-@pytest.mark.parametrize("source, backend", [pair for pair in MATRIX if pair[0] in ("layer_kinds", "kelly_shapes")])
+@pytest.mark.parametrize("source, backend", [pair for pair in MATRIX if pair[0] in ("layer_kinds", "kelly")])
 def test_self_test_returns_the_max_error_against_the_stored_reference_pair(source, backend, compile_time):
     program, cases = compile_time(source, backend)
     for case in cases:

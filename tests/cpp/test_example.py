@@ -41,12 +41,12 @@ def test_the_deploy_example_compiles_passes_its_self_test_and_streams_like_the_e
 
 
 @pytest.mark.cpp
-def test_a_kelly_sized_header_lifts_eigens_fixed_size_limit_itself(kelly_shape_models, rtneural_src, tmp_path):
+def test_a_kelly_sized_header_lifts_eigens_fixed_size_limit_itself(kelly_exported_models, rtneural_src, tmp_path):
     """EmotionRecognizer's LSTM holds a 1.2 MB fixed-size Eigen matrix (Eigen's default limit: 128 KiB):
     the header, included before Eigen as in the example, lifts the limit and the example runs."""
     if eigen_include(rtneural_src) is None:
         pytest.skip("Eigen headers not found")
-    case = next(c for c in kelly_shape_models if c.name == "kelly_EmotionRecognizer")
+    case = next(c for c in kelly_exported_models if c.name == "kelly_EmotionRecognizer")
     shutil.copy(EXAMPLE, tmp_path / "deploy.cpp")
     result = CliRunner().invoke(app, ["cpp", str(case.json_path), "-o", str(tmp_path / "model.h"), "--name", "Model",
                                       "--namespace", "my_plugin", "--embed-weights"])
@@ -58,10 +58,10 @@ def test_a_kelly_sized_header_lifts_eigens_fixed_size_limit_itself(kelly_shape_m
 
 
 @pytest.mark.cpp
-def test_a_header_included_after_eigen_stops_the_build_saying_what_to_do(kelly_shape_models, rtneural_src, tmp_path):
+def test_a_header_included_after_eigen_stops_the_build_saying_what_to_do(kelly_exported_models, rtneural_src, tmp_path):
     if eigen_include(rtneural_src) is None:
         pytest.skip("Eigen headers not found")
-    case = next(c for c in kelly_shape_models if c.name == "kelly_EmotionRecognizer")
+    case = next(c for c in kelly_exported_models if c.name == "kelly_EmotionRecognizer")
     header = tmp_path / "model.h"
     assert CliRunner().invoke(app, ["cpp", str(case.json_path), "-o", str(header)]).exit_code == 0
     (tmp_path / "late.cpp").write_text('#include <Eigen/Core>\n#include "model.h"\n')

@@ -7,6 +7,7 @@ it (good files in every other slot, every output sent into an ``out`` folder) an
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,8 +16,9 @@ from tests.fixtures import refusals
 from tests.hostile import corpus_checkpoints, corpus_files, corpus_onnx
 from tests.hostile.support import CHECKPOINT_MODEL
 from tests.toolchain.test_convert_refusals import EXPECTED as CONVERTER_REFUSALS
+from toolchain.kelly.spec import MODEL_NAMES
 
-KELLY_MODELS = ("EmotionRecognizer", "MelodyTransformer", "HarmonyPredictor", "DynamicsEngine", "GroovePredictor")
+KELLY_MODELS = MODEL_NAMES  # validate reads DIR/NAME.json for each
 
 
 @dataclass(frozen=True)
@@ -155,3 +157,27 @@ def failing_file(invocation: Invocation, bad: Path) -> Path:
 
         return bad / CHECKPOINT_MODEL / (LATEST if invocation.command == "train" else BEST)
     return bad
+
+
+def build_bad_file(invocation: Invocation, folder: Path, trained: Path | None) -> Path:
+    """The bad input of ``invocation`` under ``folder`` (validate: a folder of five copies)."""
+    if invocation.kind == "checkpoint":
+        return invocation.build(folder, trained)
+    if invocation.command != "validate":
+        return invocation.build(folder)
+    models = folder / "models"
+    models.mkdir()
+    for name in KELLY_MODELS:
+        scratch = folder / f"scratch-{name}"
+        scratch.mkdir()
+        made = invocation.build(scratch)
+        if made.exists() or made.is_symlink():
+            made.rename(models / f"{name}.json")
+        shutil.rmtree(scratch)
+    return models
+
+
+def expected_lines(invocation: Invocation, bad: Path) -> list[str]:
+    if invocation.command == "validate":
+        return [invocation.expected_line(bad / f"{name}.json") for name in KELLY_MODELS]
+    return [invocation.expected_line(failing_file(invocation, bad))]

@@ -4,15 +4,13 @@ one line ``error: FILE: WHERE: reason`` on stderr, exit 2, no traceback, nothing
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from tests.fixtures import refusals
 from tests.hostile import corpus_checkpoints
-from tests.hostile.matrix import INVOCATIONS, KELLY_MODELS, Invocation, command_line, failing_file, quant_accepted_cases
+from tests.hostile.matrix import INVOCATIONS, KELLY_MODELS, build_bad_file, command_line, expected_lines, quant_accepted_cases
 from tests.hostile.support import tree
 from toolchain.cli import app
 
@@ -23,30 +21,6 @@ REGISTERED = {c.name or c.callback.__name__ for c in app.registered_commands}
 def invoke(arguments, debug: bool = False):
     env = {"KELLY_TC_DEBUG": "1" if debug else "0"}
     return CliRunner().invoke(app, [str(a) for a in arguments], env=env)
-
-
-def build_bad_file(invocation: Invocation, folder: Path, trained: Path | None) -> Path:
-    """The bad input of ``invocation`` under ``folder`` (validate: a folder of five copies)."""
-    if invocation.kind == "checkpoint":
-        return invocation.build(folder, trained)
-    if invocation.command != "validate":
-        return invocation.build(folder)
-    models = folder / "models"
-    models.mkdir()
-    for name in KELLY_MODELS:
-        scratch = folder / f"scratch-{name}"
-        scratch.mkdir()
-        made = invocation.build(scratch)
-        if made.exists() or made.is_symlink():
-            made.rename(models / f"{name}.json")
-        shutil.rmtree(scratch)
-    return models
-
-
-def expected_lines(invocation: Invocation, bad: Path) -> list[str]:
-    if invocation.command == "validate":
-        return [invocation.expected_line(bad / f"{name}.json") for name in KELLY_MODELS]
-    return [invocation.expected_line(failing_file(invocation, bad))]
 
 
 @pytest.fixture

@@ -189,7 +189,7 @@ def generate_header(model: Model, *, name: str, namespace: str, embed_weights: b
     fields = dict(name=name, namespace=namespace, scalar=precision, input_size=model.input_size, output_size=model.output_size)
     text = [text_.BANNER.format(
         **fields, source=source, header=header, options=options, layers=_describe(model),
-        weights=f"{values} values compiled in (load(model))" if embed_weights else f"read from the JSON file (load(model, path))",
+        weights=f"{values} values compiled in (load(model))" if embed_weights else "read from the JSON file (load(model, path))",
         self_test=f"{frames} reference frames" if frames else "no reference pair in the model file (self_test returns NaN)",
         load_call=f"{namespace}::load(*model);" if embed_weights else f'{namespace}::load(*model, "{source}");  // false on failure')]
     text += [*before_include, text_.INCLUDES + ("" if embed_weights else "#include <fstream>\n"), *after_include]

@@ -5,9 +5,9 @@ The decoding (documented in docs/ARCHITECTURE.md, "From outputs to MIDI"); frame
 
 - **tempo**: the median of DynamicsEngine's ``tempo`` output (bpm / 240) over the file, clipped to
   40-240 bpm. It defines a 16th-note grid from time 0, 16 steps to the bar.
-- **chords**: HarmonyPredictor's most probable class per frame; runs shorter than
-  :data:`MIN_CHORD_SECONDS` are absorbed by the previous chord (the first one by the next), then
-  equal neighbours merge. A chord sounds as its root in octave 2 under its chord tones from octave 3
+- **chords**: HarmonyPredictor's most probable class per frame; a run shorter than
+  :data:`MIN_CHORD_SECONDS` takes the chord of the last run at least that long before it (at the start:
+  the first such run), then equal neighbours merge. A chord sounds as its root in octave 2 under its chord tones from octave 3
   (as ``datasets/progressions.py`` voices progressions).
 - **melody**: MelodyTransformer's most probable pitch per frame where its probability reaches
   :data:`MELODY_THRESHOLD`; runs of one pitch of at least :data:`MIN_NOTE_FRAMES` frames are notes.
@@ -72,7 +72,8 @@ def runs(labels: np.ndarray) -> list[tuple[int, int, int]]:
 
 
 def smooth_labels(labels: np.ndarray, min_frames: int) -> np.ndarray:
-    """Give runs shorter than ``min_frames`` the label of the run before (the first: the one after)."""
+    """Give each run shorter than ``min_frames`` the label of the last long run before it (runs before the
+    first long run: that run's label). Without any long run, the longest run's label wins."""
     labels = labels.copy()
     pieces = runs(labels)
     if len(pieces) < 2:
@@ -121,7 +122,8 @@ def _events(labels, probabilities, timing: Timing, min_frames: int, pitches, nam
         onset, step = timing.onset(start)
         finish = max(end / FRAME_RATE, onset + MIN_NOTE_SECONDS)
         confidence = float(probabilities[start:end, label].mean())
-        events.append(Event(round(onset, 4), round(finish, 4), pitches(label), timing.velocity(start, step), name(label), confidence))
+        events.append(Event(round(onset, 4), round(finish, 4), pitches(label), timing.velocity(start, step),
+                            name(label), confidence))
     return events
 
 

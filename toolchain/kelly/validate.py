@@ -132,7 +132,8 @@ def load_model_file(path: Path):
 def spec_mismatches(model: Model, spec: ModelSpec) -> list[str]:
     """What in ``model`` differs from ``spec`` (empty when it matches)."""
     problems = []
-    named = (model.metadata.get(METADATA_KEY) or {}).get("model") if isinstance(model.metadata.get(METADATA_KEY), dict) else None
+    metadata = model.metadata.get(METADATA_KEY)
+    named = metadata.get("model") if isinstance(metadata, dict) else None
     if named is not None and named != spec.name:
         problems.append(f"the file holds {named}, not {spec.name}")
     if (model.input_size, model.output_size) != (spec.input_size, spec.output_size):
@@ -167,6 +168,28 @@ def max_softmax_logit(model: Model, inputs: np.ndarray) -> float:
     return float(np.max(replay_reference(Engine(logits_model), inputs)))
 
 
+def check_softmax_range(result: ModelValidation, model: Model, inputs: np.ndarray) -> None:
+    """Record the largest logit of a softmax output on ``inputs``; fail if RTNeural could overflow."""
+    if getattr(model.layers[-1], "activation", "") != "softmax":
+        return
+    result.max_logit = max_softmax_logit(model, inputs)
+    limit = softmax_logit_limit(model.output_size)
+    if not result.max_logit < limit:
+        result.failures.append(Failure(SOFTMAX_RANGE, f"softmax logits reach {result.max_logit:.4g} on the reference "
+                                       f"input; RTNeural's softmax (no max subtraction) can overflow above {limit:.1f}"))
+
+
+def check_reference(result: ModelValidation, engine, inputs: np.ndarray, expected: np.ndarray, atol: float) -> None:
+    """Replay the stored pair; fail if any output is off by more than ``atol`` (or not finite)."""
+    produced = replay_reference(engine, inputs)
+    error = np.abs(produced.astype(np.float64) - expected.astype(np.float64))
+    result.reference_error = float(error.max()) if np.all(np.isfinite(produced)) else math.inf
+    if not result.reference_error <= atol:
+        frame = int(np.flatnonzero(~(error.max(axis=1) <= atol))[0])  # "not <=": NaN counts as over
+        result.failures.append(Failure(REFERENCE, f"reference pair not reproduced: max abs error "
+                                       f"{result.reference_error:.3g} > atol {atol:g} (first at frame {frame} of {len(inputs)})"))
+
+
 def validate_file(path: Path, name: str, check_specs: bool, atol: float = DEFAULT_ATOL) -> ModelValidation:
     """The verdict on one model file (never raises for a bad file: the verdict says why)."""
     result = ModelValidation(name, path)
@@ -180,23 +203,12 @@ def validate_file(path: Path, name: str, check_specs: bool, atol: float = DEFAUL
     if check_specs:
         result.failures += [Failure(SPEC, problem) for problem in spec_mismatches(model, get_spec(name))]
     if pair is None:
-        result.failures.append(Failure(NO_REFERENCE, f"no reference pair ('{METADATA_KEY}': {{'reference': ...}}; kelly-tc export writes one)"))
+        result.failures.append(Failure(NO_REFERENCE, f"no reference pair ('{METADATA_KEY}': {{'reference': ...}}; "
+                                                     "kelly-tc export writes one)"))
         return result
-    inputs, expected = pair
-    result.reference_frames = len(inputs)
-    if getattr(model.layers[-1], "activation", "") == "softmax":
-        result.max_logit = max_softmax_logit(model, inputs)
-        limit = softmax_logit_limit(model.output_size)
-        if not result.max_logit < limit:
-            result.failures.append(Failure(SOFTMAX_RANGE, f"softmax logits reach {result.max_logit:.4g} on the reference input; RTNeural's "
-                                   f"softmax (no max subtraction) can overflow above {limit:.1f}"))
-    produced = replay_reference(engine, inputs)
-    error = np.abs(produced.astype(np.float64) - expected.astype(np.float64))
-    result.reference_error = float(error.max()) if np.all(np.isfinite(produced)) else math.inf
-    if not result.reference_error <= atol:
-        frame = int(np.flatnonzero(~(error.max(axis=1) <= atol))[0])  # "not <=": NaN counts as over
-        result.failures.append(Failure(REFERENCE, f"reference pair not reproduced: max abs error {result.reference_error:.3g} > atol {atol:g} "
-                               f"(first at frame {frame} of {len(inputs)})"))
+    result.reference_frames = len(pair[0])
+    check_softmax_range(result, model, pair[0])
+    check_reference(result, engine, *pair, atol)
     return result
 
 
