@@ -14,6 +14,7 @@ import onnx
 from onnx import numpy_helper, shape_inference
 
 from toolchain import atomic
+from toolchain.errors import node_where
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,69 @@ def make_initializers_unique(model: onnx.ModelProto) -> None:
             copy = graph.unique_name(f"{name}_copy")
             graph.add_initializer(copy, graph.array(name).copy())
             node.input[index] = copy
+
+
+#: Ops left in place by :func:`fold_constants`: the quantized form of a weight stays int8 (folding
+#: DequantizeLinear would turn it back into float), and growing ops build tensors rather than rearrange
+#: weights (folding a ``ConstantOfShape``/``Expand`` would only make the file larger).
+KEEP_UNFOLDED = {"DequantizeLinear", "QuantizeLinear"}
+
+
+def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Replace, in place, every node computed from constants alone by an initializer of its value.
+
+    The dynamo exporter leaves the gate shuffle of an LSTM/GRU weight above onnxscript's folding
+    limit (8192 elements) in the graph: ``W = Unsqueeze(Concat(Slice(weight_ih), ...))``. The
+    converter folds it (so the RTNeural JSON has the weight), but the passes only see initializers as
+    weights: without this, INT8 left such weights float in the ONNX model while the INT8 JSON
+    quantized them (the two disagreed), and pruning stopped at the layer. The evaluation is the
+    converter's own (``toolchain.converters.folding.fold_node``, onnx's reference evaluator).
+    """
+    from toolchain.converters import folding
+
+    if model.ir_version < 4:  # initializers must also be graph inputs there; such old models come folded
+        return model
+    graph = model.graph
+    opsets = {(entry.domain if entry.domain != "ai.onnx" else ""): entry.version for entry in model.opset_import}
+    constants = {tensor.name: tensor for tensor in graph.initializer}
+    constants.update({node.output[0]: node for node in graph.node if node.op_type == "Constant" and node.domain in ("", "ai.onnx")})
+    outputs = {output.name for output in graph.output}
+    folded = []
+    for node in graph.node:
+        if not _foldable(node, constants, outputs, folding.NONDETERMINISTIC | folding.SIZE_FROM_VALUE):
+            continue
+        inputs = [_constant_value(constants[name], opsets) if name else None for name in node.input]
+        values = folding.fold_node(node, inputs, {}, opsets, node_where(node.name, node.op_type))
+        for name, value in zip(node.output, values):
+            if name:
+                graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
+                constants[name] = graph.initializer[-1]
+        folded.append(node)
+    if folded:
+        kept = [node for node in graph.node if all(node is not f for f in folded)]
+        del graph.node[:]
+        graph.node.extend(kept)
+        remove_unused(model)
+        log.debug("folded %d constant nodes into initializers", len(folded))
+    return model
+
+
+def _foldable(node: onnx.NodeProto, constants: dict, outputs: set[str], growing: set[str]) -> bool:
+    if node.op_type == "Constant" or node.op_type in KEEP_UNFOLDED or node.op_type in growing:
+        return False
+    if node.domain not in ("", "ai.onnx") or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+        return False  # custom ops, and subgraphs that may read outer tensors
+    named = [name for name in node.input if name]
+    return bool(named) and all(name in constants for name in named) and not any(name in outputs for name in node.output)
+
+
+def _constant_value(source: onnx.TensorProto | onnx.NodeProto, opsets: dict) -> np.ndarray:
+    """The value of an initializer or of a Constant node (any of its value attributes)."""
+    from toolchain.converters import folding
+
+    if isinstance(source, onnx.TensorProto):
+        return folding.to_array(source, f"initializer '{source.name}'")
+    return np.asarray(folding.evaluate_node(source, [], opsets)[0])
 
 
 def remove_unused(model: onnx.ModelProto) -> None:

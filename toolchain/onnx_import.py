@@ -41,23 +41,31 @@ MAX_ONNX_BYTES = int(os.environ.get("KELLY_TC_MAX_ONNX_BYTES", 1 << 30))
 # ------------------------------------------------------------------------------------------ loading
 def _check_external_location(tensor: onnx.TensorProto, folder: Path) -> None:
     """Prove an external-data reference stays inside ``folder`` and fits its file."""
-    info = external_data_helper.ExternalDataInfo(tensor)
     where = f"initializer '{tensor.name}'"
+    try:
+        info = external_data_helper.ExternalDataInfo(tensor)
+    except ValueError as error:  # a negative or non-numeric offset/length (found by tests/hostile/fuzz.py)
+        raise InputError(f"malformed external data reference ({str(error)[:160]})", where=where) from None
     location = info.location or ""
     if not location:
         raise InputError("external data without a location", where=where)
+    if not isinstance(location, str) or "\x00" in location or len(location) > 1024:  # bytes (invalid UTF-8), NUL,
+        raise InputError(f"external data location {location[:40]!r} is not a usable file name", where=where)  # too long
     if os.path.isabs(location) or Path(location).drive or location.startswith(("/", "\\")):
         raise InputError(f"external data location '{location}' is an absolute path; only files beside the model are read", where=where)
     if ".." in Path(location.replace("\\", "/")).parts:
         raise InputError(f"external data location '{location}' points outside the model's folder", where=where)
     target = folder / location
-    real_folder, real_target = os.path.realpath(folder), os.path.realpath(target)
-    if os.path.commonpath([real_folder, real_target]) != real_folder:
-        raise InputError(f"external data location '{location}' resolves outside the model's folder (a symlink?)", where=where)
-    if not target.is_file():  # a FIFO or a device would block or never end: only regular files are read
-        state = "is not a regular file" if target.exists() else "is missing"
-        raise InputError(f"external data file '{location}' {state}", where=where)
-    size = target.stat().st_size
+    try:
+        real_folder, real_target = os.path.realpath(folder), os.path.realpath(target)
+        if os.path.commonpath([real_folder, real_target]) != real_folder:
+            raise InputError(f"external data location '{location}' resolves outside the model's folder (a symlink?)", where=where)
+        if not target.is_file():  # a FIFO or a device would block or never end: only regular files are read
+            state = "is not a regular file" if target.exists() else "is missing"
+            raise InputError(f"external data file '{location}' {state}", where=where)
+        size = target.stat().st_size
+    except OSError as error:  # e.g. a path component longer than the file system allows
+        raise InputError(f"external data location '{location[:80]}' cannot be opened ({error.strerror})", where=where) from None
     offset, length = int(info.offset or 0), info.length
     end = offset + (int(length) if length is not None else 0)
     if offset < 0 or end > size or offset > size:

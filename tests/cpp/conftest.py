@@ -110,3 +110,7 @@ def pytest_terminal_summary(terminalreporter):
     models = {name for _, name, _ in _VERIFIED}
     terminalreporter.write_line(f"RTNeural C++ conformance: {len(_VERIFIED)} runs of {len(models)} models checked; "
                                 f"worst |error| {worst[2]:.3g} ({worst[1]}, {worst[0]})")
+    for what in sorted({what for what, _, _ in _VERIFIED}):
+        runs = [(name, error) for w, name, error in _VERIFIED if w == what]
+        name, error = max(runs, key=lambda item: (np.isnan(item[1]), item[1]))
+        terminalreporter.write_line(f"  {what}: {len(runs)} runs, worst {error:.3g} ({name})")

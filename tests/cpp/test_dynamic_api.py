@@ -45,8 +45,8 @@ def test_rtneural_testdata_models_reproduce_rtneural_reference_outputs(testdata_
 
 
 @pytest.mark.cpp
-def test_the_harness_streams_state_across_frames(layer_kind_models, dynamic_harness):
-    """Feeding frames in two runs (each resetting) differs from one run: state is kept within a run."""
+def test_the_harness_keeps_state_from_frame_to_frame(layer_kind_models, dynamic_harness):
+    """Frame 1 of a stream differs from frame 1 fed alone after a reset; frame 0 is the same either way."""
     case = next(c for c in layer_kind_models if c.name == "lstm")
     whole = dynamic_outputs(dynamic_harness, case)
     first_frame_only = run_program(dynamic_harness, ["--json", case.json_path], case.frames[1:2])

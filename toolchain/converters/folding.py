@@ -129,7 +129,9 @@ def _check_fold_size(node: onnx.NodeProto, inputs: list, dims: dict, where: str)
         raise InputError(f"would create a constant of {max(known)} elements, above the {MAX_TENSOR_ELEMENTS} limit", where=where)
 
 
-def _fold(node: onnx.NodeProto, inputs: list, graph_dims: dict, opsets: dict, where: str) -> list[np.ndarray]:
+def fold_node(node: onnx.NodeProto, inputs: list, graph_dims: dict, opsets: dict, where: str) -> list[np.ndarray]:
+    """The outputs of ``node`` computed from its constant ``inputs``, refusing absurd sizes (also used
+    by ``quant.onnx_graph.fold_constants``, so the compression passes fold exactly as the converter)."""
     _check_fold_size(node, inputs, graph_dims, where)
     try:
         outputs = evaluate_node(node, inputs, opsets)
@@ -181,7 +183,7 @@ def prepare_graph(model: onnx.ModelProto) -> PreparedGraph:
             inputs = [np.broadcast_to(np.zeros((), np.float32), dims[node.input[0]])]
             kinds = {CONST}
         if kinds <= {CONST} and node.op_type not in NONDETERMINISTIC and node.domain in ("", "ai.onnx"):
-            values = _fold(node, inputs, dims, opsets, where)
+            values = fold_node(node, inputs, dims, opsets, where)
             for name, value in zip(node.output, values):
                 if name:
                     constants[name], kind[name] = value, CONST

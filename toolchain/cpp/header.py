@@ -164,6 +164,18 @@ def _describe(model: Model) -> str:
     return ", ".join(parts)
 
 
+def _banner(model: Model, fields: dict, arrays: Arrays, embed_weights: bool, frames: int, source: str, header: str) -> str:
+    namespace, precision = fields["namespace"], fields["scalar"]
+    values = sum(a.size for n, a in arrays.declarations if not n.startswith("reference_"))
+    options = f" --name {fields['name']} --namespace {namespace}" + (" --embed-weights" if embed_weights else "") + \
+        (f" --precision {precision}" if precision != "float" else "")
+    return text_.BANNER.format(
+        **fields, source=source, header=header, options=options, layers=_describe(model),
+        weights=f"{values} values compiled in (load(model))" if embed_weights else "read from the JSON file (load(model, path))",
+        self_test=f"{frames} reference frames" if frames else "no reference pair in the model file (self_test returns NaN)",
+        load_call=f"{namespace}::load(*model);" if embed_weights else f'{namespace}::load(*model, "{source}");  // false on failure')
+
+
 def generate_header(model: Model, *, name: str, namespace: str, embed_weights: bool = False, precision: str = "float",
                     source: str = "model.json", header: str = "model.h", file_layers: list | None = None) -> str:
     """The header text for ``model`` (validated). Raises :class:`UnsupportedError` for a model the
@@ -183,15 +195,8 @@ def generate_header(model: Model, *, name: str, namespace: str, embed_weights: b
     if pair is not None:
         arrays.add("reference_input", pair[0])
         arrays.add("reference_output", pair[1])
-    values = sum(a.size for n, a in arrays.declarations if not n.startswith("reference_"))
-    options = f" --name {name} --namespace {namespace}" + (" --embed-weights" if embed_weights else "") + \
-        (f" --precision {precision}" if precision != "float" else "")
     fields = dict(name=name, namespace=namespace, scalar=precision, input_size=model.input_size, output_size=model.output_size)
-    text = [text_.BANNER.format(
-        **fields, source=source, header=header, options=options, layers=_describe(model),
-        weights=f"{values} values compiled in (load(model))" if embed_weights else "read from the JSON file (load(model, path))",
-        self_test=f"{frames} reference frames" if frames else "no reference pair in the model file (self_test returns NaN)",
-        load_call=f"{namespace}::load(*model);" if embed_weights else f'{namespace}::load(*model, "{source}");  // false on failure')]
+    text = [_banner(model, fields, arrays, embed_weights, frames, source, header)]
     text += [*before_include, text_.INCLUDES + ("" if embed_weights else "#include <fstream>\n"), *after_include]
     types = ",\n".join(f"    {t}" for _, code in emitted for t in code.types)
     text.append(text_.NAMESPACE_OPEN.format(**fields, types=types))
