@@ -23,7 +23,7 @@ from onnx import helper, version_converter
 
 from toolchain.errors import UnsupportedError
 
-from quant.onnx_graph import Graph, opset_version, topological_sort
+from quant.onnx_graph import Graph, fold_constants, opset_version, topological_sort
 from quant.rules import WeightInput, rule_for
 
 log = logging.getLogger(__name__)
@@ -102,13 +102,15 @@ def ensure_opset(model: onnx.ModelProto, per_channel: bool) -> onnx.ModelProto:
     return upgraded
 
 
-def quantize_weights(model: onnx.ModelProto, per_channel: bool = True, biases: bool = False) -> QuantizeResult:
+def quantize_weights(model: onnx.ModelProto, per_channel: bool = True, biases: bool = False,
+                     per_tensor: frozenset[str] = frozenset()) -> QuantizeResult:
     """A copy of ``model`` whose rule-named float weights are int8 initializers behind DequantizeLinear.
 
     ``biases`` also quantizes the biases, per tensor: about 1.5% fewer bytes on a model with 40-unit
-    layers, at some accuracy (a small bias next to a large one rounds to zero)."""
+    layers, at some accuracy (a small bias next to a large one rounds to zero). ``per_tensor`` names
+    weights (as in :attr:`QuantizedTensor.name`) that take one scale even when ``per_channel``."""
     before = opset_version(model)
-    model = ensure_opset(copy.deepcopy(model), per_channel)
+    model = fold_constants(ensure_opset(copy.deepcopy(model), per_channel))  # weights behind constant subgraphs
     graph = Graph(model, shapes=False)
     result = QuantizeResult(model, opset_before=before, opset_after=opset_version(model))
     replaced: dict[str, str] = {}  # float initializer -> its DequantizeLinear output
@@ -124,7 +126,7 @@ def quantize_weights(model: onnx.ModelProto, per_channel: bool = True, biases: b
                 tensor = graph.initializers[name]
                 if tensor.data_type != onnx.TensorProto.FLOAT:
                     continue
-                axis = weight.channel_axis if per_channel else None
+                axis = weight.channel_axis if per_channel and name not in per_tensor else None
                 replaced[name], dq, record = _replace_weight(graph, name, axis, node)
                 dequantize_nodes.append(dq)
                 result.weights.append(record)

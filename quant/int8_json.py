@@ -161,7 +161,10 @@ def _float_entry(entry: dict, where: str) -> tuple[dict, dict[int, tuple[np.ndar
         if scale is None:
             continue
         array = _integers(value, f"{where}/weights_int8[{index}]")
-        scale = np.asarray(scale, dtype=np.float64)
+        try:
+            scale = np.asarray(scale, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):  # strings, objects, ragged lists, 9**400 (tests/hostile/fuzz.py)
+            raise InputError("expected an array of numbers", where=f"{where}/scales[{index}]") from None
         if scale.ndim != 1 or scale.shape[0] != array.shape[-1] or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
             raise InputError(f"expected {array.shape[-1]} positive finite scales (one per column)", where=f"{where}/scales[{index}]")
         scale = scale.astype(np.float32)
@@ -185,7 +188,7 @@ def from_json(document: Any) -> Int8Model:
     for index, entry in enumerate(entries):
         if isinstance(entry, dict) and "weights_int8" in entry:
             kind = entry.get("type")
-            if kind not in QUANTIZED_FIELDS:
+            if not isinstance(kind, str) or kind not in QUANTIZED_FIELDS:  # a list/dict type: unhashable (fuzz)
                 raise InputError(f"layer type {kind!r:.40} has no int8 form", where=f"layers[{index}]/type")
             entry, integers = _float_entry(entry, f"layers[{index}] ({kind})")
             if sorted(integers) != sorted(i for _, i in QUANTIZED_FIELDS[kind]):

@@ -38,7 +38,7 @@ import onnx
 
 from toolchain.errors import InputError, node_where
 
-from quant.onnx_graph import Graph, make_initializers_unique, remove_unused
+from quant.onnx_graph import Graph, fold_constants, make_initializers_unique, remove_unused
 from quant.rules import INCOMING, OUTGOING, Cut, SizeEdit, rule_for
 from quant.validate import check_weight_shapes
 
@@ -215,7 +215,7 @@ def structured_prune(model: onnx.ModelProto, amount: float, criterion: str = "l2
     if criterion not in CRITERIA:
         raise InputError(f"unknown criterion {criterion!r}; use one of {CRITERIA}")
     original = model
-    model = copy.deepcopy(model)
+    model = fold_constants(copy.deepcopy(model))  # weights behind constant subgraphs (the dynamo exporter's)
     make_initializers_unique(model)
     simplify(model)
     graph = Graph(model)
@@ -242,7 +242,7 @@ def structured_prune(model: onnx.ModelProto, amount: float, criterion: str = "l2
 def unstructured_prune(model: onnx.ModelProto, amount: float) -> PruneResult:
     """A copy of ``model`` with the smallest ``amount`` of each weight tensor set to zero."""
     amount = check_amount(amount)
-    model = copy.deepcopy(model)
+    model = fold_constants(copy.deepcopy(model))
     make_initializers_unique(model)
     graph = Graph(model, shapes=False)
     result = PruneResult(model)

@@ -13,9 +13,9 @@ from typing import Callable
 import onnx
 
 from toolchain import atomic
-from toolchain.errors import UnsupportedError
+from toolchain.errors import InputError, UnsupportedError
 
-from quant import calibration, int8, prune, report
+from quant import calibration, granularity, int8, prune, report
 from quant.onnx_graph import load_model, save_model
 from quant.validate import check_finite_weights, check_inferred_sizes, check_weight_shapes
 
@@ -48,14 +48,24 @@ def _write_report(figures: dict, report_path: Path | None) -> dict:
 
 def quantize_file(model_path: Path, output_path: Path, *, per_channel: bool = True, biases: bool = False, activations: bool = False,
                   calibration_path: Path | None = None, method: str = "minmax", percentile: float = 99.99,
-                  report_path: Path | None = None, compare_dynamic: bool = True,
-                  progress: Progress | None = None) -> dict:
-    """Quantize ``model_path`` to INT8 (standard QDQ ONNX) at ``output_path``; return the report."""
+                  report_path: Path | None = None, compare_dynamic: bool = True, auto: bool = False,
+                  max_error_growth: float = granularity.MAX_ERROR_GROWTH, progress: Progress | None = None) -> dict:
+    """Quantize ``model_path`` to INT8 (standard QDQ ONNX) at ``output_path``; return the report.
+
+    ``auto`` chooses per weight between per-channel and per-tensor scales, and int8 or float biases
+    (``quant.granularity``); ``progress`` then follows its trials (else the activation calibration)."""
     model_path, output_path = Path(model_path), Path(output_path)
+    if auto and (biases or not per_channel):
+        raise InputError("--auto chooses the scales and the bias format itself: drop --per-tensor / --quantize-biases")
+    if auto and not max_error_growth >= 1:
+        raise InputError(f"the error growth limit {max_error_growth} must be at least 1 (1.1: 10% more error than per-channel)")
     model = _load(model_path)
     samples, source = _samples(model, calibration_path)
     reference = calibration.run(model, samples, file=model_path)
-    result = int8.quantize_weights(model, per_channel, biases)
+    chosen = granularity.choose(model, samples, reference, max_error_growth, progress=progress) if auto else None
+    if chosen is not None:
+        biases = chosen.biases
+    result = int8.quantize_weights(model, per_channel, biases, chosen.per_tensor if chosen else frozenset())
     if activations:
         tensors = int8.activation_tensors(model)
         ranges = calibration.collect_ranges(model, samples, tensors, method, percentile, progress)
@@ -66,7 +76,7 @@ def quantize_file(model_path: Path, output_path: Path, *, per_channel: bool = Tr
     figures = {
         "model": str(model_path),
         "output": str(output_path),
-        "weights": f"int8 symmetric, {'per output channel (per gate row for LSTM/GRU)' if per_channel else 'per tensor'}",
+        "weights": _granularity_label(per_channel, chosen),
         "biases": "int8 symmetric per tensor" if biases else "float",
         "activations": {"method": method, "percentile": percentile if method == "percentile" else None,
                         "tensors": {k: {"scale": s, "zero_point": z} for k, (s, z) in result.activations.items()}}
@@ -79,9 +89,18 @@ def quantize_file(model_path: Path, output_path: Path, *, per_channel: bool = Tr
         "accuracy_onnxruntime_fused": report.output_errors(reference, calibration.run(result.model, samples, fused=True)),
         "quantized_tensors": [vars(record) for record in result.weights],
     }
+    if chosen is not None:
+        figures["granularity"] = chosen.to_json()
     if compare_dynamic:
         figures["onnxruntime_quantize_dynamic"] = report.ort_dynamic(model_path, samples, reference, per_channel)
     return _write_report(figures, report_path)
+
+
+def _granularity_label(per_channel: bool, chosen: granularity.Granularity | None) -> str:
+    if chosen is not None:
+        return (f"int8 symmetric, auto: per output channel, one scale per tensor for {len(chosen.per_tensor)} of "
+                f"{len(chosen.trials) - 1} weights (error/signal within {chosen.budget['error_to_signal']:.3g})")
+    return f"int8 symmetric, {'per output channel (per gate row for LSTM/GRU)' if per_channel else 'per tensor'}"
 
 
 def prune_file(model_path: Path, output_path: Path, *, amount: float = 0.5, structured: bool = True,

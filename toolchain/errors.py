@@ -9,6 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x1b``): a node name read from a hostile file
+    may hold a newline or a terminal escape sequence, and an error must stay one inert line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class KellyError(Exception):
     """Base class of all errors kelly-tc raises on purpose."""
 
@@ -22,7 +28,7 @@ class KellyError(Exception):
 
     def line(self) -> str:
         parts = [p for p in (self.file, self.where) if p]
-        return ": ".join(parts + [self.reason])
+        return printable(": ".join(parts + [self.reason]))
 
     def with_file(self, file: str | Path) -> "KellyError":
         """Return the same error with ``file`` filled in where it was unknown."""

@@ -44,7 +44,8 @@ def _check_external_location(tensor: onnx.TensorProto, folder: Path) -> None:
     where = f"initializer '{tensor.name}'"
     try:
         info = external_data_helper.ExternalDataInfo(tensor)
-    except ValueError as error:  # a negative or non-numeric offset/length (found by tests/hostile/fuzz.py)
+    except Exception as error:  # onnx's parser of untrusted keys: ValueError (negative offset), TypeError
+        # (a key that is not valid UTF-8 sorted among str keys) -- both found by tests/hostile/fuzz.py
         raise InputError(f"malformed external data reference ({str(error)[:160]})", where=where) from None
     location = info.location or ""
     if not location:
@@ -143,6 +144,8 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
             onnx.checker.check_model(model)
         except onnx.checker.ValidationError as error:
             raise InputError(f"invalid ONNX model: {str(error).strip().splitlines()[0][:200]}") from None
+        except UnicodeError:  # the checker decodes every string field (found by tests/hostile/fuzz.py)
+            raise InputError("invalid ONNX model: a name or string field is not valid UTF-8") from None
         return model
     except KellyError as error:
         raise error.with_file(path)
@@ -218,6 +221,9 @@ class ImportedModel:
 
 def _tensor_spec(name: str, roles, axes: list[int], dims) -> TensorSpec:
     dims = tuple(dims) if dims is not None else (None,) * len(axes)
+    if len(dims) != len(axes):  # a declared rank the ops contradict (found by tests/hostile/fuzz.py)
+        raise InputError(f"'{name}' is declared with {len(dims)} axes but the graph's ops give it {len(axes)}",
+                         where="graph inputs and outputs")
     resolved = resolve_tensor(roles, axes, dims)
     check_tensor(roles, axes, dims, name)
     return TensorSpec(name, resolved, tuple(d if isinstance(d, int) else None for d in dims))

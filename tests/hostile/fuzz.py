@@ -147,7 +147,7 @@ def _outcome(load, path: Path, folder: Path) -> str:
             try:
                 model = load(path)
             except KellyError as error:
-                assert "\n" not in error.line(), f"a multi-line message: {error.line()!r}"
+                assert error.line().isprintable(), f"a message with a newline or control character: {error.line()!r}"
                 return "refused"
             _exercise(model, folder)
     except KellyError as error:

@@ -333,7 +333,7 @@ def _json_mutation(document, kind, rng):
         elif choice == 1 and isinstance(layers[index], dict):
             layers[index]["activation"] = rng.choice(ACTIVATION_NAMES)
         elif choice == 2:
-            layers.insert(index, copy.deepcopy(layers[rng.randrange(len(layers))]))
+            layers.insert(index, layers[rng.randrange(len(layers))])  # shared, not copied: it may be 5000 lists deep
         elif choice == 3:
             other = rng.randrange(len(layers))
             layers[index], layers[other] = layers[other], layers[index]

@@ -37,3 +37,21 @@ def outputs(model, samples) -> list[dict]:
 
 def max_difference(first: list[dict], second: list[dict]) -> float:
     return max(float(np.max(np.abs(a[name] - b[name]))) for a, b in zip(first, second) for name in a)
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory) -> dict:
+    """Linear stack, Gemm stack, LSTM, GRU and causal Conv1d models exported with both torch exporters
+    (``tests/quant/exported.py``): ``{"KIND-EXPORTER": Exported}``."""
+    from tests.conftest import IN_CI
+
+    for module in ("torch", "onnxscript"):  # the exporters; CI installs them, so absence fails there
+        try:
+            __import__(module)
+        except ImportError:
+            if IN_CI:
+                pytest.fail(f"{module} is missing in CI; .ci/run must install it")
+            pytest.skip(f"{module} is not installed")
+    from tests.quant.exported import export_all
+
+    return export_all(tmp_path_factory.mktemp("exported"))

@@ -26,6 +26,8 @@ def quantize(
     percentile: float = typer.Option(99.99, "--percentile", help="Percentile for --method percentile."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write the size/accuracy report as JSON."),
     compare: bool = typer.Option(True, "--compare/--no-compare", help="Measure onnxruntime's quantize_dynamic side by side."),
+    auto: bool = typer.Option(False, "--auto", help="Per weight, one scale per tensor (and int8 biases) where the error/signal on the calibration input stays within --max-error-growth of per-channel's."),
+    max_error_growth: float = typer.Option(1.1, "--max-error-growth", help="--auto's budget: error/signal at most this times per-channel's."),
 ):
     """Quantize MODEL to INT8 and report size and accuracy against the float model and quantize_dynamic."""
     from quant.workflow import quantize_file
@@ -34,10 +36,12 @@ def quantize(
         raise InputError("choose the target format: --int8", file=model)
     output = output or model.with_suffix(".int8.onnx")
     options = dict(per_channel=per_channel, biases=biases, activations=activations, calibration_path=calibration,
-                   method=method, percentile=percentile, report_path=report, compare_dynamic=compare)
-    if not activations:  # nothing to calibrate
+                   method=method, percentile=percentile, report_path=report, compare_dynamic=compare, auto=auto,
+                   max_error_growth=max_error_growth)
+    if not activations and not auto:  # nothing to calibrate
         return render(quantize_file(model, output, **options))
-    with Progress(TextColumn("calibrating activations"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    label = "choosing scales (--auto)" if auto else "calibrating activations"
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("calibrating", total=None)
         figures = quantize_file(model, output, **options, progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -56,6 +60,8 @@ def render(figures: dict) -> None:
         row = [figures["size"]["float"][key], figures["size"]["int8"][key]] + ([dynamic["size"][key]] if ok else [])
         sizes.add_row(key, *(f"{v:,}" for v in row))
     console.print(sizes)
+    if "granularity" in figures:
+        console.print(f"{figures['weights']}; biases: {figures['biases']}")
     accuracy = Table(title=f"accuracy vs float ({figures['input']})")
     for column in ("output", "tool", "max abs", "error/signal", "cosine"):
         accuracy.add_column(column, justify="left" if column in ("output", "tool") else "right")

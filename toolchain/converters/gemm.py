@@ -31,7 +31,10 @@ def gemm(ctx: NodeContext) -> list[int]:
     bias = np.zeros(kernel.shape[0], np.float32)
     c = ctx.optional_weight(2, "bias C")
     if c is not None:
-        bias = bias + per_feature(ctx, c, out_axes, "bias C", dims=ctx.out_dims) * np.float32(beta)
+        vector = per_feature(ctx, c, out_axes, "bias C", dims=ctx.out_dims)
+        if vector.size not in (1, kernel.shape[0]):  # e.g. transB contradicting B's layout (found by tests/hostile/fuzz.py)
+            raise ctx.invalid(f"bias C has {vector.size} values for {kernel.shape[0]} outputs")
+        bias = bias + vector * np.float32(beta)
     ctx.emit(Dense(f32(kernel * np.float32(alpha)), f32(np.broadcast_to(bias, kernel.shape[:1]))))
     return out_axes
 

@@ -66,6 +66,8 @@ def unsqueeze(ctx: NodeContext) -> list[int]:
         raise ctx.invalid("Unsqueeze without axes")
     rank = len(ctx.in_axes) + len(axes)
     inserted = {ctx.axis_index(a, rank) for a in axes}
+    if len(inserted) != len(axes):  # e.g. [1, -3] on rank 3 (found by tests/hostile/fuzz.py)
+        raise ctx.invalid(f"Unsqueeze axes {axes} name the same axis twice")
     remaining = iter(ctx.in_axes)
     return [ctx.new_axis(SINGLETON_ROLES) if i in inserted else next(remaining) for i in range(rank)]
 
