@@ -165,7 +165,8 @@ def _float_entry(entry: dict, where: str) -> tuple[dict, dict[int, tuple[np.ndar
             scale = np.asarray(scale, dtype=np.float64)
         except (TypeError, ValueError, OverflowError):  # strings, objects, ragged lists, 9**400 (tests/hostile/fuzz.py)
             raise InputError("expected an array of numbers", where=f"{where}/scales[{index}]") from None
-        if scale.ndim != 1 or scale.shape[0] != array.shape[-1] or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        if scale.ndim != 1 or scale.shape[0] != array.shape[-1] or not np.all(np.isfinite(scale)) or np.any(scale <= 0) \
+                or np.any(scale > np.finfo(np.float32).max):  # would overflow float32 (found by tests/hostile/fuzz.py)
             raise InputError(f"expected {array.shape[-1]} positive finite scales (one per column)", where=f"{where}/scales[{index}]")
         scale = scale.astype(np.float32)
         integers[index] = (array, scale)

@@ -32,6 +32,7 @@ ACTIVATIONS = ("", "tanh", "relu", "sigmoid", "softmax", "elu")
 #: Refuse layer sizes above this: no audio-thread model is near it, and a hostile file's declared
 #: size must not make us allocate gigabytes before the weights contradict it.
 MAX_LAYER_SIZE = 1 << 16
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 #: Refuse a conv1d whose streaming history ((K-1)*dilation+1 past frames of every input channel) holds
 #: more values than this (64 MiB of float32): a few kilobytes of weights with a huge dilation would
@@ -183,10 +184,14 @@ class BatchNorm(Layer):
 
     def validate(self, where: str) -> None:
         super().validate(where)
-        if not (np.isfinite(self.epsilon) and self.epsilon >= 0):
-            raise InputError(f"epsilon {self.epsilon} must be finite and >= 0", where=f"{where}/epsilon")
+        if not (np.isfinite(self.epsilon) and 0 <= self.epsilon <= FLOAT32_MAX):
+            raise InputError(f"epsilon {self.epsilon} must be finite (in float32) and >= 0", where=f"{where}/epsilon")
         if np.any(self.var + np.float32(self.epsilon) <= 0):
             raise InputError("var + epsilon must be positive", where=f"{where}/var")
+        with np.errstate(over="ignore", divide="ignore"):  # RTNeural folds gamma / sqrt(var + eps) at load:
+            scale = self.gamma / np.sqrt(self.var + np.float32(self.epsilon), dtype=np.float32)  # Inf there = Inf
+        if not np.all(np.isfinite(scale)):  # every frame (found by tests/hostile/fuzz.py)
+            raise InputError("gamma / sqrt(var + epsilon) overflows float32", where=f"{where}/gamma")
 
 
 @dataclass(eq=False)

@@ -17,7 +17,7 @@ import numpy as np
 from toolchain import atomic
 from toolchain.errors import InputError, KellyError
 from toolchain.layers import (
-    ACTIVATIONS, GRU, LSTM, Activation, BatchNorm, Conv1D, Dense, Layer, Model, PRelu, f32,
+    ACTIVATIONS, GRU, LSTM, MAX_LAYER_SIZE, Activation, BatchNorm, Conv1D, Dense, Layer, Model, PRelu, f32,
 )
 
 #: Files above this size are refused before parsing (override with KELLY_TC_MAX_JSON_BYTES).
@@ -105,6 +105,8 @@ def _size(value: Any, where: str) -> int:
     size = value[-1]
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise InputError(f"the last element must be a positive integer, got {size!r:.40}", where=where)
+    if size > MAX_LAYER_SIZE:  # before any reader sizes an array by it (tests/hostile/fuzz.py: an 8 GiB bias)
+        raise InputError(f"size {size} outside 1..{MAX_LAYER_SIZE}", where=where)
     return size
 
 
@@ -129,7 +131,7 @@ def _weights(entry: dict, where: str, counts: tuple[int, ...]) -> list:
 def _read_dense(entry, where, in_size, out_size):
     weights = _weights(entry, where, (1, 2))
     kernel = _array(weights[0], f"{where}/weights[0]", 2)
-    bias = _array(weights[1], f"{where}/weights[1]", 1) if len(weights) == 2 else np.zeros(out_size, np.float32)
+    bias = _array(weights[1], f"{where}/weights[1]", 1) if len(weights) == 2 else np.zeros(kernel.shape[1], np.float32)
     return Dense(f32(kernel.T), bias, activation=entry.get("activation", ""))
 
 

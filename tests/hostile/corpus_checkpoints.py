@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
 from pathlib import Path
 
@@ -18,13 +19,13 @@ EXPLOIT_MARKER = "UNPICKLED-BY-KELLY-TC"
 
 
 class Exploit:
-    """Unpickling this calls ``Path.touch(marker)``: code execution from a model file."""
+    """Unpickling this calls ``os.makedirs(marker)``: code execution from a model file."""
 
     def __init__(self, marker: Path):
         self.marker = marker
 
     def __reduce__(self):
-        return Path.touch, (self.marker,)
+        return os.makedirs, (str(self.marker),)
 
 
 def _with_header(data: bytes) -> bytes:
@@ -89,7 +90,8 @@ CHECKPOINT_CASES = {
     "checkpoint_empty": (_damage(lambda raw, run: b""), r"not a kelly-tc checkpoint \(missing header\)"),
     "checkpoint_without_header": (_damage(_plain_torch), r"not a kelly-tc checkpoint \(missing header\)"),
     "checkpoint_damaged_header": (_damage(lambda raw, run: MAGIC + b"sha256 0123\n" + raw[len(MAGIC):]), r"damaged checkpoint header"),
-    "checkpoint_pickle_exploit": (_damage(_exploit), r"checkpoint refused by torch\.load\(weights_only=True\): .*"),
+    "checkpoint_pickle_exploit": (_damage(_exploit), r"checkpoint refused by torch\.load\(weights_only=True\): Trying to load unsupported GLOBAL os\.makedirs "
+                                   r"whose module os is blocked\."),
     "checkpoint_of_another_model": (_damage(_other_model), r"checkpoint is for GroovePredictor .*, not .*"),
     "checkpoint_is_a_directory": (_damage(lambda raw, run: None), r"unreadable checkpoint \(\[Errno 21\] Is a directory: .*\)"),
 }

@@ -37,6 +37,7 @@ import signal
 import sys
 import tempfile
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -143,7 +144,8 @@ def _exercise(model, folder: Path) -> None:
 
 def _outcome(load, path: Path, folder: Path) -> str:
     try:
-        with time_limit(TIME_LIMIT):
+        with time_limit(TIME_LIMIT), warnings.catch_warnings():
+            warnings.simplefilter("error")  # a warning would be a second line on the CLI's stderr
             try:
                 model = load(path)
             except KellyError as error:
@@ -199,6 +201,20 @@ def run(target: str, examples: int, folder: Path, counts: Counter, derandomize: 
 def limit_memory(gibibytes: float) -> None:
     limit = int(gibibytes * (1 << 30))
     resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+
+@contextlib.contextmanager
+def memory_headroom(gibibytes: float):
+    """Limit this process's address space to what it uses now plus ``gibibytes`` for the duration, so
+    that a file making the loader allocate gigabytes fails with MemoryError (a bug) instead of paging."""
+    with open("/proc/self/statm") as handle:
+        used = int(handle.read().split()[0]) * resource.getpagesize()
+    previous = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (used + int(gibibytes * (1 << 30)), previous[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, previous)
 
 
 def write_seeds(folder: Path) -> None:

@@ -65,10 +65,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def _one_line(error: Exception) -> str:
     """torch's weights_only refusal spans many lines with terminal colour codes: keep the line that
-    names what was refused (``Unsupported global: ...``), else the first line, without the codes."""
+    names what was refused (``... GLOBAL os.system ...``), else the first line, without the codes."""
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
     lines = [line for line in lines if line]
-    named = [line for line in lines if "Unsupported global" in line or "WeightsUnpickler error" in line]
+    named = [line for line in lines if "GLOBAL" in line or "WeightsUnpickler error" in line]
     return ((named or lines or [type(error).__name__])[0])[:200]
 
 
