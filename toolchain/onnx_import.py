@@ -96,6 +96,8 @@ def _check_declared_sizes(model: onnx.ModelProto) -> None:
     for value in model.graph.input:  # fixed sizes only: a symbolic axis is fed what the caller chooses
         dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim]
         elements = int(np.prod([max(d, 1) for d in dims if isinstance(d, int)], dtype=np.float64))
+        if any(isinstance(d, int) and d < 0 for d in dims):  # found by tests/hostile/fuzz.py
+            raise InputError(f"declares a negative size in its shape {dims}", where=f"graph input '{value.name}'")
         if elements > MAX_TENSOR_ELEMENTS:
             raise InputError(f"declares a fixed shape {dims} of {elements} elements per run, above the {MAX_TENSOR_ELEMENTS} limit",
                              where=f"graph input '{value.name}'")

@@ -168,6 +168,8 @@ def _read_batchnorm(entry, where, in_size, out_size):
     epsilon = entry.get("epsilon")
     if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)):
         raise InputError(f"expected a number, got {epsilon!r:.40}", where=f"{where}/epsilon")
+    if isinstance(epsilon, int) and abs(epsilon) > 1e38:  # float() of a 400-digit integer overflows (found by tests/hostile/fuzz.py)
+        raise InputError(f"epsilon {epsilon!r:.40} is out of range", where=f"{where}/epsilon")
     return BatchNorm(*arrays, epsilon=float(epsilon))
 
 

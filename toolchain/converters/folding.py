@@ -204,7 +204,8 @@ def prepare_graph(model: onnx.ModelProto) -> PreparedGraph:
 
 
 def _static(shape: Dims | None) -> bool:
-    return shape is not None and all(isinstance(d, int) for d in shape)
+    # a negative declared size is not static, it is invalid (found by tests/hostile/fuzz.py)
+    return shape is not None and all(isinstance(d, int) and d >= 0 for d in shape)
 
 
 def _drop_dead_nodes(graph: PreparedGraph) -> None:

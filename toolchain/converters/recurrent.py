@@ -62,7 +62,7 @@ def read_weights(ctx: NodeContext, gates: int) -> RecurrentWeights:
         b = np.zeros((1, 2 * gates * hidden), np.float32)
     if b.shape != (1, 2 * gates * hidden):
         raise ctx.invalid(f"B has shape {list(b.shape)} but hidden_size {hidden} needs {[1, 2 * gates * hidden]}")
-    if ctx.in_dims is not None and isinstance(ctx.in_dims[-1], int) and ctx.in_dims[-1] != input_size:
+    if ctx.in_dims and isinstance(ctx.in_dims[-1], int) and ctx.in_dims[-1] != input_size:  # () for a scalar (fuzz)
         raise ctx.invalid(f"W expects {input_size} input features but the input has {ctx.in_dims[-1]}")
     return RecurrentWeights(hidden, w[0], r[0], b[0, : gates * hidden], b[0, gates * hidden:])
 
