@@ -7,6 +7,8 @@ instead of surfacing as a crash or a silently wrong model later.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 from onnx import external_data_helper, numpy_helper
@@ -56,7 +58,7 @@ def check_inferred_sizes(model: onnx.ModelProto, file=None) -> None:
     for node in inferred.graph.node:
         for name in node.output:
             dims = [d.dim_value if d.HasField("dim_value") else 1 for d in shapes[name].dim] if name in shapes else []
-            elements = int(np.prod([max(d, 1) for d in dims], dtype=np.float64)) if dims else 1
+            elements = math.prod([max(d, 1) for d in dims]) if dims else 1
             if elements > MAX_TENSOR_ELEMENTS:
                 raise InputError(f"computes '{name}' of shape {dims} ({elements} elements), above the {MAX_TENSOR_ELEMENTS} limit",
                                  file=file, where=node_where(node.name, node.op_type))

@@ -9,6 +9,7 @@ walks the data chain through the per-op converters (:mod:`toolchain.converters`)
 from __future__ import annotations
 
 import logging
+import math
 import os
 import warnings
 from dataclasses import asdict, dataclass
@@ -90,12 +91,12 @@ def _check_declared_sizes(model: onnx.ModelProto) -> None:
     """Refuse absurd tensor shapes (initializers, Constant values, graph inputs) before anything reads
     the data or allocates an input of the declared shape (``check``, calibration)."""
     for tensor in external_data_helper._get_all_tensors(model):
-        elements = int(np.prod([max(int(d), 0) for d in tensor.dims], dtype=np.float64)) if tensor.dims else 1
+        elements = math.prod([max(int(d), 0) for d in tensor.dims]) if tensor.dims else 1
         if elements > MAX_TENSOR_ELEMENTS:
             raise InputError(f"declares {elements} elements, above the {MAX_TENSOR_ELEMENTS} limit", where=f"initializer '{tensor.name}'")
     for value in model.graph.input:  # fixed sizes only: a symbolic axis is fed what the caller chooses
         dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim]
-        elements = int(np.prod([max(d, 1) for d in dims if isinstance(d, int)], dtype=np.float64))
+        elements = math.prod([max(d, 1) for d in dims if isinstance(d, int)])
         if any(isinstance(d, int) and d < 0 for d in dims):  # found by tests/hostile/fuzz.py
             raise InputError(f"declares a negative size in its shape {dims}", where=f"graph input '{value.name}'")
         if elements > MAX_TENSOR_ELEMENTS:

@@ -17,6 +17,7 @@ shape arithmetic). Nothing is dropped from the data chain here; :mod:`walk` prov
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,7 +72,7 @@ def tensor_dims(value_info: onnx.ValueInfoProto) -> Dims | None:
 
 def to_array(tensor: onnx.TensorProto, where: str) -> np.ndarray:
     """An initializer as numpy, refusing absurd sizes before allocating."""
-    elements = int(np.prod([max(int(d), 0) for d in tensor.dims], dtype=np.float64)) if tensor.dims else 1
+    elements = math.prod([max(int(d), 0) for d in tensor.dims]) if tensor.dims else 1
     if elements > MAX_TENSOR_ELEMENTS:
         raise InputError(f"declares {elements} elements, above the {MAX_TENSOR_ELEMENTS} limit", where=where)
     try:
@@ -103,15 +104,15 @@ def _value_size_bound(node: onnx.NodeProto, inputs: list[np.ndarray | None]) -> 
 
     try:
         if node.op_type == "ConstantOfShape":
-            return int(np.prod(shape_of(0), dtype=np.float64))
+            return math.prod(shape_of(0))  # exact integers: a float64 product overflows with a warning (fuzz)
         if node.op_type == "Expand":
-            return int(np.prod(np.broadcast_shapes(inputs[0].shape, tuple(max(d, 1) for d in shape_of(1))), dtype=np.float64))
+            return math.prod(np.broadcast_shapes(inputs[0].shape, tuple(max(d, 1) for d in shape_of(1))))
         if node.op_type == "Tile":
-            return int(inputs[0].size * np.prod(shape_of(1), dtype=np.float64))
+            return inputs[0].size * math.prod(shape_of(1))
         if node.op_type == "Range":
             start, limit, delta = (float(np.asarray(v).reshape(())) for v in inputs[:3])
             return int(max(np.ceil((limit - start) / delta), 0)) if delta else None
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return None
 
@@ -121,7 +122,7 @@ def _check_fold_size(node: onnx.NodeProto, inputs: list, dims: dict, where: str)
     for output in node.output:
         shape = dims.get(output)
         if shape is not None and all(isinstance(d, int) for d in shape):
-            bounds.append(int(np.prod(shape, dtype=np.float64)))
+            bounds.append(math.prod(shape))
     known = [b for b in bounds if b is not None]
     if node.op_type in SIZE_FROM_VALUE and not known:
         raise InputError("cannot bound the size of this constant before computing it", where=where)
