@@ -146,7 +146,7 @@ def _integers(value: Any, where: str) -> np.ndarray:
     except (ValueError, TypeError):
         array = np.asarray([])
     # min/max, not abs: abs(-2**63) overflows to itself in int64 and slipped through (found by tests/hostile/fuzz.py)
-    if array.dtype.kind not in "iu" or array.size == 0 or array.min() < -QMAX or array.max() > QMAX:
+    if array.dtype.kind not in "iu" or array.ndim == 0 or array.size == 0 or array.min() < -QMAX or array.max() > QMAX:
         raise InputError(f"expected integers in -{QMAX}..{QMAX}", where=where)
     return array
 
