@@ -22,6 +22,17 @@ def require_shared(path: Path) -> Path:
     return path
 
 
+def require_modules(*names: str) -> None:
+    """Skip when an optional module is missing -- but fail in CI, where .ci/run installs it."""
+    for module in names:
+        try:
+            __import__(module)
+        except ImportError:
+            if IN_CI:
+                pytest.fail(f"{module} is missing in CI; .ci/run must install it")
+            pytest.skip(f"{module} is not installed (pip install torch==2.13.0 onnxscript)")
+
+
 @pytest.fixture(scope="session")
 def rtneural_testdata() -> Path:
     return require_shared(RTNEURAL_TESTDATA)
@@ -43,13 +54,7 @@ def converted_catalog(tmp_path_factory):
     ``.frames`` (the example input as [T, in]) and ``.torch_output`` ([T, out]); ``.entry(id)``
     finds one by ``name-exporter`` (ids in ``tests.fixtures.catalog.ENTRY_IDS``).
     """
-    for module in ("torch", "onnxscript"):  # the exporters; CI installs them, so absence fails there
-        try:
-            __import__(module)
-        except ImportError:
-            if IN_CI:
-                pytest.fail(f"{module} is missing in CI; .ci/run must install it")
-            pytest.skip(f"{module} is not installed (pip install torch==2.13.0 onnxscript)")
+    require_modules("torch", "onnxscript")  # the exporters
     from tests.fixtures.catalog import build_catalog
 
     return build_catalog(tmp_path_factory.mktemp("catalog"))

@@ -43,15 +43,9 @@ def max_difference(first: list[dict], second: list[dict]) -> float:
 def exported(tmp_path_factory) -> dict:
     """Linear stack, Gemm stack, LSTM, GRU and causal Conv1d models exported with both torch exporters
     (``tests/quant/exported.py``): ``{"KIND-EXPORTER": Exported}``."""
-    from tests.conftest import IN_CI
+    from tests.conftest import require_modules
 
-    for module in ("torch", "onnxscript"):  # the exporters; CI installs them, so absence fails there
-        try:
-            __import__(module)
-        except ImportError:
-            if IN_CI:
-                pytest.fail(f"{module} is missing in CI; .ci/run must install it")
-            pytest.skip(f"{module} is not installed")
+    require_modules("torch", "onnxscript")  # the exporters
     from tests.quant.exported import export_all
 
     return export_all(tmp_path_factory.mktemp("exported"))
