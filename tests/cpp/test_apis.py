@@ -1,6 +1,8 @@
 """The library behind ``check --rtneural`` and ``bench --rtneural``: outputs and timings per RTNeural API."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -70,10 +72,15 @@ def small_model(layer_kind_models):
 
 
 @pytest.mark.cpp
-def test_the_bench_command_adds_rtneurals_two_apis(small_model, rtneural_src):
+def test_the_bench_command_adds_rtneurals_two_apis(small_model, rtneural_src, tmp_path):
+    report = tmp_path / "bench.json"
     result = CliRunner().invoke(app, ["bench", str(small_model.json_path), "--frames", "300", "--warmup", "10",
-                                      "--rtneural", str(rtneural_src)], env={"COLUMNS": "250"})
+                                      "--rtneural", str(rtneural_src), "--json", str(report)], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
+    written = json.loads(report.read_text())["settings"]["rtneural"]
+    (figures,) = written["models"].values()
+    assert set(figures) == {"rtneural", "rtneural-modelt"}
+    assert all(0 < api["p50"] <= api["p99"] and api["agreement"] <= TOLERANCE for api in figures.values())
     line = next(line for line in result.stdout.splitlines() if "prelu_per_channel" in line and "engine" not in line and line.count("us") >= 5)
     assert "the real RTNeural" in result.stdout and "engine / ModelT" in result.stdout
     assert len(line.split("│")) == 11  # model, engine, dynamic p50/p99, ModelT p50/p99, three ratios

@@ -60,6 +60,8 @@ def bench(
         with console.status("building and timing RTNeural (C++)"):
             figures = measure_files(models, frames, seed, rtneural, backend := default_backend(rtneural))
         Console(width=max(Console().width, 150)).print(rtneural_table([e.name for e in measured], [e.latency["p50"] * 1e6 for e in measured], figures, frames, backend))
+        result.settings["rtneural"] = {"source": str(rtneural), "backend": backend,
+                                       "models": {e.name: f for e, f in zip(measured, figures)}}
     if json_path is not None:
         write_json(result, json_path)
     if plot_path is not None:
