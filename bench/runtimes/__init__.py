@@ -27,6 +27,24 @@ class Runner:
     reset: Callable[[], None]
 
 
+def layer_chain(model: Model, layer_step: Callable[[object, dict], Callable]) -> tuple[list[Callable], Callable[[], None]]:
+    """Per-layer step functions of ``model`` and a ``reset`` that re-runs each layer's ``state["init"]``.
+
+    ``layer_step(layer, state)`` returns one layer's step; a stateful layer keeps its state in ``state`` and
+    puts its zeroing function under ``state["init"]``. Shared by the NumPy and torch runtimes.
+    """
+    states = [dict() for _ in model.layers]
+    steps = [layer_step(layer, state) for layer, state in zip(model.layers, states)]
+
+    def reset():
+        for state in states:
+            if "init" in state:
+                state["init"]()
+
+    reset()
+    return steps, reset
+
+
 def load(name: str):
     return importlib.import_module(f"bench.runtimes.{name}_step")
 

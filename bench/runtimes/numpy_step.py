@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.runtimes import Runner
+from bench.runtimes import Runner, layer_chain
 from toolchain.layers import GRU, LSTM, Activation, BatchNorm, Conv1D, Dense, Model, PRelu
 
 
@@ -74,18 +74,11 @@ def layer_step(layer, state: dict):
 
 
 def make_step(model: Model) -> Runner:
-    states = [dict() for _ in model.layers]
-    steps = [layer_step(layer, state) for layer, state in zip(model.layers, states)]
-
-    def reset():
-        for state in states:
-            if "init" in state:
-                state["init"]()
+    steps, reset = layer_chain(model, layer_step)
 
     def step(frame):
         for layer in steps:
             frame = layer(frame)
         return frame
 
-    reset()
     return Runner(step, reset)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.runtimes import Runner
+from bench.runtimes import Runner, layer_chain
 from toolchain.gates import GRU_CANONICAL, GRU_TORCH, reorder_gates
 from toolchain.layers import GRU, LSTM, Activation, BatchNorm, Conv1D, Dense, Model, PRelu
 
@@ -65,13 +65,7 @@ def layer_step(layer, state: dict):
 
 def make_step(model: Model) -> Runner:
     torch.set_num_threads(1)
-    states = [dict() for _ in model.layers]
-    steps = [layer_step(layer, state) for layer, state in zip(model.layers, states)]
-
-    def reset():
-        for state in states:
-            if "init" in state:
-                state["init"]()
+    steps, reset = layer_chain(model, layer_step)
 
     @torch.inference_mode()
     def step(frame):
@@ -80,5 +74,4 @@ def make_step(model: Model) -> Runner:
             x = layer(x)
         return x[0].numpy()
 
-    reset()
     return Runner(step, reset)
