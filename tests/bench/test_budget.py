@@ -12,7 +12,8 @@ from toolchain.errors import InputError
     (" 10 ms ", 0.01), ("1e3us", 1e-3),
 ])
 def test_durations_parse_with_their_units(text, seconds):
-    assert parse_duration(text) == pytest.approx(seconds)
+    parsed = parse_duration(text)
+    assert parsed == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize("text,size", [
@@ -72,5 +73,6 @@ def test_no_budget_means_unchecked():
 
 
 def test_formatting_round_trips_the_units():
-    assert format_duration(parse_duration("12.5us")) == "12.5 us"
+    text = format_duration(parse_duration("12.5us"))
+    assert text == "12.5 us"
     assert format_size(parse_size("4.4MB")) == "4.4 MB"
