@@ -119,6 +119,17 @@ class Rule:
         return None
 
 
+class DataWeightBiasRule(Rule):
+    """Ops laid out as ``(data, weight, optional bias)`` -- Gemm, Conv: the data input is quantized as an
+    activation unless it is a constant, and input 2 is the bias when it is a constant."""
+
+    def activations(self, node: onnx.NodeProto, graph: Graph) -> list[int]:
+        return [] if graph.is_initializer(node.input[0]) else [0]
+
+    def biases(self, node: onnx.NodeProto, graph: Graph) -> list[int]:
+        return [2] if len(node.input) > 2 and graph.is_initializer(node.input[2]) else []
+
+
 RULES: dict[str, Rule] = {}
 
 

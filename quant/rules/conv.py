@@ -5,19 +5,13 @@ Only ungrouped convolutions take part in pruning: a grouped one ties its channel
 from __future__ import annotations
 
 from quant.onnx_graph import attribute
-from quant.rules import INCOMING, OUTGOING, Cut, Flow, Rule, Units, WeightInput, known, mismatch, rule
+from quant.rules import INCOMING, OUTGOING, Cut, DataWeightBiasRule, Flow, Units, WeightInput, known, mismatch, rule
 
 
 @rule("Conv")
-class ConvRule(Rule):
+class ConvRule(DataWeightBiasRule):
     def weights(self, node, graph):
         return [WeightInput(1, 0)] if graph.is_initializer(node.input[1]) else []
-
-    def activations(self, node, graph):
-        return [] if graph.is_initializer(node.input[0]) else [0]
-
-    def biases(self, node, graph):
-        return [2] if len(node.input) > 2 and graph.is_initializer(node.input[2]) else []
 
     def units(self, node, graph):
         weight = node.input[1]

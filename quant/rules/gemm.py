@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from quant.onnx_graph import attribute
 from quant.rules import (
-    INCOMING, OUTGOING, Cut, Flow, Rule, Unfit, Units, WeightInput, broadcast_cut, broadcastable, known, mismatch, rule,
+    INCOMING, OUTGOING, Cut, DataWeightBiasRule, Flow, Unfit, Units, WeightInput, broadcast_cut, broadcastable, known, mismatch, rule,
 )
 
 
@@ -17,15 +17,9 @@ def _out_axis(node) -> int:
 
 
 @rule("Gemm")
-class GemmRule(Rule):
+class GemmRule(DataWeightBiasRule):
     def weights(self, node, graph):
         return [WeightInput(1, _out_axis(node))] if graph.is_initializer(node.input[1]) else []
-
-    def activations(self, node, graph):
-        return [] if graph.is_initializer(node.input[0]) else [0]
-
-    def biases(self, node, graph):
-        return [2] if len(node.input) > 2 and graph.is_initializer(node.input[2]) else []
 
     def units(self, node, graph):
         weight = node.input[1]
