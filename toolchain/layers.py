@@ -13,6 +13,15 @@ Canonical layouts (chosen so that every matrix-vector product in the engine read
 - ``BatchNorm``: ``gamma, beta, mean, var [n]`` and ``epsilon``
 - ``PRelu``:     ``alpha [1]`` (shared) or ``[n]`` (per channel)
 - ``Activation``: a standalone activation of ``size`` features
+- merge/split kinds (graph files and generated headers only, not RTNeural layers): ``Add`` (n inputs,
+  elementwise sum), ``Sub`` (a - b), ``Mul`` (elementwise product: gates), ``Concat`` (feature axis, in
+  input order), ``Slice`` (features ``[start, start + size)``)
+
+A :class:`Model` is a directed acyclic graph in torch.fx style: value 0 is the model input, value ``i + 1``
+the output of ``layers[i]``; each layer names the values it reads in ``inputs`` (empty: the previous
+value), layers are in topological order and the model output is the last layer's value. A sequential
+stack is the graph whose every layer reads the previous value -- one representation for both
+(docs/GRAPH_FORMAT.md describes the file form of the general case).
 
 All arrays are float32 and C-contiguous. ``validate`` checks everything RTNeural's parser does not.
 """
@@ -51,6 +60,8 @@ class Layer:
 
     kind: ClassVar[str] = ""
     source: str = field(default="", kw_only=True)
+    #: The values this layer reads (0 = model input, i + 1 = output of layers[i]); () = the previous value.
+    inputs: tuple[int, ...] = field(default=(), kw_only=True)
 
     @property
     def in_size(self) -> int:
@@ -225,12 +236,93 @@ class Activation(Layer):
             raise InputError("a standalone activation layer needs a function name", where=f"{where}/activation")
 
 
+@dataclass(eq=False)
+class Merge(Layer):
+    """Base of the weightless merge/split kinds. ``sizes`` are the sizes of the values read, in order
+    (filled from the wiring by :meth:`Model.validate`; producers may leave them empty)."""
+
+    #: (minimum, maximum) number of inputs; None = unbounded.
+    arity: ClassVar[tuple[int, int | None]] = (2, 2)
+    sizes: tuple[int, ...] = ()
+
+    in_size = property(lambda self: int(self.sizes[0]) if self.sizes else 0)
+
+    @property
+    def out_size(self) -> int:
+        return self.in_size
+
+    def expected_shapes(self):
+        return {}
+
+    def validate(self, where: str) -> None:
+        low, high = self.arity
+        if len(self.sizes) < low or (high is not None and len(self.sizes) > high):
+            expected = f"{low}" if low == high else f"at least {low}"
+            raise InputError(f"reads {len(self.sizes)} values, expected {expected}", where=f"{where}/inputs")
+        self.validate_sizes(where)
+        super().validate(where)
+
+    def validate_sizes(self, where: str) -> None:
+        if len(set(self.sizes)) != 1:
+            raise InputError(f"inputs have different sizes {list(self.sizes)}; an elementwise {self.kind} needs equal sizes",
+                             where=f"{where}/inputs")
+
+
+@dataclass(eq=False)
+class Add(Merge):
+    kind: ClassVar[str] = "add"
+    arity: ClassVar[tuple[int, int | None]] = (2, None)
+
+
+@dataclass(eq=False)
+class Sub(Merge):
+    kind: ClassVar[str] = "sub"
+
+
+@dataclass(eq=False)
+class Mul(Merge):
+    kind: ClassVar[str] = "mul"
+
+
+@dataclass(eq=False)
+class Concat(Merge):
+    kind: ClassVar[str] = "concat"
+    arity: ClassVar[tuple[int, int | None]] = (2, None)
+
+    @property
+    def out_size(self) -> int:
+        return int(sum(self.sizes))
+
+    def validate_sizes(self, where: str) -> None:
+        pass
+
+
+@dataclass(eq=False)
+class Slice(Merge):
+    kind: ClassVar[str] = "slice"
+    arity: ClassVar[tuple[int, int | None]] = (1, 1)
+    start: int = 0
+    size: int = 0
+
+    @property
+    def out_size(self) -> int:
+        return int(self.size)
+
+    def validate_sizes(self, where: str) -> None:
+        if not (isinstance(self.start, int) and isinstance(self.size, int) and self.start >= 0 and self.size >= 1
+                and self.start + self.size <= self.sizes[0]):
+            raise InputError(f"features [{self.start}, {self.start}+{self.size}) are not inside the {self.sizes[0]} "
+                             "features it reads", where=f"{where}/start")
+
+
+MERGE_TYPES: dict[str, type[Merge]] = {cls.kind: cls for cls in (Add, Sub, Mul, Concat, Slice)}
 LAYER_TYPES: dict[str, type[Layer]] = {cls.kind: cls for cls in (Dense, LSTM, GRU, Conv1D, BatchNorm, PRelu, Activation)}
 
 
 @dataclass(eq=False)
 class Model:
-    """A sequential model: ``input_size`` features per frame through ``layers`` in order.
+    """A model: ``input_size`` features per frame through ``layers``, a DAG in topological order (see the
+    module docstring for the wiring; a sequential stack is the case where every layer reads the previous value).
 
     ``metadata`` holds extra top-level JSON keys (producer, reference input/output); RTNeural ignores them.
     """
@@ -246,19 +338,47 @@ class Model:
     def parameter_count(self) -> int:
         return sum(layer.parameter_count() for layer in self.layers)
 
+    def wiring(self) -> list[tuple[int, ...]]:
+        """The values each layer reads (0 = model input, i + 1 = output of layers[i]), defaults resolved."""
+        return [tuple(layer.inputs) if layer.inputs else (index,) for index, layer in enumerate(self.layers)]
+
+    def is_sequential(self) -> bool:
+        """True when every layer reads exactly the previous value: a plain RTNeural stack."""
+        return all(inputs == (index,) for index, inputs in enumerate(self.wiring()))
+
     def validate(self) -> "Model":
-        """Check every layer and that sizes chain; raise :class:`InputError` naming the layer."""
+        """Check every layer, the wiring and that sizes agree; raise :class:`InputError` naming the layer."""
         if not isinstance(self.input_size, int) or not 0 < self.input_size <= MAX_LAYER_SIZE:
             raise InputError(f"input size {self.input_size!r} outside 1..{MAX_LAYER_SIZE}", where="in_shape")
         if not self.layers:
             raise InputError("the model has no layers", where="layers")
-        size = self.input_size
-        for index, layer in enumerate(self.layers):
+        sizes = [self.input_size]
+        readers = [0] * (len(self.layers) + 1)
+        for index, (layer, inputs) in enumerate(zip(self.layers, self.wiring())):
             where = layer_where(index, layer)
-            layer.validate(where)
-            if layer.in_size != size:
-                raise InputError(f"takes {layer.in_size} inputs but the previous layer gives {size}", where=where)
-            size = layer.out_size
+            if not inputs or any(not isinstance(value, int) or not 0 <= value <= index for value in inputs):
+                raise InputError(f"reads values {list(inputs)}; a layer may only read the input (0) or an earlier "
+                                 f"layer's output (1..{index})", where=f"{where}/inputs")
+            for value in inputs:
+                readers[value] += 1
+            if isinstance(layer, Merge):
+                layer.sizes = tuple(sizes[value] for value in inputs)
+                layer.validate(where)
+            else:
+                if len(inputs) != 1:
+                    raise InputError(f"a {layer.kind} layer reads one value, got {len(inputs)}", where=f"{where}/inputs")
+                layer.validate(where)
+                if layer.in_size != sizes[inputs[0]]:
+                    source = "the model input" if inputs[0] == 0 else f"layers[{inputs[0] - 1}]"
+                    previous = "the previous layer" if inputs == (index,) else source
+                    raise InputError(f"takes {layer.in_size} inputs but {previous} gives {sizes[inputs[0]]}", where=where)
+            sizes.append(layer.out_size)
+        unused = [value for value in range(len(self.layers)) if readers[value] == 0]
+        if unused:
+            value = unused[0]
+            name = "the model input" if value == 0 else layer_where(value - 1, self.layers[value - 1])
+            raise InputError(f"{name} is computed but never read (a dead branch); the output is the last layer",
+                             where="layers" if value == 0 else name)
         return self
 
 
