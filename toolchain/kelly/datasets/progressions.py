@@ -78,32 +78,42 @@ def progression_midi(chords: list[Chord], tempo: float, beats_per_chord: float):
     return midi, np.arange(len(chords)) * length
 
 
+def progression_pieces_of_file(path: Path, max_seconds: float, skips: SkipCounter, limit: int | None = None,
+                               on_piece=None) -> list[Piece]:
+    """The rendered, labelled progressions of one file (at most ``limit``); bad entries skipped and counted."""
+    try:
+        entries = read_progressions(path)
+    except InputError as error:
+        skips.skip("harmony", path.name, error.reason)
+        return []
+    pieces = []
+    for place, raw in entries:
+        if limit is not None and len(pieces) >= limit:
+            break
+        try:
+            symbols, tempo, beats = _progression(raw, place)
+            parsed = [parse_chord(symbol) for symbol in symbols]
+        except InputError as error:
+            skips.skip("harmony", f"{path.name} {place}", error.reason)
+            continue
+        chords = [c for c in parsed if c is not None]  # "N" (no chord) symbols are dropped
+        if not chords:
+            skips.skip("harmony", f"{path.name} {place}", "no chords")
+            continue
+        midi, starts = progression_midi(chords, tempo, beats)
+        classes = np.array([c.index for c in chords])
+        labels = lambda times, c=classes, s=starts: c[np.clip(np.searchsorted(s, times, "right") - 1, 0, len(c) - 1)]  # noqa: E731
+        pieces.append(piece_from_midi(midi, f"{path.name} {place}", "harmony", max_seconds, chord_labels=labels))
+        if on_piece:
+            on_piece()
+    return pieces
+
+
 def progression_pieces(root: Path, max_files: int, max_seconds: float, skips: SkipCounter, on_piece=None) -> list[Piece]:
     files = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in (".json", ".csv") and p.is_file())
     pieces = []
     for path in files:
-        try:
-            entries = read_progressions(path)
-        except InputError as error:
-            skips.skip("harmony", path.name, error.reason)
-            continue
-        for place, raw in entries:
-            if len(pieces) >= max_files:
-                return pieces
-            try:
-                symbols, tempo, beats = _progression(raw, place)
-                parsed = [parse_chord(symbol) for symbol in symbols]
-            except InputError as error:
-                skips.skip("harmony", f"{path.name} {place}", error.reason)
-                continue
-            chords = [c for c in parsed if c is not None]  # "N" (no chord) symbols are dropped
-            if not chords:
-                skips.skip("harmony", f"{path.name} {place}", "no chords")
-                continue
-            midi, starts = progression_midi(chords, tempo, beats)
-            classes = np.array([c.index for c in chords])
-            labels = lambda times: classes[np.clip(np.searchsorted(starts, times, "right") - 1, 0, len(classes) - 1)]  # noqa: E731
-            pieces.append(piece_from_midi(midi, f"{path.name} {place}", "harmony", max_seconds, chord_labels=labels))
-            if on_piece:
-                on_piece()
+        if len(pieces) >= max_files:
+            break
+        pieces += progression_pieces_of_file(path, max_seconds, skips, max_files - len(pieces), on_piece)
     return pieces
