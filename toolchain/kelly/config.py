@@ -45,6 +45,11 @@ class TrainConfig:
     max_seconds: float = 60.0
     #: windows kept per model (deterministic subsample above it)
     max_sequences: int = 2048
+    #: models that learn from windows ``long_context_factor`` times longer (fewer of them, in smaller
+    #: batches: the same frames per batch and per epoch). Dynamics and groove describe the last bars --
+    #: a bar is ~2 s, more than a 32-frame window (0.74 s) lets a model hear from its zero start state.
+    long_context_models: list[str] = field(default_factory=lambda: ["DynamicsEngine", "GroovePredictor"])
+    long_context_factor: int = 4
     plot: bool = True
     resume: bool = False
 
@@ -56,7 +61,13 @@ class TrainConfig:
                 raise InputError(error.reason, file=file, where="models") from None
         if self.source not in SOURCES:
             raise InputError(f"must be one of {', '.join(SOURCES)}, not {self.source!r}", file=file, where="source")
-        for key in ("epochs", "batch_size", "seq_len", "threads", "synthetic_sequences", "max_files", "max_sequences"):
+        for name in self.long_context_models:
+            try:
+                get_spec(name)
+            except InputError as error:
+                raise InputError(error.reason, file=file, where="long_context_models") from None
+        for key in ("epochs", "batch_size", "seq_len", "threads", "synthetic_sequences", "max_files", "max_sequences",
+                    "long_context_factor"):
             if getattr(self, key) < 1:
                 raise InputError(f"must be at least 1, got {getattr(self, key)}", file=file, where=key)
         if not 0.0 < self.val_fraction < 1.0:
@@ -64,6 +75,11 @@ class TrainConfig:
         if self.learning_rate <= 0 or self.max_seconds <= 0 or self.patience < 1 or self.corpus_pieces < 0:
             raise InputError("learning_rate and max_seconds must be > 0, patience >= 1, corpus_pieces >= 0", file=file)
         return self
+
+    def windows(self, name: str) -> tuple[int, int, int]:
+        """(frames per window, windows kept, windows per batch) for model ``name``."""
+        factor = self.long_context_factor if name in self.long_context_models else 1
+        return self.seq_len * factor, max(self.max_sequences // factor, 2), max(self.batch_size // factor, 1)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -74,6 +90,10 @@ _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 def _check_type(key: str, value: Any, file: Path) -> Any:
     default = getattr(TrainConfig(), key)
+    if key == "long_context_models":
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise InputError("must be a list of model names", file=file, where=key)
+        return value
     if key == "models":
         if not (isinstance(value, list) and all(isinstance(v, str) for v in value) and value):
             raise InputError("must be a non-empty list of model names", file=file, where=key)

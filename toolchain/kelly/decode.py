@@ -21,6 +21,7 @@ The decoding (documented in docs/ARCHITECTURE.md, "From outputs to MIDI"); frame
 **Writing chords** (:func:`chord_notes`): consecutive chords that share a pitch hold it through (one note
 from the first chord's start to the last one's end); every other note ends exactly where the next chord
 starts. So no note-off of an old chord can cut a note of the new one, in any MIDI player.
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

@@ -72,8 +72,10 @@ def semitone_amplitudes(audio: np.ndarray) -> np.ndarray:
     per_octave = 12 * CQT_BINS_PER_SEMITONE
     fmin = librosa.midi_to_hz(PITCH_LOWEST - 1.0 / CQT_BINS_PER_SEMITONE)
     bins = PITCH_BINS * CQT_BINS_PER_SEMITONE
-    cqt = librosa.cqt(audio, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, fmin=fmin, n_bins=bins,
-                      bins_per_octave=per_octave, scale=False)
+    with warnings.catch_warnings():  # short audio: the CQT's decimated low octaves warn that n_fft > length
+        warnings.simplefilter("ignore", UserWarning)
+        cqt = librosa.cqt(audio, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, fmin=fmin, n_bins=bins,
+                          bins_per_octave=per_octave, scale=False)
     # Unscaled, a bin's response to a sine of amplitude A is A * length / 2 (its window sums to its length):
     # divide by the filter lengths librosa uses (the relative bandwidth librosa.vqt gives this resolution)
     # so every bin reads A. Checked: 1.0 and 0.1 sines at MIDI 40-95 read 1.00 and 0.100.

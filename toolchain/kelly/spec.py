@@ -111,7 +111,7 @@ def _dense(size: int, activation: str = "") -> LayerSpec:
 SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("EmotionRecognizer", N_MELS,
               (_dense(512, "relu"), _dense(256, "relu"), LayerSpec("lstm", 176), _dense(64, "tanh")),
-              500_000, "mse", "features: 128 log-mel bands",
+              500_000, "mse", "features: log-mel bands 96-127, 64 semitone bins, 32 level values",
               "emotion embedding: dims 0-31 encode valence, 32-63 arousal (encode_emotion)"),
     ModelSpec("MelodyTransformer", 64,
               (_dense(256, "relu"), LayerSpec("lstm", 176), _dense(256, "relu"), _dense(128, "sigmoid")),
@@ -154,12 +154,16 @@ def feature_slice(group: str) -> InputSlice:
     return InputSlice("features", *FEATURE_GROUPS[group])
 
 
+#: EmotionRecognizer hears the top log-mel bands (brightness), then every semitone bin (mode: valence) and
+#: every level value (loudness, onset density, tempo: arousal) -- one contiguous slice of 128.
+EMOTION_MEL_BANDS = 32
+
 #: What each model reads, in order, per frame. The pipeline runs the models in this order. Each model sees
 #: the information its target is made of: melody and harmony the semitone bins (pitches), dynamics and
 #: groove the level group (loudness, onsets), harmony and groove also the emotion embedding (mode and
 #: arousal colour chord choice and accents).
 PIPELINE: dict[str, tuple[InputSlice, ...]] = {
-    "EmotionRecognizer": (feature_slice("mel"),),
+    "EmotionRecognizer": (InputSlice("features", N_MELS - EMOTION_MEL_BANDS, FEATURE_SIZE),),
     "MelodyTransformer": (feature_slice("pitch"),),
     "HarmonyPredictor": (InputSlice("EmotionRecognizer", 0, 64), feature_slice("pitch")),
     "DynamicsEngine": (feature_slice("level"),),

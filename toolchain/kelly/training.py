@@ -215,6 +215,7 @@ def _train_model(data: ModelData, config: TrainConfig, directory: Path, reporter
                  ) -> tuple[KellyModel, ModelResult]:
     spec = get_spec(data.name)
     started = time.perf_counter()
+    batch_size = config.windows(spec.name)[2]
     model = build_model(spec.name, seed=model_seed(config.seed, spec.name))
     start_at_the_prior(model, spec, data.train.targets)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
@@ -225,17 +226,17 @@ def _train_model(data: ModelData, config: TrainConfig, directory: Path, reporter
     else:
         if config.resume:
             reporter.note(f"{spec.name}: no {directory / LATEST} to resume from; starting from scratch")
-        initial = evaluate(model, spec, data.validation, config.batch_size)
+        initial = evaluate(model, spec, data.validation, batch_size)
         state = RunState(0, initial, 0, _copy_state(model))
         save_checkpoint(directory / BEST, _best_payload(spec, state, baseline, data))
-    batches = math.ceil(len(data.train) / config.batch_size)
+    batches = math.ceil(len(data.train) / batch_size)
     remaining = 0 if state.stopped_early else max(config.epochs - state.epoch, 0)
     reporter.stage(f"{spec.name}: training", remaining * batches)
     for epoch in range(state.epoch + 1, state.epoch + 1 + remaining):
         epoch_started = time.perf_counter()
-        train_loss = train_epoch(model, optimizer, spec, data.train, config.batch_size,
+        train_loss = train_epoch(model, optimizer, spec, data.train, batch_size,
                                  epoch_generator(config.seed, epoch), reporter)
-        val_loss = evaluate(model, spec, data.validation, config.batch_size)
+        val_loss = evaluate(model, spec, data.validation, batch_size)
         state.epoch = epoch
         state.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                               "seconds": time.perf_counter() - epoch_started})
@@ -255,7 +256,7 @@ def _train_model(data: ModelData, config: TrainConfig, directory: Path, reporter
         plot_history(directory, spec.name, state.history, baseline, state.best_epoch)
     result = ModelResult(spec.name, data.sources, spec.parameter_count(), spec.parameter_count("torch"),
                          len(data.train), len(data.validation), state.epoch, state.best_epoch,
-                         evaluate(model, spec, data.validation, config.batch_size), baseline,
+                         evaluate(model, spec, data.validation, batch_size), baseline,
                          floor_loss(spec, data.validation.targets), state.stopped_early,
                          time.perf_counter() - started, data.skipped, data.notes)
     return model, result

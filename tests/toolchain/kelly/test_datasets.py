@@ -15,6 +15,7 @@ from toolchain.kelly.chords import parse_chord  # noqa: E402
 from toolchain.kelly.datasets import DataBuilder, find_dataset, load_model_data  # noqa: E402
 from toolchain.kelly.datasets.deam import deam_pieces  # noqa: E402
 from toolchain.kelly.datasets.midi_trees import tree_pieces  # noqa: E402
+from toolchain.kelly.spec import FEATURE_SIZE  # noqa: E402
 from toolchain.kelly.datasets.progressions import progression_pieces  # noqa: E402
 
 
@@ -29,7 +30,7 @@ def test_deam_reads_annotated_songs_with_audio_rescaled_to_plus_minus_one(deam):
     assert [p.name for p in pieces] == ["2", "3"]
     assert pieces[0].emotion == pytest.approx(((3.1 - 5) / 4, (5.4 - 5) / 4))
     assert pieces[1].emotion == pytest.approx((0.5, -0.75))
-    assert pieces[1].features.shape == (1 + int(2.5 * 22050) // 512, 128)
+    assert pieces[1].features.shape == (1 + int(2.5 * 22050) // 512, FEATURE_SIZE)
 
 
 def test_deam_skips_and_counts_missing_values_bad_ratings_corrupt_and_missing_audio(deam):
@@ -43,7 +44,7 @@ def test_deam_features_hear_loudness(deam):
     quiet, loud = deam[0]
     # song 3 is 20 dB louder (amplitude 0.5 vs 0.05): +0.5 in feature units (40 dB per unit), less the
     # level split over three partials instead of two (-3.5 dB)
-    assert loud.features.max() - quiet.features.max() == pytest.approx(0.5 - 3.5 / 40, abs=0.03)
+    assert loud.features[:, :128].max() - quiet.features[:, :128].max() == pytest.approx(0.5 - 3.5 / 40, abs=0.03)  # log-mel
 
 
 def test_deam_without_annotations_is_a_clear_error(tmp_path):
@@ -106,8 +107,9 @@ def test_datasets_dir_feeds_every_model_and_reports_skips(datasets_dir, tmp_path
     assert data["GroovePredictor"].sources == ["groove", "lakh"]
     for name in MODEL_NAMES:
         spec = get_spec(name)
-        assert data[name].train.inputs.shape[1:] == (16, spec.input_size)
-        assert data[name].validation.targets.shape[1:] == (16, spec.output_size)
+        frames = 16 * (config.long_context_factor if name in config.long_context_models else 1)  # groove, dynamics: 64
+        assert data[name].train.inputs.shape[1:] == (frames, spec.input_size)
+        assert data[name].validation.targets.shape[1:] == (frames, spec.output_size)
 
 
 def test_emotion_targets_are_the_documented_code_of_the_labels(datasets_dir, tmp_path):

@@ -89,6 +89,7 @@ class DataBuilder:
     def sequences(self, name: str) -> tuple[Sequences, list[str], list[str]]:
         """(sequences, sources used, notes) for model ``name`` under the configured source policy."""
         config, notes = self.config, []
+        seq_len, max_sequences, _ = config.windows(name)
         if config.source == "datasets" and not config.datasets_dir:
             raise InputError("source 'datasets' needs --datasets-dir")
         if config.source in ("auto", "datasets") and config.datasets_dir:
@@ -98,7 +99,7 @@ class DataBuilder:
                     notes.append(f"{dataset} not found under {config.datasets_dir} "
                                  f"(looked for a folder named {' or '.join(DATASET_DIRS[dataset])})")
             pieces = [p for d in present for p in self.pieces(d)]
-            data = pieces_to_sequences(name, pieces, config.seq_len, config.max_sequences, config.seed)
+            data = pieces_to_sequences(name, pieces, seq_len, max_sequences, config.seed)
             if data is not None:
                 self.used[name] = pieces
                 return data, present, notes
@@ -109,7 +110,7 @@ class DataBuilder:
             from toolchain.kelly.datasets.corpus import corpus_available
 
             if corpus_available():
-                data = pieces_to_sequences(name, self.pieces("corpus"), config.seq_len, config.max_sequences, config.seed)
+                data = pieces_to_sequences(name, self.pieces("corpus"), seq_len, max_sequences, config.seed)
                 if data is not None:
                     self.used[name] = self.pieces("corpus")
                     return data, ["corpus"], notes + ([f"{name}: using the music21 corpus"] if notes else [])
@@ -120,7 +121,8 @@ class DataBuilder:
                 notes.append("music21/pretty_midi/librosa not installed: no corpus")
         if config.source != "synthetic":
             notes.append(f"{name}: using synthetic data")
-        data = synthetic_sequences(name, config.synthetic_sequences, config.seq_len, config.seed)
+        factor = seq_len // config.seq_len  # synthetic data: the same frames in longer windows
+        data = synthetic_sequences(name, max(config.synthetic_sequences // factor, 2), seq_len, config.seed)
         return data, ["synthetic"], notes
 
 
@@ -135,7 +137,7 @@ def load_model_data(config: TrainConfig, reporter: Reporter | None = None) -> tu
                 builder.reporter.note(note)
                 announced.add(note)
         if len(data) < 2:
-            raise InputError(f"{name}: only {len(data)} sequence(s) of {config.seq_len} frames from {'+'.join(sources)}; "
+            raise InputError(f"{name}: only {len(data)} sequence(s) of {config.windows(name)[0]} frames from {'+'.join(sources)}; "
                              "need at least 2 for a validation split (lower --seq-len or add data)")
         train, validation = split(data, config.val_fraction, config.seed)
         skipped = {source: builder.skips.counts[source] for source in sources if builder.skips.counts[source]}
