@@ -112,10 +112,6 @@ def grid_offsets(onsets: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.n
     return nearest, np.clip((onsets - grid[nearest]) / half_step, -1.0, 1.0)
 
 
-#: The groove a frame is labelled with: the mean pattern of the last GROOVE_BARS complete bars.
-GROOVE_BARS = 4
-
-
 def bar_patterns(midi, end: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(``[bars, 32]`` onset pattern of every bar -- offsets then accents, ``spec.GROOVE_LAYOUT`` --, the
     16th grid's times, its bar index). Drum notes if there are any, else all notes; per step the loudest
@@ -136,20 +132,26 @@ def bar_patterns(midi, end: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def groove_line(midi, times: np.ndarray) -> np.ndarray:
-    """``[F, 32]`` the groove heard up to each frame: per 16th step of the bar, the mean timing offset and
-    accent of the last :data:`GROOVE_BARS` complete bars before the frame's bar (``spec.GROOVE_LAYOUT``).
+    """``[F, 32]`` the groove heard up to each frame (``spec.GROOVE_LAYOUT``): per 16th step of the bar, over
+    every complete bar before the frame's bar, the mean timing offset and the mean accent of the onsets
+    that fell on that step; offset 0 and accent -1 where no onset has fallen on the step yet.
 
-    Causal on purpose: a groove is the pattern that recurs, and what the onsets already heard tell; the
-    onsets still to come in the current bar are not in the audio yet. Before the first complete bar:
-    offsets 0, accents -1 (nothing heard)."""
+    Causal on purpose: a groove is where onsets recur in the bar and how strong and early they come, and
+    only the bars already heard tell it (the rest of the current bar is not in the audio yet). During
+    the first bar: offsets 0, accents -1 (nothing heard)."""
     patterns, grid, bar = bar_patterns(midi, float(times[-1]) if len(times) else 0.0)
-    totals = np.concatenate([np.zeros((1, patterns.shape[1]), np.float64), np.cumsum(patterns, axis=0)])
-    index = np.arange(len(patterns))
-    first = np.maximum(index - GROOVE_BARS, 0)
-    heard = (totals[index] - totals[first]) / np.maximum(index - first, 1)[:, None]
-    heard[0] = np.concatenate([np.zeros(GROOVE_STEPS), np.full(GROOVE_STEPS, -1.0)])
+    offsets, accents = patterns[:, :GROOVE_STEPS].astype(np.float64), patterns[:, GROOVE_STEPS:].astype(np.float64)
+    onset = accents > -1.0
+    zero = np.zeros((1, GROOVE_STEPS))
+    # bar b sees the sums over bars 0 .. b-1: cumulative sums shifted by one bar
+    count = np.concatenate([zero, np.cumsum(onset, axis=0)])[:-1]
+    offset_sum = np.concatenate([zero, np.cumsum(offsets * onset, axis=0)])[:-1]
+    accent_sum = np.concatenate([zero, np.cumsum(accents * onset, axis=0)])[:-1]
+    heard = count > 0
+    groove = np.concatenate([np.where(heard, offset_sum / np.maximum(count, 1), 0.0),
+                             np.where(heard, accent_sum / np.maximum(count, 1), -1.0)], axis=1)
     frame_bar = bar[np.clip(np.searchsorted(grid, times, "right") - 1, 0, len(grid) - 1)]
-    return heard.astype(np.float32)[np.clip(frame_bar, 0, len(patterns) - 1)]
+    return groove.astype(np.float32)[np.clip(frame_bar, 0, len(patterns) - 1)]
 
 
 def tempo_at(midi, times: np.ndarray) -> np.ndarray:
