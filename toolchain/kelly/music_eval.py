@@ -44,20 +44,22 @@ def evaluate_pieces(models: dict, pieces: list[Piece]) -> dict:
             ref_notes.append(piece.melody_notes + [offset, offset, 0])
         est_notes += [(e.start + offset, e.end + offset, e.pitches[0]) for e in decoded.notes]
         ref_chords.append(forward_fill(piece.chords[:frames]))
-        est_chords.append(np.array([_class_at(decoded.chords, t / FRAME_RATE) for t in range(frames)]))
+        est_chords.append(chord_frames(decoded.chords, frames))
         offset += frames / FRAME_RATE
     if not ref_line:
         return {}
     reference_chords = label_segments(np.concatenate(ref_chords))
     estimated_chords = label_segments(np.concatenate(est_chords))
-    return {"pieces": len(ref_line), "seconds": round(offset, 2),
+    return {"seconds": round(offset, 2),
             "melody": {**frame_scores(np.concatenate(ref_line), np.concatenate(est_line)),
                        **note_scores(np.concatenate(ref_notes) if ref_notes else np.zeros((0, 3)), np.array(est_notes).reshape(-1, 3))},
             "chords": chord_scores(*reference_chords, *estimated_chords)}
 
 
-def _class_at(chords, time: float) -> int:
+def chord_frames(chords, frames: int) -> np.ndarray:
+    """``[frames]`` the decoded chord class sounding at each frame's time (-1 between chords)."""
+    times = np.arange(frames) / FRAME_RATE
+    labels = np.full(frames, -1, np.int64)
     for event in chords:
-        if event.start <= time < event.end:
-            return CHORD_CLASSES.index(event.label)
-    return -1
+        labels[(times >= event.start) & (times < event.end)] = CHORD_CLASSES.index(event.label)
+    return labels
