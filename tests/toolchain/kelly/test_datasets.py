@@ -124,7 +124,8 @@ def test_emotion_targets_are_the_documented_code_of_the_labels(datasets_dir, tmp
 def test_missing_dataset_falls_back_with_a_note(tmp_path):
     config = load_config(datasets_dir=str(tmp_path), source="auto", models=["DynamicsEngine"], corpus_pieces=0)
     data, sources, notes = DataBuilder(config).sequences("DynamicsEngine")
-    assert sources == ["synthetic"] and len(data) == config.synthetic_sequences
+    factor = config.windows("DynamicsEngine")[0] // config.seq_len  # long-context model: the same frames, longer windows
+    assert sources == ["synthetic"] and len(data) == config.synthetic_sequences // factor
     assert any("maestro not found under" in n for n in notes) and any("synthetic" in n for n in notes)
 
 
