@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference_engine.kernels import activation, batchnorm, conv1d, dense, gru, int8, lstm, prelu
+from reference_engine.kernels import activation, batchnorm, batchnorm2d, conv1d, conv2d, dense, gru, int8, lstm, prelu
 from toolchain.layers import Layer, Model
 
 # Table columns.
@@ -53,6 +53,11 @@ PACKERS = {"dense": dense.pack, "lstm": lstm.pack, "gru": gru.pack, "conv1d": co
 # INT8 layers (``quant.int8_json.Int8Model``): int8 weight matrices in ``qweights``, the rest float.
 DENSE_INT8, LSTM_INT8, GRU_INT8, CONV1D_INT8 = range(8, 12)
 INT8_OPCODES = {"dense": DENSE_INT8, "lstm": LSTM_INT8, "gru": GRU_INT8, "conv1d": CONV1D_INT8}
+# The 2-D layers (RTNeural's conv2d/batchnorm2d; frames are feature-major [features x channels] maps).
+# Numbered apart from the rows above so that other additions cannot collide with them.
+CONV2D, BATCHNORM2D = 40, 41
+OPCODES.update(conv2d=CONV2D, batchnorm2d=BATCHNORM2D)
+PACKERS.update(conv2d=conv2d.pack, batchnorm2d=batchnorm2d.pack)
 
 #: Weight arrays start on multiples of this many floats (64 bytes).
 ALIGN_FLOATS = 16
