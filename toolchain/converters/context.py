@@ -30,6 +30,8 @@ class WalkState:
     layers: list[Layer] = field(default_factory=list)
     pending_pad: PendingPad | None = None
     notes: list[str] = field(default_factory=list)
+    #: (layer index, order, where) of each channel-major flatten of a 2-D map (converters/conv2d.py)
+    frame_orders: list = field(default_factory=list)
 
 
 @dataclass

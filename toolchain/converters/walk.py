@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from toolchain.converters.axes import AxisRoles, RoleConflict, check_tensor
 from toolchain.converters.context import NodeContext, WalkState
+from toolchain.converters.conv2d import apply_frame_orders
 from toolchain.converters.folding import DATA, PreparedGraph
 from toolchain.converters.registry import lookup
 from toolchain.errors import InputError, UnsupportedError, node_where
@@ -85,6 +86,7 @@ def walk_chain(graph: PreparedGraph) -> Chain:
         raise UnsupportedError("a left Pad of the time axis with no Conv after it delays the output", where=state.pending_pad.where)
     if not state.layers:
         raise UnsupportedError("the graph only moves data around (no layer RTNeural could run)", where="graph")
+    apply_frame_orders(state)
     return Chain(state.layers, roles, input_axes, axes, state.notes)
 
 
