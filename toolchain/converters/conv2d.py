@@ -44,6 +44,24 @@ def _spatial_time_axis(ctx: NodeContext, pads: list[int]) -> int:
     return options[0]
 
 
+def _input_dims(ctx: NodeContext):
+    """The Conv input's sizes, with the ones shape inference lost behind a Pad (the legacy exporter's
+    ``F.pad`` computes its pads at run time) taken from the Pad's own input: a Pad the walk accepted
+    changes the time axis only."""
+    dims = list(ctx.in_dims) if ctx.in_dims is not None else None
+    tensor = ctx.node.input[0]
+    while dims is not None and any(not isinstance(d, int) for d in dims):
+        producer = next((n for n in ctx.graph.nodes if tensor in n.output), None)
+        if producer is None or producer.op_type not in ("Pad", "Identity", "Cast") or not producer.input:
+            break
+        tensor = producer.input[0]
+        before = ctx.graph.dims.get(tensor)
+        if before is None or len(before) != len(dims):
+            break
+        dims = [d if isinstance(d, int) or producer.op_type != "Pad" or not isinstance(b, int) else b for d, b in zip(dims, before)]
+    return dims
+
+
 def convert_conv2d(ctx: NodeContext, weight: np.ndarray) -> list[int]:
     """A 4-D ``W [out, in, kA, kB]`` Conv (called by converters/conv.py)."""
     if len(ctx.in_axes) != 4:
@@ -65,11 +83,16 @@ def convert_conv2d(ctx: NodeContext, weight: np.ndarray) -> list[int]:
     time = _spatial_time_axis(ctx, pads)
     feature = 5 - time
     t, f = time - 2, feature - 2  # index into kernel/strides/dilations (pads: begin t, f; end t+2, f+2)
-    features_in = ctx.in_dims[feature] if ctx.in_dims is not None else None
+    dims = _input_dims(ctx) or [None] * 4
+    features_in = dims[feature]
+    known = map_shape(ctx)
+    if not isinstance(features_in, int) and known is not None:
+        features_in = known[0]
+        dims[1] = known[1] if not isinstance(dims[1], int) else dims[1]
     if not isinstance(features_in, int):
         raise ctx.unsupported(f"2-D Conv: the feature axis (axis {feature}) has no fixed size")
-    if weight.shape[1] != (ctx.in_dims[1] if isinstance(ctx.in_dims[1], int) else weight.shape[1]):
-        raise ctx.invalid(f"W takes {weight.shape[1]} channels but the input has {ctx.in_dims[1]}")
+    if weight.shape[1] != (dims[1] if isinstance(dims[1], int) else weight.shape[1]):
+        raise ctx.invalid(f"W takes {weight.shape[1]} channels but the input has {dims[1]}")
     # time: causal, stride 1
     if strides[t] != 1:
         raise ctx.unsupported(f"2-D Conv with stride {strides[t]} over time (axis {time}): RTNeural's conv2d outputs one frame per input frame")
@@ -120,6 +143,8 @@ def convert_batchnorm2d(ctx: NodeContext, gamma, beta, mean, var, epsilon: float
     ctx.require(ctx.in_axes[feature], FEATURE, "batchnorm2d reads this axis as features")
     ctx.require(ctx.in_axes[5 - feature], {TIME, BATCH, ONE}, "batchnorm2d steps over this axis as time")
     features = ctx.in_dims[feature] if ctx.in_dims is not None else None
+    if not isinstance(features, int) and map_shape(ctx) is not None:
+        features = map_shape(ctx)[0]
     if not isinstance(features, int):
         raise ctx.unsupported(f"BatchNormalization on a 4-D map whose feature axis (axis {feature}) has no fixed size")
     ctx.emit(BatchNorm2D(gamma, beta, mean, var, num_features=features, epsilon=epsilon))
@@ -133,42 +158,54 @@ def conv2d_without_activation(ctx: NodeContext) -> Conv2D | None:
 
 
 # ------------------------------------------------------------------------------------- flattening
+def map_shape(ctx: NodeContext) -> tuple[int, int] | None:
+    """(features, channels) of the 2-D map the last layers produce, from the layers themselves (shape
+    inference loses them behind the legacy exporter's run-time Pad); None if no map layer came last."""
+    for layer in reversed(ctx.state.layers):
+        if isinstance(layer, Conv2D):
+            return layer.num_features_out, layer.filters_out
+        if isinstance(layer, BatchNorm2D):
+            return layer.num_features, layer.channels
+        if not isinstance(layer, (Activation, PRelu)):
+            return None
+    return None
+
+
 def merge_map_axes(ctx: NodeContext, in_dims, out_dims, op: str) -> list[int] | None:
     """Output axes of a Reshape/Flatten that merges a 2-D map's feature and channel axes into one frame
-    axis (and otherwise only adds or drops size-1 axes); None when the input is no 2-D map (then the
-    ordinary rule applies). A channel-major merge records the frame permutation for the next layer."""
+    axis, all other axes kept in place; None when the input is no 2-D map (then the ordinary rule
+    applies). A channel-major merge records the frame permutation for the next layer."""
     channel = next((i for i, axis in enumerate(ctx.in_axes) if ctx.roles.role(axis) == CHANNEL), None)
-    if channel is None or in_dims is None or out_dims is None or in_dims[channel] == 1:
-        return None
     feature = next((i for i, axis in enumerate(ctx.in_axes) if ctx.roles.role(axis) == FEATURE), None)
-    if feature is None or abs(feature - channel) != 1 or not isinstance(in_dims[feature], int):
+    if channel is None:
+        return None
+    known = map_shape(ctx)
+    features = in_dims[feature] if in_dims is not None and feature is not None and isinstance(in_dims[feature], int) else (known or (None,))[0]
+    channels = in_dims[channel] if in_dims is not None and isinstance(in_dims[channel], int) else (known or (None, None))[1]
+    if channels == 1 and in_dims is not None and in_dims[channel] == 1:
+        return None  # a one-channel map is a plain frame: the ordinary size-1 rule applies
+    if feature is None or abs(feature - channel) != 1 or not isinstance(features, int) or not isinstance(channels, int):
         raise ctx.unsupported(f"{op} of a 2-D feature map: only merging its adjacent feature and channel axes into one frame "
-                              f"axis keeps each frame intact (axes {in_dims})")
+                              f"axis keeps each frame intact (input axes {list(in_dims) if in_dims else '?'})")
     first = min(feature, channel)
-    merged = in_dims[feature] * in_dims[channel]
-    merged_dims = list(in_dims[:first]) + [merged] + list(in_dims[first + 2:])
-    big_in = [(i, d) for i, d in enumerate(merged_dims) if d != 1]
-    big_out = [(j, d) for j, d in enumerate(out_dims) if d != 1]
-    unknown = [j for j, d in big_out if not isinstance(d, int)]
-    if len(big_in) != len(big_out) or not all(a == b or (not isinstance(a, int) and not isinstance(b, int))
-                                              for (_, a), (_, b) in zip(big_in, big_out)):
-        raise ctx.unsupported(f"{op} {list(in_dims)} -> {list(out_dims)} regroups more than a 2-D map's feature and channel axes")
-    if len(unknown) > 1 and sum(1 for _, d in big_in if not isinstance(d, int)) != len(unknown):
-        raise ctx.unsupported(f"{op} with output shape {list(out_dims)}: cannot prove it keeps each frame intact")
-    new_feature = ctx.new_axis(FEATURE)
-    reduced_axes = list(ctx.in_axes[:first]) + [new_feature] + list(ctx.in_axes[first + 2:])
-    source = {j: i for (j, _), (i, _) in zip(big_out, big_in)}
-    for i, d in enumerate(merged_dims):
-        if d == 1 and i not in source.values():
-            ctx.require(reduced_axes[i], {BATCH, ONE, FEATURE, CHANNEL}, f"{op} removes size-1 axis")
+    rank = len(ctx.in_axes)
+    if out_dims is None or len(out_dims) != rank - 1:
+        raise ctx.unsupported(f"{op} to shape {list(out_dims) if out_dims else '?'}: only merging the 2-D map's feature and channel "
+                              f"axes (a rank-{rank - 1} result) is proven to keep each frame intact")
+    if isinstance(out_dims[first], int) and out_dims[first] != features * channels:
+        raise ctx.unsupported(f"{op} makes an axis of {out_dims[first]} from the {features}x{channels} map")
+    others = [i for i in range(rank) if i not in (feature, channel)]
+    for i, j in zip(others, [j for j in range(rank - 1) if j != first]):
+        a, b = (in_dims[i] if in_dims else None), out_dims[j]
+        if isinstance(a, int) and isinstance(b, int) and a != b:
+            raise ctx.unsupported(f"{op} {list(in_dims)} -> {list(out_dims)} regroups more than the 2-D map's feature and channel axes")
     if channel < feature:  # channel-major: frame[c * F + f] holds RTNeural's [f * C + c]
-        features, channels = in_dims[feature], in_dims[channel]
         order = (np.arange(channels)[None, :] * features + np.arange(features)[:, None]).reshape(-1)
         ctx.state.frame_orders.append((len(ctx.state.layers), order, ctx.where))
-        note = (f"{ctx.where}: flattens the {features}x{channels} map channel-major; the next weighted layer's inputs "
-                "were permuted to RTNeural's feature-major frame")
-        ctx.state.notes.append(note)
-    return [reduced_axes[source[j]] if j in source else ctx.new_axis({BATCH, ONE, FEATURE, CHANNEL}) for j in range(len(out_dims))]
+        ctx.state.notes.append(f"{ctx.where}: flattens the {features}x{channels} map channel-major; the next weighted layer's "
+                               "inputs were permuted to RTNeural's feature-major frame")
+    merged = ctx.new_axis(FEATURE)
+    return [ctx.in_axes[i] for i in range(first)] + [merged] + [ctx.in_axes[i] for i in range(first + 2, rank)]
 
 
 def apply_frame_orders(state) -> None:
