@@ -84,6 +84,17 @@ def _requantize(array: np.ndarray) -> QuantizedArray:
     return QuantizedArray(values, scale)
 
 
+#: Weighted kinds the INT8 variant keeps in float32 (no int8 kernel in the engine), with the reason.
+FLOAT_ONLY = {"conv2d": "the engine has no int8 conv2d kernel; its weights stay float32 (an INT8 QDQ model's "
+                        "conv2d weights are already on the int8 grid)"}
+
+
+def float_in_int8(model: Model) -> list[str]:
+    """One note per layer :func:`quantize_model` leaves in float32 although it has a weight matrix."""
+    return [f"layers[{index}] ({layer.kind}) stays float32 in the INT8 variant: {FLOAT_ONLY[layer.kind]}"
+            for index, layer in enumerate(model.layers) if layer.kind in FLOAT_ONLY]
+
+
 def quantize_model(model: Model) -> Int8Model:
     """The INT8 form of a float layer list: dense, lstm, gru and conv1d matrices per row."""
     model.validate()

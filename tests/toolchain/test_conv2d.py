@@ -234,3 +234,47 @@ def test_a_channel_major_map_with_no_layer_after_it_is_refused(tmp_path):
 
     with pytest.raises(UnsupportedError, match="channel-major and no weighted layer follows"):
         convert_file(_conv_graph(tmp_path, Flat()), tmp_path / "m.json")
+
+
+# ------------------------------------------------------------------------------------------ compression
+@pytest.mark.torch
+def test_structured_pruning_removes_conv2d_filters_through_the_causal_pad(exported_2d, tmp_path):
+    """dynamo writes the causal F.pad with constant pads: the first conv2d's filters are pruned through the
+    Pad (quant/rules/pad.py) into the second conv2d's input channels; the second conv2d's filters stay,
+    with the reason (the per-frame flatten cannot follow them)."""
+    from quant.workflow import prune_file
+    from toolchain.check import check_files
+    from toolchain.convert import convert_file
+
+    onnx_path, _, original = exported_2d["crnn-dynamo"]
+    pruned_path = tmp_path / "pruned.onnx"
+    report = prune_file(onnx_path, pruned_path, amount=0.5, latency=False)
+    model = convert_file(pruned_path, tmp_path / "pruned.json")
+    assert (original.layers[0].filters_out, model.layers[0].filters_out, model.layers[1].filters_in) == (4, 2, 2)
+    assert model.layers[1].filters_out == original.layers[1].filters_out
+    assert [(p["op_type"], p["units_before"], p["units_after"]) for p in report["pruned_layers"]][0] == ("Conv", 4, 2)
+    assert any("(Conv)" in kept["node"] and "(Reshape), which cannot follow them" in kept["reason"] for kept in report["kept_layers"])
+    assert check_files(pruned_path, tmp_path / "pruned.json", atol=ATOL).passed
+
+
+@pytest.mark.torch
+def test_int8_qdq_conv2d_weights_land_on_the_int8_grid_and_the_int8_variant_says_conv2d_stays_float(exported_2d, tmp_path):
+    from quant.int8_json import float_in_int8, quantize_model
+    from quant.workflow import quantize_file
+    from toolchain.check import check_files
+    from toolchain.convert import convert_file
+
+    onnx_path, _, _ = exported_2d["crnn-dynamo"]
+    quantized = tmp_path / "q.onnx"
+    quantize_file(onnx_path, quantized, compare_dynamic=False)
+    model = convert_file(quantized, tmp_path / "q.json")
+    for layer in model.layers[:2]:
+        rows = layer.weight.reshape(layer.filters_out, -1).astype(np.float64)
+        steps = rows / (np.abs(rows).max(axis=1, keepdims=True) / 127)  # symmetric per-filter scale: max -> 127
+        np.testing.assert_allclose(steps, np.round(steps), atol=1e-3)
+    assert check_files(quantized, tmp_path / "q.json", atol=ATOL).passed
+    assert float_in_int8(model) == [f"layers[{i}] (conv2d) stays float32 in the INT8 variant: the engine has no int8 conv2d "
+                                    "kernel; its weights stay float32 (an INT8 QDQ model's conv2d weights are already on the "
+                                    "int8 grid)" for i in (0, 1)]
+    assert not quantize_model(model).quantized[0]  # nothing int8 for conv2d ...
+    assert quantize_model(model).quantized[2]  # ... while the GRU after it is
