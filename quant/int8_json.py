@@ -37,7 +37,7 @@ from quant.int8 import QMAX, dequantize, quantize_symmetric
 FORMAT, VERSION = "kelly-tc-int8", 1
 #: Per layer kind: (field of the layer record, index in RTNeural's "weights" array) of each int8 matrix.
 QUANTIZED_FIELDS = {"dense": (("weight", 0),), "lstm": (("weight_ih", 0), ("weight_hh", 1)),
-                    "gru": (("weight_ih", 0), ("weight_hh", 1)), "conv1d": (("weight", 0),)}
+                    "gru": (("weight_ih", 0), ("weight_hh", 1)), "conv1d": (("weight", 0),), "conv2d": (("weight", 0),)}
 SNIFF_BYTES = 256
 
 
@@ -82,17 +82,6 @@ def _requantize(array: np.ndarray) -> QuantizedArray:
     if np.array_equal(dequantize(whole, whole_scale, None), array):
         return QuantizedArray(whole, np.full(array.shape[0], whole_scale, np.float32))
     return QuantizedArray(values, scale)
-
-
-#: Weighted kinds the INT8 variant keeps in float32 (no int8 kernel in the engine), with the reason.
-FLOAT_ONLY = {"conv2d": "the engine has no int8 conv2d kernel; its weights stay float32 (an INT8 QDQ model's "
-                        "conv2d weights are already on the int8 grid)"}
-
-
-def float_in_int8(model: Model) -> list[str]:
-    """One note per layer :func:`quantize_model` leaves in float32 although it has a weight matrix."""
-    return [f"layers[{index}] ({layer.kind}) stays float32 in the INT8 variant: {FLOAT_ONLY[layer.kind]}"
-            for index, layer in enumerate(model.layers) if layer.kind in FLOAT_ONLY]
 
 
 def quantize_model(model: Model) -> Int8Model:

@@ -55,8 +55,9 @@ DENSE_INT8, LSTM_INT8, GRU_INT8, CONV1D_INT8 = range(8, 12)
 INT8_OPCODES = {"dense": DENSE_INT8, "lstm": LSTM_INT8, "gru": GRU_INT8, "conv1d": CONV1D_INT8}
 # The 2-D layers (RTNeural's conv2d/batchnorm2d; frames are feature-major [features x channels] maps).
 # Numbered apart from the rows above so that other additions cannot collide with them.
-CONV2D, BATCHNORM2D = 40, 41
+CONV2D, BATCHNORM2D, CONV2D_INT8 = 40, 41, 42
 OPCODES.update(conv2d=CONV2D, batchnorm2d=BATCHNORM2D)
+INT8_OPCODES.update(conv2d=CONV2D_INT8)
 PACKERS.update(conv2d=conv2d.pack, batchnorm2d=batchnorm2d.pack)
 
 #: Weight arrays start on multiples of this many floats (64 bytes).

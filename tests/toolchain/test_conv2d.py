@@ -258,8 +258,10 @@ def test_structured_pruning_removes_conv2d_filters_through_the_causal_pad(export
 
 
 @pytest.mark.torch
-def test_int8_qdq_conv2d_weights_land_on_the_int8_grid_and_the_int8_variant_says_conv2d_stays_float(exported_2d, tmp_path):
-    from quant.int8_json import float_in_int8, quantize_model
+def test_int8_conv2d_weights_land_on_the_int8_grid_and_run_in_the_int8_kernel(exported_2d, tmp_path):
+    """``quantize`` writes per-filter int8 conv2d weights (QDQ ONNX); ``convert --int8`` keeps them as int8
+    with one scale per filter (kernels/int8.py conv2d_int8), and both files match onnxruntime on the QDQ model."""
+    from quant.int8_json import quantize_model, read_int8_model, write_int8_model
     from quant.workflow import quantize_file
     from toolchain.check import check_files
     from toolchain.convert import convert_file
@@ -272,9 +274,12 @@ def test_int8_qdq_conv2d_weights_land_on_the_int8_grid_and_the_int8_variant_says
         rows = layer.weight.reshape(layer.filters_out, -1).astype(np.float64)
         steps = rows / (np.abs(rows).max(axis=1, keepdims=True) / 127)  # symmetric per-filter scale: max -> 127
         np.testing.assert_allclose(steps, np.round(steps), atol=1e-3)
-    assert check_files(quantized, tmp_path / "q.json", atol=ATOL).passed
-    assert float_in_int8(model) == [f"layers[{i}] (conv2d) stays float32 in the INT8 variant: the engine has no int8 conv2d "
-                                    "kernel; its weights stay float32 (an INT8 QDQ model's conv2d weights are already on the "
-                                    "int8 grid)" for i in (0, 1)]
-    assert not quantize_model(model).quantized[0]  # nothing int8 for conv2d ...
-    assert quantize_model(model).quantized[2]  # ... while the GRU after it is
+    int8_path = write_int8_model(quantize_model(model), tmp_path / "q.int8.json")
+    document = json.loads(int8_path.read_text())
+    assert [("weights_int8" in entry) for entry in document["layers"]] == [True, True, True, True]
+    loaded = read_int8_model(int8_path)
+    np.testing.assert_array_equal(loaded.quantized[0]["weight"].values.astype(np.float32) * loaded.quantized[0]["weight"].scale[:, None, None, None],
+                                  model.layers[0].weight)  # the int8 values times their scales ARE the QDQ weights
+    for path in (tmp_path / "q.json", int8_path):
+        report = check_files(quantized, path, atol=ATOL)
+        assert report.passed, (path.name, [(c.label, c.max_abs_error) for c in report.comparisons])

@@ -33,12 +33,10 @@ def convert(
         console.print(f"[yellow]note:[/] {note}")
     int8_target = target.with_name(f"{target.stem}.int8.json") if int8 else None
     if int8_target is not None:
-        from quant.int8_json import float_in_int8, quantize_model, write_int8_model
+        from quant.int8_json import quantize_model, write_int8_model
 
         write_int8_model(quantize_model(converted), int8_target)
         console.print(f"wrote {int8_target}: int8 weights, one scale per output unit / gate row")
-        for note in float_in_int8(converted):
-            console.print(f"[yellow]note:[/] {note}")
     if run_check:
         for json_path in [target] + ([int8_target] if int8_target else []):
             finish(check_files(model, json_path, frames=frames, atol=atol), None)
