@@ -87,7 +87,8 @@ def test_a_converted_pytorch_crnn_matches_onnxruntime_in_rtneural(tmp_path, rtne
     from toolchain.convert import convert_file
 
     torch.manual_seed(5)
-    onnx_path = export(randomize_2d_(CRNN()), torch.randn(1, 1, 20, 13), tmp_path / "crnn.onnx", "legacy")
+    model = randomize_2d_(CRNN())
+    onnx_path = export(model, model.example(20), tmp_path / "crnn.onnx", "legacy")
     convert_file(onnx_path, tmp_path / "crnn.json")
     report = check_files(onnx_path, tmp_path / "crnn.json", frames=47, rtneural=rtneural_src)
     labels = [c.label for c in report.comparisons]
