@@ -26,7 +26,7 @@ from reference_engine.program import Program, aligned_zeros, compile_program
 from reference_engine.runner import Buffers, frame_entry, run_frames
 from toolchain.errors import InputError
 from toolchain.layers import Model
-from toolchain.rtneural_json import read_model
+from toolchain.graph_json import read_model
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ class Engine:
 
 
 def read_engine_model(path: str | Path):
-    """The model in an RTNeural JSON file (read strictly by ``toolchain.rtneural_json``), or in an INT8
+    """The model in an RTNeural JSON, in_skip or graph file (read strictly by ``toolchain.graph_json``), or in an INT8
     JSON file (``quant.int8_json``, run with the INT8 kernels)."""
     from quant.int8_json import is_int8_json, read_int8_model
 
