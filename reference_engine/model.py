@@ -6,7 +6,7 @@
     Y = engine.run(frames)                  # float32 [T, in] -> new [T, out], continuing the state
 
 A frame is one call into compiled code (``runner.run_frame``) over buffers allocated once here: the
-packed weights, the state, two ping-pong scratch rows, a work area and the input row (``program.py``
+packed weights, the state, the scratch slots (two ping-pong rows for a stack), a work area and the input row (``program.py``
 documents them). Nothing is allocated per frame, in Python or in compiled code (tested with numba's
 allocation counters and tracemalloc).
 
@@ -34,7 +34,7 @@ class MemoryReport:
     """Bytes the engine keeps resident, from the arrays it actually holds.
 
     ``weight_bytes``: the packed weight buffer (with its 64-byte alignment padding) and the opcode table;
-    ``state_bytes``: recurrent/conv1d state and ring cursors; ``scratch_bytes``: ping-pong rows, work area, input row.
+    ``state_bytes``: recurrent/conv1d state and ring cursors; ``scratch_bytes``: scratch slots, work area, input row.
     """
 
     weight_bytes: int
@@ -60,7 +60,7 @@ class Engine:
         self.input_size, self.output_size = program.input_size, program.output_size
         self.state = aligned_zeros(max(program.state_size, 1))
         self.cursors = np.zeros(max(program.cursor_count, 1), dtype=np.int64)
-        self.scratch = aligned_zeros(2 * program.scratch_width).reshape(2, program.scratch_width)
+        self.scratch = aligned_zeros(program.slots * program.scratch_width).reshape(program.slots, program.scratch_width)
         self.work = aligned_zeros(max(program.work_size, 1))
         self.frame = aligned_zeros(self.input_size)
         self.buffers = Buffers(program.table, program.weights, self.state, self.cursors, self.scratch, self.work, self.frame,
