@@ -47,6 +47,10 @@ def in_skip_body(model: Model) -> Model | None:
     layers, wiring = model.layers, model.wiring()
     if len(layers) < 3 or not isinstance(layers[-1], Add) or len(wiring[-1]) != 2:
         return None
+    if model.input_size == 1 and 0 in wiring[-1] and wiring[-1] != (0, 0):  # x[..., :1] of a 1-feature input is x
+        body = Model(model.input_size, layers[:-1], dict(model.metadata))
+        ok = body.is_sequential() and sum(wiring[-1]) == len(body.layers) and layers[-2].out_size == 1
+        return Model(model.input_size, [dataclasses.replace(layer) for layer in layers[:-1]], dict(model.metadata)) if ok else None
     skips = [v for v in wiring[-1] if v >= 1 and isinstance(layers[v - 1], Slice) and wiring[v - 1] == (0,)
              and layers[v - 1].start == 0 and layers[v - 1].size == 1]
     others = [v for v in wiring[-1] if not skips or v != skips[0]]
