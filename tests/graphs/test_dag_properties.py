@@ -69,7 +69,7 @@ def dag(draw):
             initializers[bounds + "a"] = np.array([2], np.int64)
             nodes.append(helper.make_node("Slice", [source, bounds + "s", bounds + "e", bounds + "a"], [name], name=name))
             values.append((name, stop - start))
-    loose = [(name, size) for name, size in values if name not in read]
+    loose = [(name, size) for name, size in values if name not in read] or [values[-1]]
     if len(loose) > 1:
         name = new("c")
         nodes.append(helper.make_node("Concat", [n for n, _ in loose], [name], name=name, axis=2))
