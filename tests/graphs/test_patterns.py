@@ -17,8 +17,8 @@ ATOL = 1e-5
 EXPORTS = ("legacy", "dynamo", "dynamo_dynamic")
 #: The 1-input SimpleRNNs are the 2-input ones minus a knob: legacy only, to keep dynamo exports (~5 s each) few.
 CASES = [(name, exporter) for name in ("simplernn_lstm_1in", "simplernn_gru_1in") for exporter in ("legacy",)] + \
-        [(name, exporter) for name in ("simplernn_lstm_2in", "simplernn_gru_2in", "tcn", "wavenet", "dense_residual",
-                                       "concat_branches") for exporter in EXPORTS]
+        [(name, exporter) for name in ("simplernn_lstm_2in", "simplernn_gru_2in", "tcn", "wavenet", "wavenet_pedalnet_slice",
+                                       "dense_residual", "concat_branches") for exporter in EXPORTS]
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +132,40 @@ def test_run_and_bench_commands_on_graph_and_in_skip_files(exported, tmp_path):
                                      "--memory-budget", "10MB"])
         assert result.exit_code == 0, result.output
         assert load_engine(target).memory().total_bytes < 10 * 1024 * 1024
+
+
+@pytest.mark.parametrize("case", ["two_outputs", "half_time"])
+def test_torch_refusals(case, tmp_path):
+    require_modules("torch", "onnxscript")
+    import torch
+
+    from tests.fixtures import graph_models as gm
+    from tests.fixtures.export import export_legacy
+    from toolchain.errors import KellyError
+    from toolchain.onnx_import import import_onnx
+
+    class Half(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.lin(x)[:, x.size(1) // 2:, :]
+
+    model = gm.TwoOutputs() if case == "two_outputs" else Half()
+    path = tmp_path / f"{case}.onnx"
+    with gm.torch.no_grad():
+        if case == "two_outputs":
+            from tests.fixtures.export import quiet
+
+            with quiet():
+                torch.onnx.export(model, (gm.example("btf", 3),), str(path), dynamo=False, input_names=["x"],
+                                  output_names=["y", "y2"], dynamic_axes={"x": {0: "batch", 1: "time"}})
+        else:
+            export_legacy(model, gm.example("btf", 3), path, {0: "batch", 1: "time"})
+    with pytest.raises(KellyError) as raised:
+        import_onnx(path)
+    expected = {"two_outputs": "graph outputs: the graph has 2 outputs ('y', 'y2'); an RTNeural model gives one frame stream",
+                "half_time": "Slice bounds computed from tensor shapes keep [3, 9223372036854775807) of an axis of 7 "
+                             "frames (evaluated at time length 7): not every frame"}[case]
+    assert raised.value.line().endswith(expected), raised.value.line()
