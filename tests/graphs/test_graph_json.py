@@ -151,3 +151,15 @@ def test_int8_graph_and_in_skip_files_round_trip(rng, tmp_path):
         document = json.loads(path.read_text())
         assert "weights_format" not in json.loads(json.dumps(model_to_json(again.model)))
         assert document.get("in_skip", 0) == (0 if document.get("graph") else 1)
+
+
+def test_validate_loads_graph_and_in_skip_files(rng, tmp_path):
+    """``kelly-tc validate`` loads each model through ``load_model_file``: every form is read, none is cut short."""
+    from toolchain.kelly.validate import load_model_file
+
+    for name, model in (("graph", synthetic.wavenet(rng, 1, 3)), ("skip", with_in_skip(synthetic.dense_stack(rng, [2, 5, 1])))):
+        path = write_model(model, tmp_path / f"{name}.json")
+        loaded, engine = load_model_file(path)
+        assert loaded.wiring() == model.wiring()
+        frames = rng.standard_normal((9, model.input_size)).astype(np.float32)
+        np.testing.assert_array_equal(engine.run(frames), Engine(model).run(frames))
