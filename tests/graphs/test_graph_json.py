@@ -2,7 +2,6 @@
 reader as one line ``FILE: graph.nodes[i] (name): reason`` (exit 2 through the CLI, nothing written)."""
 from __future__ import annotations
 
-import copy
 import json
 
 import numpy as np
