@@ -31,6 +31,8 @@ def test_forms_follow_the_wiring(rng):
     two_outputs_skip = with_in_skip(synthetic.dense_stack(rng, [3, 5, 1]))
     two_outputs_skip.layers[-2] = Slice(start=1, size=1, inputs=(0,))  # feature 1 is not AIDA-X's skip
     assert output_form(two_outputs_skip) == "graph"
+    path_through_slice = Model(3, [Slice(start=1, size=2), synthetic.dense(rng, 2, 1)])  # found by the DAG property
+    assert not path_through_slice.is_sequential() and output_form(path_through_slice) == "graph"
 
 
 @pytest.mark.parametrize("build", ["residual", "wavenet", "in_skip"])
