@@ -152,22 +152,26 @@ def convert_batchnorm2d(ctx: NodeContext, gamma, beta, mean, var, epsilon: float
 
 
 def conv2d_without_activation(ctx: NodeContext) -> Conv2D | None:
-    """The previous layer if it is a conv2d with no activation yet (an activation merges into it)."""
-    previous = ctx.state.layers[-1] if ctx.state.layers else None
+    """The previous layer if it is a conv2d with no activation yet whose output only this node reads
+    (an activation then merges into it, as into a dense/conv1d)."""
+    previous = ctx.state.layers[-1] if ctx.state.layers and ctx.foldable else None
     return previous if isinstance(previous, Conv2D) and previous.activation == "" else None
 
 
 # ------------------------------------------------------------------------------------- flattening
 def map_shape(ctx: NodeContext) -> tuple[int, int] | None:
-    """(features, channels) of the 2-D map the last layers produce, from the layers themselves (shape
-    inference loses them behind the legacy exporter's run-time Pad); None if no map layer came last."""
-    for layer in reversed(ctx.state.layers):
+    """(features, channels) of the 2-D map the node's data input holds, from the layers that computed it
+    (shape inference loses them behind the legacy exporter's run-time Pad); None if no map layer did."""
+    value = ctx.value
+    while value > 0:
+        layer = ctx.state.layers[value - 1]
         if isinstance(layer, Conv2D):
             return layer.num_features_out, layer.filters_out
         if isinstance(layer, BatchNorm2D):
             return layer.num_features, layer.channels
         if not isinstance(layer, (Activation, PRelu)):
             return None
+        value = layer.inputs[0] if layer.inputs else value - 1
     return None
 
 
@@ -215,7 +219,10 @@ def apply_frame_orders(state) -> None:
     are gathered by it. Elementwise layers in between commute with the permutation (per-feature vectors
     are gathered too); a frame that reaches the output unabsorbed is refused (its order would differ)."""
     for start, order, where in state.frame_orders:
-        for layer in state.layers[start:]:
+        for index, layer in enumerate(state.layers[start:], start=start):
+            if layer.inputs and tuple(layer.inputs) != (index,):  # the order would have to follow a branch
+                raise UnsupportedError("flattens a 2-D map channel-major inside a branching graph: RTNeural's frame is "
+                                       "feature-major; flatten as permute(0, 2, 3, 1).reshape(N, T, F*C)", where=where)
             if isinstance(layer, Dense):
                 layer.weight = f32(layer.weight[:, order])
                 break
