@@ -1,0 +1,194 @@
+"""The model-specific parts of a ``kelly-tc cpp`` header for the two non-sequential forms of a model.
+
+- **graph** (a kelly-tc graph file): a class with RTNeural's compile-time layers as named members (the
+  node names of the file), a buffer per merge, and ``forward()`` with one line per connection -- the
+  wrapper RTNeural's maintainer suggests writing by hand for residual networks (RTNeural's ``microtcn``
+  test, RTNeural-NAM), generated. Layers come from ``layer_code.EMITTERS``, merges from
+  ``merge_code.MERGE_EMITTERS``; ``load(model, path)`` reads each node's layer object with RTNeural's
+  per-layer loaders, ``load(model)`` (``--embed-weights``) sets the same members through RTNeural's setters.
+- **in_skip** (a plain RTNeural file with ``"in_skip": 1``): the sequential ``ModelT`` type as ``Stack``
+  inside a class that adds input feature 0 to the output, loaded by ``ModelT::parseJson``.
+
+Both keep the sequential header's API (``NAME`` with ``reset()``, ``forward(const T*)``,
+``getOutputs()``; ``load``; ``self_test``), so a plugin switches between the forms without code changes.
+``header.py`` assembles the header around what :func:`graph_form` and :func:`in_skip_form` return.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+from toolchain.cpp import graph_text as text_
+from toolchain.cpp.layer_code import EMITTERS, Arrays, Emitted
+from toolchain.cpp.merge_code import MERGE_EMITTERS
+from toolchain.errors import UnsupportedError
+from toolchain.layers import Add, Layer, Merge, Model, Slice, layer_where
+
+#: Names the generated class and its header already use: a node named so gets a ``_`` appended.
+_CLASS_NAMES = {"input", "frame", "reset", "forward", "getOutputs", "outs", "stack", "Stack", "detail", "load",
+                "self_test", "scalar_type", "input_size", "output_size", "Buffer"}
+
+
+@dataclass
+class Form:
+    """What a header form contributes; ``header.generate_header`` puts it in place."""
+
+    emitted: list[Emitted]  # every layer's code (the Eigen size guard reads them)
+    definition: str  # the type or class NAME (after the namespace's constants)
+    detail_before: list[str] = field(default_factory=list)  # detail code the definition uses
+    json_check: str = ""  # detail code of load(model, path)
+    load_json: str = ""  # load(model, path)
+    setters: str = ""  # the body of load(model) (embedded weights)
+    description: str = ""  # the banner's "Layers:" text
+    types: list[str] = field(default_factory=list)  # every compile-time layer type, in order
+
+
+# ------------------------------------------------------------------------------------------- in_skip
+def in_skip_stack(model: Model) -> Model | None:
+    """The sequential stack of an in_skip model (a path, then ``add(path, slice(input, 0, 1))`` as the
+    last layer, one output), or None when ``model`` is not of that shape."""
+    *body, last = model.layers
+    wiring = model.wiring()
+    if not isinstance(last, Add) or len(wiring[-1]) != 2 or last.out_size != 1:
+        return None
+    values = wiring[-1]
+    skips = [v for v in values if v > 0 and isinstance(model.layers[v - 1], Slice)
+             and wiring[v - 1] == (0,) and model.layers[v - 1].start == 0 and model.layers[v - 1].size == 1]
+    if not skips:
+        return None
+    skip = skips[0]
+    stack, previous = [], 0
+    for index, layer in enumerate(body):
+        if index + 1 == skip:
+            continue
+        if wiring[index] != (previous,) or isinstance(layer, Merge):
+            return None
+        stack.append(dataclasses.replace(layer, inputs=()))
+        previous = index + 1
+    other = values[1] if values[0] == skip else values[0]
+    if not stack or other != previous:
+        return None
+    return Model(model.input_size, stack, model.metadata)
+
+
+def in_skip_form(stack: Model, emitted: list[tuple[int, Emitted]], fields: dict, describe: str) -> Form:
+    """The in_skip header: the stack's ModelT type (as the sequential header has it) inside a class that
+    adds the skip; the loaders address the stack (``model.stack``)."""
+    types = [t for _, code in emitted for t in code.types]
+    definition = text_.IN_SKIP_CLASS.format(**fields, types=",\n".join(f"    {t}" for t in types))
+    blocks = [f"    {{\n        auto& layer = model.stack.get<{index}>();\n" + "".join(f"        {line}\n" for line in code.setters) + "    }"
+              for index, code in emitted if code.setters]
+    return Form([code for _, code in emitted], definition, load_json=text_.LOAD_IN_SKIP_JSON.format(**fields),
+                json_check=text_.IN_SKIP_JSON_CHECK_EXTRA.format(), setters="\n".join(blocks),
+                description=f"{describe}, then + input[0] (in_skip)", types=types)
+
+
+# --------------------------------------------------------------------------------------------- graph
+def node_names(model: Model, file_nodes: list | None) -> list[str]:
+    """The node name of every layer: the graph file's names when there is a file (the JSON loader
+    finds nodes by them), else the layer's ``source`` when it is an identifier, else ``kind_index``."""
+    if file_nodes is not None:
+        return [str(node["name"]) for node in file_nodes]
+    names, seen = [], {"input"}
+    for index, layer in enumerate(model.layers):
+        name = layer.source if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", layer.source or "") else f"{layer.kind}_{index}"
+        name = name if name not in seen else f"{layer.kind}_{index}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+class _Members:
+    """Unique C++ member names: a node's own name where C++ allows it, else the name with ``_`` added."""
+
+    def __init__(self, reserved: set[str]):
+        self.used = set(reserved)
+
+    def take(self, wanted: str) -> str:
+        from toolchain.cpp.header import _CPP_KEYWORDS  # the one keyword list
+
+        name = re.sub(r"_{2,}", "_", re.sub(r"\W", "_", wanted)) or "node"  # "__" is reserved to the implementation
+        if name[0].isdigit() or (name[0] == "_" and name[1:2].isupper()):
+            name = "n" + name
+        if name in _CPP_KEYWORDS:
+            name += "_"
+        candidate, count = name, 1
+        while candidate in self.used:
+            count += 1
+            candidate = f"{name}_{count}"
+        self.used.add(candidate)
+        return candidate
+
+
+def _json_node_row(name: str, inputs: list[str], layer: Layer, entry: dict | None) -> str:
+    if isinstance(layer, Merge):
+        start, size = (layer.start, layer.size) if isinstance(layer, Slice) else (0, 0)
+        return f'    {{"{name}", "{",".join(inputs)}", "{layer.kind}", "", {size}, "*", 0, 0, 0, -1, {start}}},'
+    activation = f'"{layer.activation}"' if layer.kind in ("dense", "conv1d", "activation") else '"*"'
+    conv = (layer.kernel_size, layer.dilation, layer.groups) if layer.kind == "conv1d" else (0, 0, 0)
+    weights = len(entry["weights"]) if entry and layer.kind == "batchnorm" else (4 if layer.kind == "batchnorm" else -1)
+    return (f'    {{"{name}", "{",".join(inputs)}", "", "{layer.kind}", {layer.out_size}, {activation}, '
+            f'{conv[0]}, {conv[1]}, {conv[2]}, {weights}, 0}},')
+
+
+def _describe_node(name: str, inputs: list[str], layer: Layer) -> str:
+    if isinstance(layer, Slice):
+        what = f"slice [{layer.start}, {layer.start + layer.size})"
+    elif isinstance(layer, Merge):
+        what = f"{layer.kind} -> {layer.out_size}"
+    else:
+        activation = getattr(layer, "activation", "")
+        kind = activation if layer.kind == "activation" else layer.kind
+        what = f"{kind} {layer.in_size}->{layer.out_size}" + (f", {activation}" if activation and layer.kind != "activation" else "")
+    return f"{name} = {what} ({', '.join(inputs)})"
+
+
+def graph_form(model: Model, scalar: str, arrays: Arrays | None, fields: dict, file_nodes: list | None = None) -> Form:
+    """The graph header's class, loaders and check table for ``model`` (validated, not sequential)."""
+    names = node_names(model, file_nodes)
+    members = _Members(_CLASS_NAMES | {fields["name"]} | set(fields["namespace"].split("::")))
+    values = ["input"]  # the C++ expression of every value: 0 = the input buffer, i + 1 = layers[i]'s output
+    declarations = ["    // The input frame, the layers and the merges' buffers, in the graph's order.",
+                    "    alignas(RTNEURAL_DEFAULT_ALIGNMENT) detail::Buffer<input_size> input;"]
+    forward = ["detail::place<0, input_size>(input, frame);"]
+    resets, emitted, setters, loaders, rows, description, types = ["detail::zero<input_size>(input);"], [], [], [], [], [], []
+    for index, (layer, wiring) in enumerate(zip(model.layers, model.wiring())):
+        inputs = [values[v] for v in wiring]
+        input_names = ["input" if v == 0 else names[v - 1] for v in wiring]
+        entry = file_nodes[index].get("layer") if file_nodes is not None else None
+        rows.append(_json_node_row(names[index], input_names, layer, entry))
+        description.append(_describe_node(names[index], input_names, layer))
+        member = members.take(names[index])
+        if isinstance(layer, Merge):
+            declarations.append(f"    alignas(RTNEURAL_DEFAULT_ALIGNMENT) detail::Buffer<{layer.out_size}> {member};")
+            forward += MERGE_EMITTERS[layer.kind](layer, member, inputs)
+            resets.append(f"detail::zero<{layer.out_size}>({member});")
+            values.append(member)
+            continue
+        if layer.kind not in EMITTERS:
+            raise UnsupportedError(f"RTNeural's compile-time API has no layer for {layer.kind!r}; expressible kinds: "
+                                   f"{sorted(EMITTERS)}", where=layer_where(index, layer))
+        code = EMITTERS[layer.kind](layer, scalar, arrays, member, entry)  # arrays detail::MEMBER_FIELD
+        emitted.append(code)
+        types += code.types
+        chain = [member] + [members.take(f"{member}_{layer.activation}") for _ in code.types[1:]]
+        source = inputs[0]
+        for type_, part in zip(code.types, chain):
+            declarations.append(f"    {type_} {part};")
+            forward.append(f"{part}.forward({source});")
+            resets.append(f"{part}.reset();")
+            source = f"{part}.outs"
+        values.append(source)
+        if code.setters:
+            setters.append(f"    {{\n        auto& layer = model.{member};\n" + "".join(f"        {line}\n" for line in code.setters) + "    }")
+        if code.loader:
+            loaders.append(f"        {{\n            auto& layer = model.{member};\n            const auto& entry = nodes.at({index}).at(\"layer\");\n"
+                           + "".join(f"            {line}\n" for line in code.loader) + "        }")
+    definition = text_.GRAPH_CLASS.format(**fields, reset="\n".join(f"        {line}" for line in resets),
+                                          forward="\n".join(f"        {line}" for line in forward), output=values[-1],
+                                          members="\n".join(declarations))
+    return Form(emitted, definition, detail_before=[text_.HELPERS.format()],
+                json_check=text_.GRAPH_JSON_CHECK.format(json_nodes="\n".join(rows), output_node=names[-1]),
+                load_json=text_.LOAD_GRAPH_JSON.format(**fields, loaders="\n".join(loaders)), setters="\n".join(setters),
+                description="a graph of " + f"{len(model.layers)} nodes:\n//   " + "\n//   ".join(description), types=types)
