@@ -15,15 +15,15 @@ Both keep the sequential header's API (``NAME`` with ``reset()``, ``forward(cons
 """
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass, field
 
+from toolchain import graph_json
 from toolchain.cpp import graph_text as text_
 from toolchain.cpp.layer_code import EMITTERS, Arrays, Emitted
 from toolchain.cpp.merge_code import MERGE_EMITTERS
 from toolchain.errors import UnsupportedError
-from toolchain.layers import Add, Layer, Merge, Model, Slice, layer_where
+from toolchain.layers import Layer, Merge, Model, Slice, layer_where
 
 #: Names the generated class and its header already use: a node named so gets a ``_`` appended.
 _CLASS_NAMES = {"input", "frame", "reset", "forward", "getOutputs", "outs", "stack", "Stack", "detail", "load",
@@ -45,33 +45,6 @@ class Form:
 
 
 # ------------------------------------------------------------------------------------------- in_skip
-def in_skip_stack(model: Model) -> Model | None:
-    """The sequential stack of an in_skip model (a path, then ``add(path, slice(input, 0, 1))`` as the
-    last layer, one output), or None when ``model`` is not of that shape."""
-    *body, last = model.layers
-    wiring = model.wiring()
-    if not isinstance(last, Add) or len(wiring[-1]) != 2 or last.out_size != 1:
-        return None
-    values = wiring[-1]
-    skips = [v for v in values if v > 0 and isinstance(model.layers[v - 1], Slice)
-             and wiring[v - 1] == (0,) and model.layers[v - 1].start == 0 and model.layers[v - 1].size == 1]
-    if not skips:
-        return None
-    skip = skips[0]
-    stack, previous = [], 0
-    for index, layer in enumerate(body):
-        if index + 1 == skip:
-            continue
-        if wiring[index] != (previous,) or isinstance(layer, Merge):
-            return None
-        stack.append(dataclasses.replace(layer, inputs=()))
-        previous = index + 1
-    other = values[1] if values[0] == skip else values[0]
-    if not stack or other != previous:
-        return None
-    return Model(model.input_size, stack, model.metadata)
-
-
 def in_skip_form(stack: Model, emitted: list[tuple[int, Emitted]], fields: dict, describe: str) -> Form:
     """The in_skip header: the stack's ModelT type (as the sequential header has it) inside a class that
     adds the skip; the loaders address the stack (``model.stack``)."""
@@ -86,17 +59,11 @@ def in_skip_form(stack: Model, emitted: list[tuple[int, Emitted]], fields: dict,
 
 # --------------------------------------------------------------------------------------------- graph
 def node_names(model: Model, file_nodes: list | None) -> list[str]:
-    """The node name of every layer: the graph file's names when there is a file (the JSON loader
-    finds nodes by them), else the layer's ``source`` when it is an identifier, else ``kind_index``."""
+    """The node name of every layer: the graph file's names when there is a file (the JSON loader finds
+    nodes by them), else the names the graph writer gives (``graph_json.node_names``)."""
     if file_nodes is not None:
         return [str(node["name"]) for node in file_nodes]
-    names, seen = [], {"input"}
-    for index, layer in enumerate(model.layers):
-        name = layer.source if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", layer.source or "") else f"{layer.kind}_{index}"
-        name = name if name not in seen else f"{layer.kind}_{index}"
-        seen.add(name)
-        names.append(name)
-    return names
+    return graph_json.node_names(model)
 
 
 class _Members:

@@ -26,12 +26,12 @@ import numpy as np
 from toolchain import atomic
 from toolchain.cpp import graph_text
 from toolchain.cpp import header_text as text_
-from toolchain.cpp.graph_header import Form, graph_form, in_skip_form, in_skip_stack
+from toolchain.cpp.graph_header import Form, graph_form, in_skip_form
+from toolchain.graph_json import in_skip_body, output_form, read_model
 from toolchain.cpp.layer_code import EMITTERS, Arrays, Emitted
 from toolchain.cpp.reference_pair import reference_pair
 from toolchain.errors import InputError, KellyError, UnsupportedError
-from toolchain.layers import Model, layer_where
-from toolchain.rtneural_json import read_model
+from toolchain.layers import Merge, Model, layer_where
 
 PRECISIONS = {"float": 4, "double": 8}
 #: Eigen's default EIGEN_STACK_ALLOCATION_LIMIT: a fixed-size matrix above it does not compile.
@@ -57,6 +57,8 @@ class HeaderInfo:
     types: list[str]
     embedded_values: int
     reference_frames: int
+    form: str = "sequential"  # or "in_skip", "graph" (graph_json.output_form)
+    merges: int = 0  # a graph's merge nodes
 
 
 def identifier(text: str, what: str, allow_scope: bool = False) -> str:
@@ -181,7 +183,7 @@ def _banner(description: str, fields: dict, arrays: Arrays, embed_weights: bool,
 def _form(model: Model, scalar: str, arrays: Arrays | None, fields: dict, file_layers: list | None) -> Form:
     """The header's form: a ModelT type (a sequential stack), a ModelT inside a class adding the input
     skip (in_skip), or a class wiring RTNeural's layers as a graph (graph_header.py)."""
-    stack = model if model.is_sequential() else in_skip_stack(model)
+    stack = model if model.is_sequential() else in_skip_body(model)
     if stack is None:
         return graph_form(model, scalar, arrays, fields, file_layers)
     emitted = emit_layers(stack, scalar, arrays, file_layers)
@@ -263,4 +265,5 @@ def write_header(json_path: str | Path, output: str | Path, *, name: str | None 
                   output_size=model.output_size, source=json_path.name)
     types = _form(model, precision, None, fields, file_layers).types
     return HeaderInfo(output, name, namespace, types, model.parameter_count() if embed_weights else 0,
-                      0 if pair is None else int(pair[0].shape[0]))
+                      0 if pair is None else int(pair[0].shape[0]), output_form(model),
+                      sum(isinstance(layer, Merge) for layer in model.layers))
