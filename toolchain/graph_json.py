@@ -14,6 +14,7 @@ The reader accepts the three forms and refuses everything else with ``graph.node
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -41,18 +42,28 @@ MESSAGE_GRAPH = ("note: wrote a kelly-tc graph file (docs/GRAPH_FORMAT.md): RTNe
 # ------------------------------------------------------------------------------------------ in_skip
 def in_skip_body(model: Model) -> Model | None:
     """The sequential stack of ``model`` if ``model`` is exactly that stack plus ``add(last, slice(input, 0, 1))``
-    with a 1-feature output (the AIDA-X ``in_skip`` shape), else None."""
+    with a 1-feature output (the AIDA-X ``in_skip`` shape; the slice may sit anywhere in the topological
+    order, as exporters place it), else None."""
     layers, wiring = model.layers, model.wiring()
-    slice_index = len(layers) - 2
-    if len(layers) < 3 or not isinstance(layers[-1], Add) or len(wiring[-1]) != 2 or layers[slice_index - 1].out_size != 1:
+    if len(layers) < 3 or not isinstance(layers[-1], Add) or len(wiring[-1]) != 2:
         return None
-    skip = layers[slice_index]
-    if not (isinstance(skip, Slice) and wiring[slice_index] == (0,) and skip.start == 0 and skip.size == 1):
+    skips = [v for v in wiring[-1] if v >= 1 and isinstance(layers[v - 1], Slice) and wiring[v - 1] == (0,)
+             and layers[v - 1].start == 0 and layers[v - 1].size == 1]
+    others = [v for v in wiring[-1] if not skips or v != skips[0]]
+    if not skips or len(others) != 1 or any(skips[0] in inputs for inputs in wiring[:-1]):
         return None
-    if sorted(wiring[-1]) != [slice_index, slice_index + 1]:  # add(body output, slice)
+    removed = skips[0] - 1  # the slice's layer index
+
+    def renumber(value: int) -> int:
+        return value - 1 if value > removed + 1 else value
+
+    body = [(layer, tuple(map(renumber, inputs))) for index, (layer, inputs) in enumerate(zip(layers[:-1], wiring[:-1]))
+            if index != removed]
+    if any(inputs != (index,) for index, (_, inputs) in enumerate(body)) or renumber(others[0]) != len(body):
         return None
-    body = Model(model.input_size, layers[:slice_index], dict(model.metadata))
-    return body if body.is_sequential() else None
+    if body[-1][0].out_size != 1:
+        return None
+    return Model(model.input_size, [dataclasses.replace(layer, inputs=()) for layer, _ in body], dict(model.metadata))
 
 
 def with_in_skip(body: Model) -> Model:
@@ -108,6 +119,7 @@ def graph_to_json(model: Model, layer_entry: Callable[[int, Layer], dict] | None
 
 def output_form(model: Model) -> str:
     """``"sequential"``, ``"in_skip"`` or ``"graph"``: the file form :func:`model_to_json` writes."""
+    model.validate()  # merge sizes are known from here on
     if model.is_sequential():
         return "sequential"
     return "in_skip" if in_skip_body(model) is not None else "graph"
