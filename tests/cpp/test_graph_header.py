@@ -240,3 +240,26 @@ def test_the_in_skip_form_is_the_one_the_writer_chose():
     for name, model in in_skip_models(np.random.default_rng(0)).items():
         assert graph_json.output_form(model) == "in_skip", name
         assert isinstance(model.layers[-1], Add) and isinstance(model.layers[-2], Slice)
+
+
+@pytest.mark.cpp
+@pytest.mark.parametrize("name", ["wavenet", "in_skip_gru_knob"])
+def test_the_deploy_example_compiles_unchanged_against_graph_and_in_skip_headers(name, graph_cases, rtneural_src, tmp_path):
+    """The same plugin code as for a sequential header (examples/cpp/deploy.cpp, the README's commands)."""
+    import shutil
+    import subprocess
+
+    from tests.conftest import REPO
+
+    case = next(c for c in graph_cases if c.name == name)
+    shutil.copy(REPO / "examples" / "cpp" / "deploy.cpp", tmp_path / "deploy.cpp")
+    result = CliRunner().invoke(app, ["cpp", str(case.json_path), "-o", str(tmp_path / "model.h"), "--name", "Model",
+                                      "--namespace", "my_plugin", "--embed-weights"])
+    assert result.exit_code == 0, result.output
+    subprocess.run(["g++", "-std=c++17", "-O1", "-I", str(rtneural_src), "deploy.cpp", "-o", "deploy"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    run = subprocess.run([str(tmp_path / "deploy")], capture_output=True, text=True, check=True)
+    assert float(re.search(r"self_test: max abs error (\S+)", run.stdout).group(1)) <= TOLERANCE
+    printed = [float(value) for value in re.findall(r"frame \d: output\[0\] = (\S+)", run.stdout)]
+    frames = np.array([[0.25 * (t - i % 3) for i in range(case.model().input_size)] for t in range(4)], np.float32)
+    np.testing.assert_allclose(printed, layerwise_outputs(case.model(), frames)[:, 0], rtol=0, atol=TOLERANCE)  # printed with 6 decimals

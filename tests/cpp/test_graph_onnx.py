@@ -103,3 +103,18 @@ def test_converted_graph_headers_match_onnxruntime_and_the_engine(backend, conve
             if not error <= TOLERANCE:
                 failures.append(f"{case.key} ({backend}): max |header - {against}| = {error:.3g}")
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.cpp
+@pytest.mark.parametrize("key", ["wavenet-dynamo", "simplernn_gru_2in-legacy"])
+def test_check_rtneural_runs_graph_and_in_skip_files_through_the_header(key, converted_patterns, rtneural_src):
+    """``kelly-tc check --rtneural`` on a graph or in_skip file: the header's compile-time API against
+    onnxruntime and the engine; RTNeural's dynamic parser is left out (it cannot run either form)."""
+    from toolchain.check import check_files
+
+    case = next(c for c in converted_patterns if c.key == key)
+    report = check_files(case.onnx_path, case.json_path, frames=40, rtneural=rtneural_src)
+    labels = [c.label for c in report.comparisons]
+    assert "RTNeural compile-time vs onnxruntime" in labels and "RTNeural compile-time vs engine" in labels
+    assert not any("dynamic" in label for label in labels)
+    assert report.passed, [(c.label, c.max_abs_error) for c in report.comparisons]
