@@ -128,9 +128,9 @@ def to_json(int8_model: Int8Model) -> dict[str, Any]:
     if form == "graph":
         return graph_json.graph_to_json(model, lambda index, layer: _entry(layer, quantized[index]),
                                         header={"weights_format": FORMAT})
-    body = graph_json.in_skip_body(model) if form == "in_skip" else model
+    kept = graph_json.in_skip_layers(model) if form == "in_skip" else range(len(model.layers))
     document: dict[str, Any] = {"format": FORMAT, "version": VERSION, "in_shape": [None, None, int8_model.input_size]}
-    document["layers"] = [_entry(layer, arrays) for layer, arrays in zip(body.layers, quantized)]
+    document["layers"] = [_entry(model.layers[index], quantized[index]) for index in kept]
     if form == "in_skip":
         document["in_skip"] = 1
     for key, value in model.metadata.items():

@@ -44,9 +44,21 @@ def in_skip_body(model: Model) -> Model | None:
     """The sequential stack of ``model`` if ``model`` is exactly that stack plus ``add(last, slice(input, 0, 1))``
     with a 1-feature output (the AIDA-X ``in_skip`` shape; the slice may sit anywhere in the topological
     order, as exporters place it), else None."""
-    layers, wiring = model.layers, model.wiring()
-    if len(layers) < 3 or not isinstance(layers[-1], Add) or len(wiring[-1]) != 2:
+    kept = in_skip_layers(model)
+    if kept is None:
         return None
+    return Model(model.input_size, [dataclasses.replace(model.layers[i], inputs=()) for i in kept], dict(model.metadata))
+
+
+def in_skip_layers(model: Model) -> list[int] | None:
+    """The indices in ``model.layers`` of the stack :func:`in_skip_body` returns, or None."""
+    layers, wiring = model.layers, model.wiring()
+    if len(layers) < 2 or not isinstance(layers[-1], Add) or len(wiring[-1]) != 2:
+        return None
+    if model.input_size == 1 and 0 in wiring[-1] and wiring[-1] != (0, 0):  # x[..., :1] of a 1-feature input is x
+        body = Model(model.input_size, layers[:-1])
+        ok = body.is_sequential() and sum(wiring[-1]) == len(body.layers) and layers[-2].out_size == 1
+        return list(range(len(layers) - 1)) if ok else None
     skips = [v for v in wiring[-1] if v >= 1 and isinstance(layers[v - 1], Slice) and wiring[v - 1] == (0,)
              and layers[v - 1].start == 0 and layers[v - 1].size == 1]
     others = [v for v in wiring[-1] if not skips or v != skips[0]]
@@ -57,13 +69,12 @@ def in_skip_body(model: Model) -> Model | None:
     def renumber(value: int) -> int:
         return value - 1 if value > removed + 1 else value
 
-    body = [(layer, tuple(map(renumber, inputs))) for index, (layer, inputs) in enumerate(zip(layers[:-1], wiring[:-1]))
-            if index != removed]
-    if any(inputs != (index,) for index, (_, inputs) in enumerate(body)) or renumber(others[0]) != len(body):
+    kept = [index for index in range(len(layers) - 1) if index != removed]
+    if any(tuple(map(renumber, wiring[index])) != (position,) for position, index in enumerate(kept)):
         return None
-    if body[-1][0].out_size != 1:
+    if not kept or renumber(others[0]) != len(kept) or layers[kept[-1]].out_size != 1:
         return None
-    return Model(model.input_size, [dataclasses.replace(layer, inputs=()) for layer, _ in body], dict(model.metadata))
+    return kept
 
 
 def with_in_skip(body: Model) -> Model:
