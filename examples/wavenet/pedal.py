@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from toolchain import atomic
+
 CHANNELS = 6
 DILATIONS = (1, 2, 4, 8, 1, 2, 4, 8)
 KERNEL_SIZE = 3
@@ -58,16 +60,18 @@ def build(weights: Path | None = None, seed: int = 0) -> WaveNet:
     torch.manual_seed(seed)
     model = WaveNet()
     if weights is not None:
-        model.load_state_dict(torch.load(weights, map_location="cpu"))
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return model.eval()
 
 
 def export(model: WaveNet, path: Path) -> Path:
-    """ONNX with the time axis dynamic (torch's dynamo exporter), so any block length streams."""
+    """ONNX with the time axis dynamic (torch's dynamo exporter), so any block length streams; written
+    atomically (a temporary file renamed into place)."""
     example = torch.zeros(1, 1, 256)
     time = torch.export.Dim("time", min=2, max=1 << 20)
-    torch.onnx.export(model, (example,), str(path), dynamo=True, external_data=False, input_names=["audio"],
-                      output_names=["output"], dynamic_shapes={"x": {2: time}}, verbose=False)
+    with atomic.atomic_path(path, suffix=".onnx") as temporary:
+        torch.onnx.export(model, (example,), str(temporary), dynamo=True, external_data=False, input_names=["audio"],
+                          output_names=["output"], dynamic_shapes={"x": {2: time}}, verbose=False)
     return path
 
 

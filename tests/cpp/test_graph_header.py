@@ -263,3 +263,11 @@ def test_the_deploy_example_compiles_unchanged_against_graph_and_in_skip_headers
     printed = [float(value) for value in re.findall(r"frame \d: output\[0\] = (\S+)", run.stdout)]
     frames = np.array([[0.25 * (t - i % 3) for i in range(case.model().input_size)] for t in range(4)], np.float32)
     np.testing.assert_allclose(printed, layerwise_outputs(case.model(), frames)[:, 0], rtol=0, atol=TOLERANCE)  # printed with 6 decimals
+
+
+def test_node_names_from_a_file_must_be_identifiers_before_they_reach_cpp_strings():
+    model = graph_models(np.random.default_rng(0))["residual_dense"]
+    nodes = graph_json.graph_to_json(model)["graph"]["nodes"]
+    nodes[1]["name"] = 'x"); system("rm'
+    with pytest.raises(InputError, match=r"graph.nodes\[1\]/name: node name .* is not an identifier"):
+        generate_header(model, name="M", namespace="m", file_layers=nodes)

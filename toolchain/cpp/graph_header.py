@@ -22,7 +22,7 @@ from toolchain import graph_json
 from toolchain.cpp import graph_text as text_
 from toolchain.cpp.layer_code import EMITTERS, Arrays, Emitted
 from toolchain.cpp.merge_code import MERGE_EMITTERS
-from toolchain.errors import UnsupportedError
+from toolchain.errors import InputError, UnsupportedError
 from toolchain.layers import Layer, Merge, Model, Slice, layer_where
 
 #: Names the generated class and its header already use: a node named so gets a ``_`` appended.
@@ -61,9 +61,13 @@ def in_skip_form(stack: Model, emitted: list[tuple[int, Emitted]], fields: dict,
 def node_names(model: Model, file_nodes: list | None) -> list[str]:
     """The node name of every layer: the graph file's names when there is a file (the JSON loader finds
     nodes by them), else the names the graph writer gives (``graph_json.node_names``)."""
-    if file_nodes is not None:
-        return [str(node["name"]) for node in file_nodes]
-    return graph_json.node_names(model)
+    if file_nodes is None:
+        return graph_json.node_names(model)
+    names = [node.get("name") if isinstance(node, dict) else None for node in file_nodes]
+    for index, name in enumerate(names):  # they go into C++ string literals: only what the reader accepts
+        if not isinstance(name, str) or not graph_json.NAME.match(name):
+            raise InputError(f"node name {name!r:.40} is not an identifier", where=f"graph.nodes[{index}]/name")
+    return names
 
 
 class _Members:
