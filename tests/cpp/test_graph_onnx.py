@@ -28,6 +28,8 @@ CASES = [(name, "legacy") for name in ("simplernn_lstm_1in", "simplernn_lstm_2in
                                        "tcn", "wavenet", "dense_residual", "concat_branches")] + \
         [(name, exporter) for name in ("tcn", "wavenet") for exporter in ("dynamo", "dynamo_dynamic")]
 FRAMES = 53
+#: Also compiled in double precision (float-vs-double spread of RTNeural itself, double against onnxruntime).
+DOUBLE_CASES = ("wavenet-legacy", "tcn-legacy", "simplernn_gru_2in-legacy")
 
 
 @dataclass(frozen=True)
@@ -90,18 +92,28 @@ def test_converted_graph_headers_match_onnxruntime_and_the_engine(backend, conve
     require_backend(backend, rtneural_src)
     # STL: every export, weights from the file; Eigen (slower to compile): one export per pattern.
     cases = [c for c in converted_patterns if backend == "stl" or c.key.endswith("-legacy")]
-    program = build_static_program([StaticModel(c.key, graph_json.read_model(c.json_path).validate(), c.json_path) for c in cases],
-                                   src=rtneural_src, backend=backend, optimization="-O1")
-    failures = []
+    entries = []
     for case in cases:
+        model = graph_json.read_model(case.json_path).validate()
+        entries.append(StaticModel(case.key, model, case.json_path))
+        if case.key in DOUBLE_CASES:
+            entries.append(StaticModel(f"{case.key}/double", model, case.json_path, precision="double"))
+    program = build_static_program(entries, src=rtneural_src, backend=backend, optimization="-O1")
+    failures = []
+    for entry in entries:
+        case = next(c for c in cases if c.key == entry.key.split("/")[0])
+        precision = entry.precision
         reset = ["--reset-every", str(case.fixed_time)] if case.fixed_time else []
-        header = program.run(case.key, case.frames, reset)
+        header = program.run(entry.key, case.frames, reset)
         engine = run_engine(load_engine(case.json_path), case.frames, case.fixed_time)
         for against, reference in (("onnxruntime", case.onnx_output), ("engine", engine)):
             error = float(np.max(np.abs(header - reference)))
-            verified(f"converted graph header/{backend} vs {against}", case.key, error)
+            verified(f"converted graph header {precision}/{backend} vs {against}", case.key, error)
             if not error <= TOLERANCE:
-                failures.append(f"{case.key} ({backend}): max |header - {against}| = {error:.3g}")
+                failures.append(f"{entry.key} ({backend}): max |header - {against}| = {error:.3g}")
+        if precision == "double":  # RTNeural's own float32 spread on this model
+            single = program.run(case.key, case.frames, reset)
+            verified(f"converted graph header float vs double/{backend}", case.key, float(np.max(np.abs(header - single))))
     assert not failures, "\n".join(failures)
 
 
