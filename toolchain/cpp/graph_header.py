@@ -115,15 +115,55 @@ def _describe_node(name: str, inputs: list[str], layer: Layer) -> str:
     return f"{name} = {what} ({', '.join(inputs)})"
 
 
+@dataclass
+class _GraphClass:
+    """The graph class's lines as the nodes are visited in order (members, forward(), reset(), loaders)."""
+
+    declarations: list[str] = field(default_factory=lambda: [
+        "    // The input frame, the layers and the merges' buffers, in the graph's order.",
+        "    alignas(RTNEURAL_DEFAULT_ALIGNMENT) detail::Buffer<input_size> input;"])
+    forward: list[str] = field(default_factory=lambda: ["detail::place<0, input_size>(input, frame);"])
+    resets: list[str] = field(default_factory=lambda: ["detail::zero<input_size>(input);"])
+    emitted: list[Emitted] = field(default_factory=list)
+    setters: list[str] = field(default_factory=list)
+    loaders: list[str] = field(default_factory=list)
+
+    def merge(self, layer: Merge, member: str, inputs: list[str]) -> str:
+        """A merge: a buffer member filled by its helper call; returns the value's expression."""
+        self.declarations.append(f"    alignas(RTNEURAL_DEFAULT_ALIGNMENT) detail::Buffer<{layer.out_size}> {member};")
+        self.forward += MERGE_EMITTERS[layer.kind](layer, member, inputs)
+        self.resets.append(f"detail::zero<{layer.out_size}>({member});")
+        return member
+
+    def layer(self, code: Emitted, chain: list[str], source: str, index: int) -> str:
+        """An RTNeural layer (and its activation: ``chain`` names a member per type); returns the value's expression."""
+        self.emitted.append(code)
+        for type_, part in zip(code.types, chain):
+            self.declarations.append(f"    {type_} {part};")
+            self.forward.append(f"{part}.forward({source});")
+            self.resets.append(f"{part}.reset();")
+            source = f"{part}.outs"
+        if code.setters:
+            self.setters.append(f"    {{\n        auto& layer = model.{chain[0]};\n"
+                                + "".join(f"        {line}\n" for line in code.setters) + "    }")
+        if code.loader:
+            self.loaders.append(f"        {{\n            auto& layer = model.{chain[0]};\n"
+                                f"            const auto& entry = nodes.at({index}).at(\"layer\");\n"
+                                + "".join(f"            {line}\n" for line in code.loader) + "        }")
+        return source
+
+
+def _indented(lines: list[str]) -> str:
+    return "\n".join(f"        {line}" for line in lines)
+
+
 def graph_form(model: Model, scalar: str, arrays: Arrays | None, fields: dict, file_nodes: list | None = None) -> Form:
     """The graph header's class, loaders and check table for ``model`` (validated, not sequential)."""
     names = node_names(model, file_nodes)
     members = _Members(_CLASS_NAMES | {fields["name"]} | set(fields["namespace"].split("::")))
+    graph = _GraphClass()
     values = ["input"]  # the C++ expression of every value: 0 = the input buffer, i + 1 = layers[i]'s output
-    declarations = ["    // The input frame, the layers and the merges' buffers, in the graph's order.",
-                    "    alignas(RTNEURAL_DEFAULT_ALIGNMENT) detail::Buffer<input_size> input;"]
-    forward = ["detail::place<0, input_size>(input, frame);"]
-    resets, emitted, setters, loaders, rows, description, types = ["detail::zero<input_size>(input);"], [], [], [], [], [], []
+    rows, description = [], []
     for index, (layer, wiring) in enumerate(zip(model.layers, model.wiring())):
         inputs = [values[v] for v in wiring]
         input_names = ["input" if v == 0 else names[v - 1] for v in wiring]
@@ -132,34 +172,18 @@ def graph_form(model: Model, scalar: str, arrays: Arrays | None, fields: dict, f
         description.append(_describe_node(names[index], input_names, layer))
         member = members.take(names[index])
         if isinstance(layer, Merge):
-            declarations.append(f"    alignas(RTNEURAL_DEFAULT_ALIGNMENT) detail::Buffer<{layer.out_size}> {member};")
-            forward += MERGE_EMITTERS[layer.kind](layer, member, inputs)
-            resets.append(f"detail::zero<{layer.out_size}>({member});")
-            values.append(member)
+            values.append(graph.merge(layer, member, inputs))
             continue
         if layer.kind not in EMITTERS:
             raise UnsupportedError(f"RTNeural's compile-time API has no layer for {layer.kind!r}; expressible kinds: "
                                    f"{sorted(EMITTERS)}", where=layer_where(index, layer))
         code = EMITTERS[layer.kind](layer, scalar, arrays, member, entry)  # arrays detail::MEMBER_FIELD
-        emitted.append(code)
-        types += code.types
         chain = [member] + [members.take(f"{member}_{layer.activation}") for _ in code.types[1:]]
-        source = inputs[0]
-        for type_, part in zip(code.types, chain):
-            declarations.append(f"    {type_} {part};")
-            forward.append(f"{part}.forward({source});")
-            resets.append(f"{part}.reset();")
-            source = f"{part}.outs"
-        values.append(source)
-        if code.setters:
-            setters.append(f"    {{\n        auto& layer = model.{member};\n" + "".join(f"        {line}\n" for line in code.setters) + "    }")
-        if code.loader:
-            loaders.append(f"        {{\n            auto& layer = model.{member};\n            const auto& entry = nodes.at({index}).at(\"layer\");\n"
-                           + "".join(f"            {line}\n" for line in code.loader) + "        }")
-    definition = text_.GRAPH_CLASS.format(**fields, reset="\n".join(f"        {line}" for line in resets),
-                                          forward="\n".join(f"        {line}" for line in forward), output=values[-1],
-                                          members="\n".join(declarations))
-    return Form(emitted, definition, detail_before=[text_.HELPERS.format()],
+        values.append(graph.layer(code, chain, inputs[0], index))
+    definition = text_.GRAPH_CLASS.format(**fields, reset=_indented(graph.resets), forward=_indented(graph.forward),
+                                          output=values[-1], members="\n".join(graph.declarations))
+    return Form(graph.emitted, definition, detail_before=[text_.HELPERS.format()],
                 json_check=text_.GRAPH_JSON_CHECK.format(json_nodes="\n".join(rows), output_node=names[-1]),
-                load_json=text_.LOAD_GRAPH_JSON.format(**fields, loaders="\n".join(loaders)), setters="\n".join(setters),
-                description="a graph of " + f"{len(model.layers)} nodes:\n//   " + "\n//   ".join(description), types=types)
+                load_json=text_.LOAD_GRAPH_JSON.format(**fields, loaders="\n".join(graph.loaders)),
+                setters="\n".join(graph.setters), types=[t for code in graph.emitted for t in code.types],
+                description=f"a graph of {len(model.layers)} nodes:\n//   " + "\n//   ".join(description))
