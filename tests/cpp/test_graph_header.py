@@ -99,6 +99,15 @@ def test_the_cpp_command_writes_a_graph_header_from_a_graph_file(tmp_path):
     assert "class PedalNet\n{" in (tmp_path / "pedal.h").read_text()
 
 
+def test_the_cpp_command_writes_an_in_skip_header_from_an_in_skip_file(tmp_path):
+    path = graph_json.write_model(in_skip(np.random.default_rng(4), "lstm", inputs=2), tmp_path / "amp.json")
+    assert json.loads(path.read_text())["in_skip"] == 1
+    result = CliRunner().invoke(app, ["cpp", str(path), "-o", str(tmp_path / "amp.h"), "--embed-weights"])
+    assert result.exit_code == 0, result.output
+    assert "amp::Amp (2 compile-time layers plus the input skip (in_skip: output + input feature 0)" in result.stdout
+    assert "auto& layer = model.stack.get<1>();" in (tmp_path / "amp.h").read_text()
+
+
 # ----------------------------------------------------------------------------- compiled and run
 @dataclass(frozen=True)
 class GraphCase:
