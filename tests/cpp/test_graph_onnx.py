@@ -130,3 +130,15 @@ def test_check_rtneural_runs_graph_and_in_skip_files_through_the_header(key, con
     assert "RTNeural compile-time vs onnxruntime" in labels and "RTNeural compile-time vs engine" in labels
     assert not any("dynamic" in label for label in labels)
     assert report.passed, [(c.label, c.max_abs_error) for c in report.comparisons]
+
+
+@pytest.mark.cpp
+def test_rtneurals_plain_parsers_load_nothing_from_any_converted_graph_file(converted_patterns, rtneural_src):
+    from tests.cpp.test_graph_header import HERE, plain_parse
+    from toolchain.cpp.build import compile_program
+
+    binary = compile_program([HERE / "plain_parsers.cpp"], src=rtneural_src, name="plain-parsers", optimization="-O1")
+    graphs = [c for c in converted_patterns if graph_json.output_form(graph_json.read_model(c.json_path).validate()) == "graph"]
+    assert len(graphs) >= 8
+    for case in graphs:  # parseJson: nullptr; ModelT::parseJson: the sentinel weights untouched (1 * 7 + 7)
+        assert plain_parse(binary, case.json_path) == {"parse_json_model": False, "modelt_output": 14.0}, case.key
