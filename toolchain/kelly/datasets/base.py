@@ -132,15 +132,6 @@ def model_arrays(name: str, piece: Piece) -> tuple[np.ndarray, np.ndarray] | Non
     return inputs, np.asarray(target[:frames], np.float32)
 
 
-def piece_arrays(piece: Piece) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(inputs ``[F, in]``, targets ``[F, out]``) of every model ``piece`` has the streams for.
-
-    The per-piece unit of training data (a feature store can compute and keep these per source file:
-    see ``datasets.per_file``)."""
-    arrays = {name: model_arrays(name, piece) for name in TARGET_STREAMS}
-    return {name: pair for name, pair in arrays.items() if pair is not None}
-
-
 def windows(inputs: np.ndarray, targets: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
     """Non-overlapping ``seq_len``-frame windows ``[N, T, F]`` (a short tail is dropped)."""
     count = inputs.shape[0] // seq_len

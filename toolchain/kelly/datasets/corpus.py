@@ -75,8 +75,9 @@ def score_to_midi(path: Path):
     return pretty_midi.PrettyMIDI(io.BytesIO(translate.music21ObjectToMidiFile(score).writestr()))
 
 
-def corpus_piece(path: Path, seed: int, index: int, max_seconds: float) -> Piece:
-    """One chorale, performed with the seed ``[seed, index]`` and rendered: its features and labels."""
+def corpus_piece(path: Path, index: int, seed: int, max_seconds: float) -> Piece:
+    """The ``index``-th chorale of the selection, performed with the seed ``[seed, index]``, rendered and
+    analysed: its feature frames and labels."""
     midi = score_to_midi(path)
     perform(midi, np.random.default_rng([seed, index]))
     return piece_from_midi(midi, path.stem, "corpus", max_seconds)
@@ -94,7 +95,7 @@ def corpus_pieces(count: int, seed: int, max_seconds: float, cache_dir: str | Pa
         piece = _read_cache(cache, path.stem) if cache else None
         if piece is None:
             try:
-                piece = corpus_piece(path, seed, index, max_seconds)
+                piece = corpus_piece(path, index, seed, max_seconds)
             except Exception as error:  # a score music21 or pretty_midi cannot handle: skip it, count it
                 skips.skip("corpus", path.name, f"{type(error).__name__}: {str(error)[:100]}")
                 continue

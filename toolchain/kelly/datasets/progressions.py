@@ -78,9 +78,8 @@ def progression_midi(chords: list[Chord], tempo: float, beats_per_chord: float):
     return midi, np.arange(len(chords)) * length
 
 
-def progression_pieces_of_file(path: Path, max_seconds: float, skips: SkipCounter, limit: int | None = None,
-                               on_piece=None) -> list[Piece]:
-    """The rendered, labelled progressions of one file (at most ``limit``); bad entries skipped and counted."""
+def progression_file_pieces(path: Path, max_seconds: float, skips: SkipCounter, limit: int | None = None) -> list[Piece]:
+    """The pieces of one progression file (one per progression it holds), at most ``limit``."""
     try:
         entries = read_progressions(path)
     except InputError as error:
@@ -102,10 +101,9 @@ def progression_pieces_of_file(path: Path, max_seconds: float, skips: SkipCounte
             continue
         midi, starts = progression_midi(chords, tempo, beats)
         classes = np.array([c.index for c in chords])
-        labels = lambda times, c=classes, s=starts: c[np.clip(np.searchsorted(s, times, "right") - 1, 0, len(c) - 1)]  # noqa: E731
+        labels = lambda times, classes=classes, starts=starts: classes[  # noqa: E731
+            np.clip(np.searchsorted(starts, times, "right") - 1, 0, len(classes) - 1)]
         pieces.append(piece_from_midi(midi, f"{path.name} {place}", "harmony", max_seconds, chord_labels=labels))
-        if on_piece:
-            on_piece()
     return pieces
 
 
@@ -113,7 +111,11 @@ def progression_pieces(root: Path, max_files: int, max_seconds: float, skips: Sk
     files = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in (".json", ".csv") and p.is_file())
     pieces = []
     for path in files:
+        found = progression_file_pieces(path, max_seconds, skips, limit=max_files - len(pieces))
+        pieces += found
+        for _ in found:
+            if on_piece:
+                on_piece()
         if len(pieces) >= max_files:
             break
-        pieces += progression_pieces_of_file(path, max_seconds, skips, max_files - len(pieces), on_piece)
     return pieces
