@@ -162,7 +162,7 @@ def test_split_never_cuts_a_piece_in_two():
 
 
 def test_windows_are_capped_at_max_sequences(datasets_dir):
-    pieces = tree_pieces(datasets_dir / "lmd_full", "lakh", 100, 30.0, False, SkipCounter())
+    pieces = tree_pieces(datasets_dir / "lmd_full", "lakh", 100, 30.0, True, SkipCounter())  # rendered: inputs are audio
     assert len(pieces_to_sequences("MelodyTransformer", pieces, 8, 5, seed=0)) == 5
 
 
