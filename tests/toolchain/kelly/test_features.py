@@ -65,7 +65,7 @@ def test_each_model_reads_its_groups_in_order():
         features[:, start:stop] = tag  # mel 1, pitch 2, level 3
     embedding = -np.arange(1, 65, dtype=np.float32)[None]  # -1 .. -64
     values = {"features": features, "EmotionRecognizer": embedding}
-    expected = {"EmotionRecognizer": [1] * 128, "MelodyTransformer": [2] * 64,
+    expected = {"EmotionRecognizer": [1] * 32 + [2] * 64 + [3] * 32, "MelodyTransformer": [2] * 64,
                 "HarmonyPredictor": list(range(-1, -65, -1)) + [2] * 64, "DynamicsEngine": [3] * 32,
                 "GroovePredictor": [3] * 32 + list(range(-33, -65, -1))}
     for name in MODEL_NAMES:
