@@ -199,6 +199,9 @@ def prepare_graph(model: onnx.ModelProto) -> PreparedGraph:
         raise InputError(f"output '{graph_output.name}' is not produced by any node", where="graph outputs")
     if kind[graph_output.name] != DATA:
         raise UnsupportedError(f"output '{graph_output.name}' does not depend on the input's values", where="graph outputs")
+    from toolchain.converters.shapes import refine_dims  # (imports this module)
+
+    dims = refine_dims(model, remaining, kind, constants, dims, _shape_inference)
     prepared = PreparedGraph(opsets, graph_input.name, graph_output.name, remaining, constants, kind, producer, dims)
     _drop_dead_nodes(prepared)
     return prepared
