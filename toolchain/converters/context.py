@@ -29,6 +29,7 @@ class WalkState:
 
     layers: list[Layer] = field(default_factory=list)
     pending_pad: PendingPad | None = None
+    pending_trim: object | None = None  # causal_trim.PendingTrim: a padded Conv awaiting its Slice
     notes: list[str] = field(default_factory=list)
 
 

@@ -11,7 +11,8 @@ Here every shape-kind tensor gets a *symbolic value*: a list whose elements are 
 Gather, Concat, Squeeze/Unsqueeze/Reshape/Identity/Cast of a 1-D shape, elementwise Mul/Add/Sub/Div);
 anything else is unknown, never guessed. A Reshape whose target is then known (``0`` copies an input
 dim, ``-1`` is solved by cancelling equal factors) gets its output dims, which are written back into
-the model and shape inference is run once more so every later tensor sees them.
+a forward pass over the data path (:class:`DataDims`): Pad, Conv, Slice, Flatten, RNNs and
+elementwise ops carry ``time + k`` through, so the legacy exporter's Pad -> Conv -> Flatten is sized too.
 """
 from __future__ import annotations
 
@@ -158,38 +159,178 @@ def reshape_dims(in_dims: Dims, target: Value, allowzero: bool = False) -> Dims 
     return tuple(out)
 
 
+# ----------------------------------------------------------------------------- data-path dims
+# Internally a dim is an int, a (name, offset) pair ("time" + 2 after a Pad) or None (unknown); only ints
+# and offset-0 names are written back, so the rest of the converter still sees int | str | None.
+def _expr(dim):
+    return None if _is_unknown(dim) else ((dim, 0) if isinstance(dim, str) else int(dim))
+
+
+def _plus(dim, amount: int):
+    if dim is None:
+        return None
+    return dim + amount if isinstance(dim, int) else (dim[0], dim[1] + amount)
+
+
+def _public(dim):
+    if isinstance(dim, tuple):
+        return dim[0] if dim[1] == 0 else None
+    return dim
+
+
+def _product(dims: list):
+    """The product of dims if all but one are ints (the one may be symbolic), else None."""
+    ints = [d for d in dims if isinstance(d, int)]
+    other = [d for d in dims if not isinstance(d, int)]
+    if None in other or len(other) > 1:
+        return None
+    total = math.prod(ints)
+    if not other:
+        return total
+    return other[0] if total == 1 else None
+
+
+ELEMENTWISE = {"Tanh", "Relu", "Sigmoid", "Elu", "LeakyRelu", "PRelu", "Softmax", "Identity", "Dropout", "Cast",
+               "BatchNormalization", "Add", "Sub", "Mul", "Div", "Gelu", "Selu", "Softsign", "Softplus", "HardSigmoid"}
+
+
+class DataDims:
+    """Forward propagation of dims along the data path for the ops onnx leaves unknown with symbolic axes."""
+
+    def __init__(self, constants: dict, values: ShapeValues, opset: int):
+        self.constants, self.values, self.opset = constants, values, opset
+
+    def const_ints(self, node, index: int, attribute: str | None = None):
+        if attribute is not None and (len(node.input) <= index or not node.input[index]):
+            value = _attr(node, attribute)
+            return None if value is None else [int(v) for v in value]
+        if len(node.input) > index and node.input[index] in self.constants:
+            return [int(v) for v in np.asarray(self.constants[node.input[index]]).reshape(-1)]
+        return None
+
+    def infer(self, node, inputs: list):
+        op, x = node.op_type, inputs[0]
+        if x is None:
+            return None
+        if op in ELEMENTWISE:
+            others = [self.constants.get(name) for name in node.input[1:] if name]
+            return x if all(o is not None and np.ndim(o) <= len(x) for o in others) else None
+        if op == "Transpose":
+            perm = _attr(node, "perm") or list(range(len(x)))[::-1]
+            return [x[p] for p in perm] if sorted(perm) == list(range(len(x))) else None
+        if op == "Pad":
+            pads = self.const_ints(node, 1, "pads" if self.opset < 11 else None)
+            axes = self.const_ints(node, 3) if self.opset >= 18 and len(node.input) > 3 and node.input[3] else list(range(len(x)))
+            if pads is None or len(pads) != 2 * len(axes):
+                return None
+            out = list(x)
+            for i, axis in enumerate(axes):
+                out[axis % len(x)] = _plus(out[axis % len(x)], pads[i] + pads[i + len(axes)])
+            return out
+        if op == "Conv" and node.input[1] in self.constants:
+            weight = np.asarray(self.constants[node.input[1]])
+            spatial = weight.ndim - 2
+            pads = _attr(node, "pads") or [0] * (2 * spatial)
+            dilations = _attr(node, "dilations") or [1] * spatial
+            strides = _attr(node, "strides") or [1] * spatial
+            if _attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET", b"VALID", "VALID") or len(x) != spatial + 2:
+                return None
+            out = [x[0], int(weight.shape[0])]
+            for i in range(spatial):
+                if strides[i] != 1:
+                    return None
+                out.append(_plus(x[2 + i], pads[i] + pads[i + spatial] - (weight.shape[2 + i] - 1) * dilations[i]))
+            return out
+        if op == "Slice":
+            return self._slice(node, x)
+        if op == "Flatten":
+            axis = _attr(node, "axis", 1) % (len(x) + 1) if x else 0
+            return [_product(x[:axis]), _product(x[axis:])]
+        if op in ("Squeeze", "Unsqueeze"):
+            axes = self.const_ints(node, 1, "axes" if self.opset < 13 else None)
+            if axes is None:
+                return None
+            if op == "Squeeze":
+                drop = {a % len(x) for a in axes}
+                return [d for i, d in enumerate(x) if i not in drop]
+            rank = len(x) + len(axes)
+            inserted, rest = {a % rank for a in axes}, iter(x)
+            return [1 if i in inserted else next(rest) for i in range(rank)]
+        if op in ("LSTM", "GRU", "RNN") and node.input[2] in self.constants:
+            hidden = int(np.asarray(self.constants[node.input[2]]).shape[-1])
+            directions = int(np.asarray(self.constants[node.input[2]]).shape[0])
+            if len(x) != 3:
+                return None
+            return [x[0], directions, x[1], hidden] if _attr(node, "layout", 0) == 0 else [x[0], x[1], directions, hidden]
+        if op in ("MatMul", "Gemm") and node.input[1] in self.constants:
+            weight = np.asarray(self.constants[node.input[1]])
+            if weight.ndim != 2:
+                return None
+            columns = weight.shape[0] if (op == "Gemm" and _attr(node, "transB", 0)) else weight.shape[1]
+            return [*x[:-1], int(columns)]
+        return None
+
+    def _slice(self, node, x):
+        if self.opset >= 10:
+            starts, ends = self.const_ints(node, 1), self.const_ints(node, 2)
+            axes = self.const_ints(node, 3) if len(node.input) > 3 and node.input[3] else None
+            steps = self.const_ints(node, 4) if len(node.input) > 4 and node.input[4] else None
+        else:
+            starts, ends, axes, steps = (self.const_ints(node, 99, a) for a in ("starts", "ends", "axes", "steps"))
+        if starts is None or ends is None:
+            return None
+        axes = axes or list(range(len(starts)))
+        out = list(x)
+        for axis, start, end, step in zip(axes, starts, ends, steps or [1] * len(starts)):
+            axis %= len(x)
+            dim = x[axis]
+            if step != 1 or start < 0:
+                return None
+            if isinstance(dim, int):
+                out[axis] = max(0, min(end if end >= 0 else dim + end, dim) - min(start, dim))
+            elif end < 0:
+                out[axis] = _plus(dim, end - start)
+            elif end >= 1 << 31:
+                out[axis] = _plus(dim, -start)
+            else:
+                return None
+        return out
+
+
 def refine_dims(model: onnx.ModelProto, nodes: list[onnx.NodeProto], kind: dict, constants: dict, dims: dict,
-                infer) -> dict:
-    """``dims`` with the outputs of data-path Reshapes sized from their symbolic targets (and every
-    later tensor re-inferred). ``infer(model) -> dims`` is the project's shape inference."""
-    values = ShapeValues(constants, dims)
-    resolved = {}
+                infer=None) -> dict:
+    """``dims`` with the unknown dims of data-path tensors filled in where the ops prove them.
+
+    Walks the live nodes in order: shape arithmetic gets symbolic values (:class:`ShapeValues`, so a
+    ``Shape`` reads the refined dims), data nodes get dims from :class:`DataDims` (Reshape from its
+    symbolic target). A refined dim only replaces an unknown one; a known dim is never changed."""
+    del infer  # onnx's own inference already ran; this pass only adds what it could not see
+    opset = next((imp.version for imp in model.opset_import if imp.domain in ("", "ai.onnx")), 0)
+    refined = dict(dims)
+    values = ShapeValues(constants, refined)
+    propagate = DataDims(constants, values, opset)
+    internal: dict[str, list] = {}
+    for name, shape in dims.items():
+        if kind.get(name) == DATA and shape is not None:
+            internal[name] = [_expr(d) for d in shape]
     for node in nodes:
-        if node.op_type == "Reshape" and kind.get(node.input[0]) == DATA and len(node.input) > 1:
-            current = dims.get(node.output[0])
-            if current is not None and not any(_is_unknown(d) for d in current):
-                continue
-            found = reshape_dims(dims.get(node.input[0]), values.value(node.input[1]), bool(_attr(node, "allowzero", 0)))
-            if found is not None and not any(d is None for d in found):
-                resolved[node.output[0]] = found
-        elif kind.get(node.output[0] if node.output else "") != DATA or node.op_type == "Shape":
+        output = node.output[0] if node.output else ""
+        if kind.get(output) != DATA or node.op_type == "Shape":
             values.visit(node)
-    if not resolved:
-        return dims
-    annotated = onnx.ModelProto()
-    annotated.CopyFrom(model)
-    declared = {vi.name for vi in [*annotated.graph.input, *annotated.graph.output]}
-    kept = [vi for vi in annotated.graph.value_info if vi.name not in resolved]
-    del annotated.graph.value_info[:]
-    annotated.graph.value_info.extend(kept)
-    for name, shape in resolved.items():
-        if name not in declared:
-            annotated.graph.value_info.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, list(shape)))
-    refined = dict(infer(annotated))
-    refined.update(resolved)
-    for name, shape in dims.items():  # never lose what the first pass knew
-        if refined.get(name) is None:
-            refined[name] = shape
+            continue
+        inputs = [internal.get(name) for name in node.input]
+        if node.op_type == "Reshape" and len(node.input) > 1:
+            in_dims = refined.get(node.input[0])
+            found = reshape_dims(in_dims, values.value(node.input[1]), bool(_attr(node, "allowzero", 0)))
+            ours = None if found is None else [_expr(d) for d in found]
+        else:
+            ours = propagate.infer(node, inputs)
+        theirs = internal.get(output)
+        if ours is None or (theirs is not None and len(theirs) != len(ours)):
+            continue
+        merged = [t if t is not None else o for t, o in zip(theirs, ours)] if theirs is not None else ours
+        internal[output] = merged
+        refined[output] = tuple(_public(d) for d in merged)
     return refined
 
 
