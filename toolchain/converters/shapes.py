@@ -328,7 +328,10 @@ def refine_dims(model: onnx.ModelProto, nodes: list[onnx.NodeProto], kind: dict,
         theirs = internal.get(output)
         if ours is None or (theirs is not None and len(theirs) != len(ours)):
             continue
-        merged = [t if t is not None else o for t, o in zip(theirs, ours)] if theirs is not None else ours
+        # onnx's dim wins unless it is unknown, or a name where the ops prove a number (the legacy exporter
+        # names a static Flatten's outputs "Flatteny_dim_0")
+        merged = [o if t is None or (isinstance(o, int) and not isinstance(t, int)) else t
+                  for t, o in zip(theirs, ours)] if theirs is not None else ours
         internal[output] = merged
         refined[output] = tuple(_public(d) for d in merged)
     return refined
