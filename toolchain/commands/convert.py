@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from toolchain.check import DEFAULT_ATOL, DEFAULT_FRAMES, check_files
+from toolchain.check import DEFAULT_FRAMES, check_files
 from toolchain.cli import command
 from toolchain.commands.check import finish
 from toolchain.convert import convert_file, default_json_path
@@ -19,7 +19,7 @@ def convert(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output JSON (default: MODEL.json beside the model)."),
     run_check: bool = typer.Option(False, "--check", help="Then compare the JSON with the ONNX model (as `kelly-tc check`)."),
     frames: int = typer.Option(DEFAULT_FRAMES, "--frames", "-n", help="Frames of random input for --check."),
-    atol: float = typer.Option(DEFAULT_ATOL, "--atol", help="Largest absolute error allowed by --check."),
+    atol: Optional[float] = typer.Option(None, "--atol", help="Fixed bound for --check (default: judged against a float64 run of the ONNX graph, as `kelly-tc check`)."),
     int8: bool = typer.Option(False, "--int8", help="Also write the INT8 variant OUT.int8.json (a kelly-tc extension for int8 engines; quant/int8_json.py)."),
 ) -> None:
     """Convert an ONNX model to RTNeural JSON (refusing, with the reason, what RTNeural cannot compute)."""
