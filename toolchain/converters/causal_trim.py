@@ -9,8 +9,8 @@ In general a Conv with left padding ``L >= (K-1)*d`` and right padding ``R`` out
 causal frame ``j - lead`` with ``lead = L - (K-1)*d``; a Slice along time keeping ``[lead, len - R)``
 leaves exactly the causal output. The Conv converter checks (:func:`expect_trim`) that such a Slice
 follows on the data path -- through shape-only ops and per-frame elementwise ops only, as in
-``tanh(conv(x))[..., :-p]`` -- and emits its conv1d; the :func:`slice_` converter then proves the
-Slice's bounds against what the Conv left pending. Any other bound is refused, naming the frame shift.
+``tanh(conv(x))[..., :-p]`` -- and emits its conv1d; the Slice converter (``merges.slice_``) hands that
+Slice to :func:`trim_slice`, which proves its bounds against what the Conv left pending. Any other bound is refused, naming the frame shift.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from toolchain.converters.context import NodeContext
 from toolchain.converters.folding import DATA
-from toolchain.converters.registry import REGISTRY, converter
+from toolchain.converters.registry import REGISTRY
 
 #: Per-frame ops that may sit between the padded Conv and its Slice: they compute each frame from that
 #: frame alone, so the extra frames they also compute are simply dropped with the rest.
@@ -37,23 +37,43 @@ class PendingTrim:
     where: str
 
 
-def expect_trim(ctx: NodeContext, lead: int, tail: int, time_axis: int, refusal: str) -> None:
-    """Record that this Conv's output must be trimmed by the Slice downstream, or refuse with ``refusal``."""
+def find_trim(ctx: NodeContext, lead: int, tail: int, time_axis: int, exact_start: bool = False) -> bool:
+    """If a Slice follows this Conv on the data path (through shape-only and per-frame ops, each the only
+    reader of the previous), record the trim it must perform and return True. ``exact_start``: only a Slice
+    that starts at ``lead`` counts (a merely delayed Conv keeps walk.py's delay tracking otherwise)."""
     tensor = ctx.node.output[0]
     for _ in range(64):  # the path to the Slice is short; a bound keeps a hostile graph from looping
         readers = [n for n in ctx.graph.consumers(tensor) if any(ctx.graph.kind.get(o) == DATA for o in n.output)]
         if len(readers) != 1:
-            break
+            return False
         reader = readers[0]
         if reader.op_type == "Slice":
+            if exact_start and _constant_starts(ctx, reader) != [lead]:
+                return False
             ctx.state.pending_trim = PendingTrim(lead, tail, time_axis, ctx.where)
-            return
+            return True
         entry = REGISTRY.get(reader.op_type)
         if reader.op_type not in PER_FRAME and not (entry and entry.shape_only):
-            break
+            return False
         tensor = reader.output[0]
-    frames = " and ".join(part for part in (f"the {lead} leading frames" if lead else "", f"the {tail} trailing frames" if tail else "") if part)
-    raise ctx.unsupported(f"{refusal} (and no Slice after it drops {frames} to make it causal)")
+    return False
+
+
+def _constant_starts(ctx: NodeContext, node) -> list[int] | None:
+    if ctx.opset >= 10:
+        value = ctx.graph.constants.get(node.input[1]) if len(node.input) > 1 else None
+        return None if value is None else [int(v) for v in value.reshape(-1)]
+    for attribute in node.attribute:
+        if attribute.name == "starts":
+            return [int(v) for v in attribute.ints]
+    return None
+
+
+def expect_trim(ctx: NodeContext, lead: int, tail: int, time_axis: int, refusal: str) -> None:
+    """Record that this Conv's output must be trimmed by the Slice downstream, or refuse with ``refusal``."""
+    if not find_trim(ctx, lead, tail, time_axis):
+        frames = " and ".join(part for part in (f"the {lead} leading frames" if lead else "", f"the {tail} trailing frames" if tail else "") if part)
+        raise ctx.unsupported(f"{refusal} (and no Slice after it drops {frames} to make it causal)")
 
 
 def _bounds(ctx: NodeContext) -> tuple[list[int], list[int], list[int] | None, list[int] | None]:
@@ -63,9 +83,9 @@ def _bounds(ctx: NodeContext) -> tuple[list[int], list[int], list[int] | None, l
     return ctx.attr("starts"), ctx.attr("ends"), ctx.attr("axes"), None
 
 
-@converter("Slice", shape_only=True, summary="removed after a padded Conv when it drops exactly the non-causal frames "
-                                             "(PedalNetRT's CausalConv1d: padding=(K-1)*d, then [..., :-(K-1)*d])")
-def slice_(ctx: NodeContext) -> list[int]:
+def trim_slice(ctx: NodeContext) -> list[int]:
+    """The Slice converter's first case (``merges.slice_`` calls it while a padded Conv awaits its trim):
+    removed when it drops exactly the non-causal frames, else refused naming the frame shift."""
     rank = len(ctx.in_axes)
     starts, ends, axes, steps = _bounds(ctx)
     if starts is None or ends is None or len(starts) != len(ends):
@@ -73,9 +93,6 @@ def slice_(ctx: NodeContext) -> list[int]:
     axes = axes if axes is not None else list(range(len(starts)))
     steps = steps if steps is not None else [1] * len(starts)
     trim = ctx.state.pending_trim
-    if trim is None:
-        raise ctx.unsupported("Slice on the data path: RTNeural layers see whole frames; only the trim after a padded "
-                              "Conv (dropping its non-causal frames) is supported")
     ctx.state.pending_trim = None
     kept = [i for i, (a, s, e) in enumerate(zip(axes, starts, ends)) if not (s == 0 and e >= TO_THE_END)]
     if len(kept) != 1 or not ctx.roles.same(ctx.in_axes[ctx.axis_index(axes[kept[0]], rank)], trim.time_axis):
@@ -109,4 +126,4 @@ def slice_(ctx: NodeContext) -> list[int]:
     return list(ctx.in_axes)
 
 
-__all__ = ["PendingTrim", "expect_trim", "slice_"]
+__all__ = ["PendingTrim", "expect_trim", "find_trim", "trim_slice"]

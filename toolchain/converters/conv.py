@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from toolchain.converters.axes import BATCH, FEATURE, ONE, TIME
-from toolchain.converters.causal_trim import expect_trim
+from toolchain.converters.causal_trim import expect_trim, find_trim
 from toolchain.converters.context import NodeContext, PendingPad
 from toolchain.converters.registry import converter
 from toolchain.layers import Conv1D, f32
@@ -98,9 +98,12 @@ def conv(ctx: NodeContext) -> list[int]:
                               f"pad {needed} zeros on the left to make it causal")
     if right:
         expect_trim(ctx, total - needed, right, ctx.in_axes[2], right_refusal)
-    elif total > needed:
-        expect_trim(ctx, total - needed, 0, ctx.in_axes[2], f"Conv with {total} frames of left padding but (K-1)*dilation = {needed}: "
-                    f"the output would be delayed by {total - needed} frames")
+    elif total > needed and not find_trim(ctx, total - needed, 0, ctx.in_axes[2], exact_start=True):
+        # More left padding than the causal (K-1)*dilation delays the output: walk.py refuses the delayed
+        # stream where a layer, the output or an undelayed branch reads it (naming both branches).
+        ctx.state.delay = total - needed
+        ctx.state.delay_reason = (f"Conv with {total} frames of left padding but (K-1)*dilation = {needed}: "
+                                  f"the output would be delayed by {total - needed} frames")
     bias = ctx.optional_weight(2, "bias B", ndim=1)
     batch, channels, time = ctx.in_axes
     ctx.require(batch, {BATCH, ONE}, "Conv treats this axis as batch")
