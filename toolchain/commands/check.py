@@ -9,13 +9,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from toolchain.check import CEILING, DEFAULT_FRAMES, FLOOR, SPREAD_FACTOR, CheckReport, check_files
+from toolchain.check import CEILING, DEFAULT_ATOL, DEFAULT_FRAMES, FLOOR, SPREAD_FACTOR, CheckReport, check_files
 from toolchain.cli import command
 from toolchain.errors import CheckFailed
 
 
 def _verdict(report: CheckReport) -> str:
     """One line: the worst error and the bound it was held to."""
+    if report.tolerance == "float64" and report.onnx_path.startswith(("kelly_tc.", "input_batch")):
+        spread = report.float32_spread["engine vs float64 evaluation"]
+        return (f"max abs error {report.worst_abs_error:.3g} vs {report.runtime}, bound {report.comparisons[0].bound:.3g} = "
+                f"max({DEFAULT_ATOL:g}, {SPREAD_FACTOR:g} x the engine's float32 spread {spread:.3g} from a float64 evaluation)")
     if report.tolerance == "float64":
         worst = max(report.comparisons, key=lambda c: (c.float64_error or 0.0) / (c.bound or 1.0))
         spread = report.float32_spread.get("after reset" if worst.label.startswith("after reset") else "stream", 0.0)
@@ -31,7 +35,7 @@ def render(report: CheckReport, console: Console | None = None) -> None:
     """The human view of a report: one row per comparison."""
     console = console or Console(soft_wrap=True)
     chunk = f", fed in chunks of {report.chunk} (fixed time length)" if report.chunk else ""
-    source = f"seed {report.seed}" if report.seed is not None else "given input"
+    source = f"seed {report.seed}" if report.seed is not None else ("the file's reference input" if report.chunk is None and report.onnx_path.startswith(("kelly_tc.", "input_batch")) else "given input")
     table = Table(title=f"{report.json_path} vs {report.onnx_path}: {report.frames} frames ({source}){chunk}")
     numeric = ("frames", "max abs error", "vs float64", "bound", "max rel error", "cosine")
     for column in ("output", "comparison", *numeric, ""):
@@ -62,8 +66,8 @@ def finish(report: CheckReport, json_out: Path | None) -> None:
 
 @command
 def check(
-    model: Path = typer.Argument(..., help="The ONNX model (the reference, run by onnxruntime)."),
-    json_model: Path = typer.Argument(..., help="The RTNeural JSON model (run frame by frame by the reference engine)."),
+    model: Path = typer.Argument(..., help="The ONNX model (the reference, run by onnxruntime); or an RTNeural JSON alone, checked against the reference pair it ships (kelly_tc.reference or AIDA-X's input_batch/output_batch)."),
+    json_model: Optional[Path] = typer.Argument(None, help="The RTNeural JSON model (run frame by frame by the reference engine)."),
     frames: int = typer.Option(DEFAULT_FRAMES, "--frames", "-n", help="Frames of seeded random input (ignored with --input)."),
     input_path: Optional[Path] = typer.Option(None, "--input", "-i", help="Input frames [frames, in] as .npy instead of random."),
     atol: Optional[float] = typer.Option(None, "--atol", help="Fixed bound: largest absolute error against onnxruntime (default: judged against a float64 run of the ONNX graph, bound 10x onnxruntime's own float32 error)."),
@@ -73,6 +77,16 @@ def check(
     rtneural: Optional[Path] = typer.Option(None, "--rtneural", help="RTNeural checkout: also run the real C++ RTNeural (dynamic and compile-time APIs; built once into a cache)."),
 ) -> None:
     """Check that the JSON computes what the ONNX model computes (exit 0 within the bound, 1 beyond, 2 bad input)."""
+    if json_model is None:
+        from toolchain.check_json import check_json_file
+        from toolchain.errors import InputError
+
+        if model.suffix.lower() == ".onnx":
+            raise InputError("give the RTNeural JSON to compare with: kelly-tc check MODEL.onnx MODEL.json", file=model)
+        with Console(stderr=True).status("building and running RTNeural (C++)") if rtneural else contextlib.nullcontext():
+            report = check_json_file(model, atol=atol, rtol=rtol, rtneural=rtneural, seed=seed)
+        finish(report, json_out)
+        return
     with Console(stderr=True).status("building and running RTNeural (C++)") if rtneural else contextlib.nullcontext():
         report = check_files(model, json_model, frames=frames, inputs=input_path, atol=atol, seed=seed, rtneural=rtneural, rtol=rtol)
     finish(report, json_out)
