@@ -47,9 +47,12 @@ def _check_apis(apis: Sequence[str]) -> None:
 
 def _static_program(json_path: Path, apis: Sequence[str], src, backend: str) -> StaticProgram | None:
     """One program holding the compile-time variants asked for (None if only ``dynamic`` is)."""
+    static = [api for api in apis if api != "dynamic"]
+    if not static:  # the run-time parser alone reads the file as RTNeural does (e.g. an in_skip file)
+        return None
     model = read_model(json_path)
-    entries = [StaticModel(api, model, json_path, embed_weights=(api == "embedded")) for api in apis if api != "dynamic"]
-    return build_static_program(entries, src=src, backend=backend) if entries else None
+    entries = [StaticModel(api, model, json_path, embed_weights=(api == "embedded")) for api in static]
+    return build_static_program(entries, src=src, backend=backend)
 
 
 def rtneural_check(json_path: str | Path, frames: np.ndarray, src: str | Path | None = None,
