@@ -3,9 +3,8 @@
 kelly-tc files carry ``kelly_tc.reference``; AIDA-X files carry ``input_batch``/``output_batch``
 (``toolchain.cpp.reference_pair`` reads both). The engine replays the pair from reset, one ``forward()``
 per frame; a second replay follows frames of noise and a ``reset()`` (state must be cleared). With
-``rtneural`` the real RTNeural replays it too (for an ``in_skip`` file, which RTNeural's own parser
-ignores, its run-time parser loads the stack and input feature 0 is added to its output, as the AIDA-X
-hosts do).
+``rtneural`` the real RTNeural replays it too (an ``in_skip`` file, whose key RTNeural's own parser
+ignores, through the kelly-tc header's compile-time model with the skip: ``toolchain.cpp.apis``).
 
 Bound: with ``atol``/``rtol`` given, ``|result - stored| <= atol + rtol * max|stored|``. By default
 ``max(DEFAULT_ATOL, SPREAD_FACTOR x spread)`` where the spread is the engine's distance to a float64
@@ -29,7 +28,7 @@ def check_json_file(json_path: str | Path, atol: float | None = None, rtol: floa
     from reference_engine.model import load_engine
     from toolchain.cpp.reference_pair import reference_pair, reference_source
     from toolchain.float64_eval import evaluate
-    from toolchain.graph_json import in_skip_body, read_model
+    from toolchain.graph_json import read_model
 
     for label, value in (("--atol", atol), ("--rtol", rtol)):
         if value is not None and not (np.isfinite(value) and value >= 0):
@@ -64,13 +63,8 @@ def check_json_file(json_path: str | Path, atol: float | None = None, rtol: floa
     run_engine(engine, noise, None)  # leave state behind; run_engine resets before the replay
     report.comparisons.append(judged("after reset (state left by noise)", run_engine(engine, inputs, None)))
     if rtneural is not None:
-        from toolchain.cpp.apis import DEFAULT_APIS, rtneural_check
+        from toolchain.cpp.apis import rtneural_check
 
-        skip = in_skip_body(model) is not None and not model.is_sequential()
-        # An in_skip file: RTNeural's run-time parser loads its stack (ignoring the key, as the AIDA-X hosts'
-        # loader does before adding the skip); the compile-time header of such a file is the graph header's job.
-        apis = ("dynamic",) if skip else DEFAULT_APIS
-        for api, outputs in rtneural_check(json_path, inputs, rtneural, apis=apis).items():
-            outputs = outputs + inputs[:, :1] if skip else outputs
-            report.comparisons.append(judged(f"RTNeural {api}" + (" + in_skip" if skip else ""), outputs))
+        for api, outputs in rtneural_check(json_path, inputs, rtneural).items():
+            report.comparisons.append(judged(f"RTNeural {api}", outputs))
     return report
