@@ -1,8 +1,9 @@
 """The fused whole-model frame: one ``@njit`` call runs every layer of a :class:`~reference_engine.program.Program`.
 
 ``run_frame`` walks the opcode table and calls each layer's kernel on views of the packed buffers
-(slicing and reshaping a contiguous buffer makes a view: no allocation). ``run_frames`` does the same
-for ``T`` frames in one call, so a whole sequence costs one Python->Numba transition.
+(slicing and reshaping a contiguous buffer makes a view: no allocation). ``run_block`` does the same
+for a block of N frames in one call (in and out through preallocated buffers, state carried), so a
+plugin's audio callback -- or a whole file, block after block -- costs one Python->Numba transition per block.
 
 Why the buffers travel in one :class:`Buffers` struct: numba wraps every numpy array passed from
 Python in a freshly malloc'ed MemInfo (one per array argument per call, measured with NUMBA_NRT_STATS).
@@ -45,6 +46,22 @@ class Buffers(structref.StructRefProxy):
 
 BUFFER_FIELDS = ("table", "weights", "state", "cursors", "scratch", "work", "frame", "qweights")
 structref.define_proxy(Buffers, BuffersType, list(BUFFER_FIELDS))
+
+
+@structref.register
+class BlockType(types.StructRef):
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(kind)) for name, kind in fields)
+
+
+class Block(structref.StructRefProxy):
+    """A block's frames: ``inputs`` [capacity, in] (written by the caller), ``outputs`` [capacity, out]
+    (written by :func:`run_block`), and ``output_row``: where a frame's output is left in ``scratch``.
+    Kept apart from :class:`Buffers` so the per-frame program does not change to add blocks."""
+
+
+BLOCK_FIELDS = ("inputs", "outputs", "output_row")
+structref.define_proxy(Block, BlockType, list(BLOCK_FIELDS))
 
 
 @njit(**JIT)
@@ -134,16 +151,22 @@ def run_frame(buffers):
 
 
 @njit(**JIT)
-def run_frames(buffers, frames, outputs):
-    """``frames [T, in]`` -> ``outputs [T, out]``, one :func:`run_frame` per frame, state carried."""
-    final = buffers.table.shape[0] % 2
-    frame = buffers.frame
-    for t in range(frames.shape[0]):
+def run_block(buffers, block, count):
+    """The first ``count`` frames of ``block.inputs`` -> ``block.outputs``: one :func:`run_frame` per frame
+    (the same compiled frame routine, so a block equals ``count`` single-frame calls to the bit)."""
+    frame, scratch, inputs, outputs, row = buffers.frame, buffers.scratch, block.inputs, block.outputs, block.output_row
+    for t in range(count):
         for i in range(frame.shape[0]):
-            frame[i] = frames[t, i]
+            frame[i] = inputs[t, i]
         run_frame(buffers)
         for j in range(outputs.shape[1]):
-            outputs[t, j] = buffers.scratch[final, j]
+            outputs[t, j] = scratch[row, j]
+
+
+def block_entry(buffers: Buffers, block: Block):
+    """``run_block`` compiled for these types, called without the dispatcher (as :func:`frame_entry`)."""
+    entry = run_block.compile((numba.typeof(buffers), numba.typeof(block), types.intp))
+    return entry if callable(entry) else run_block
 
 
 def frame_entry(buffers: Buffers):
