@@ -17,7 +17,7 @@ from numba import njit
 from numba.core import types
 from numba.experimental import structref
 
-from reference_engine.kernels import JIT
+from reference_engine.kernels import JIT, JIT_STRUCT
 from reference_engine.kernels.activation import activation
 from reference_engine.kernels.batchnorm import batchnorm
 from reference_engine.kernels.conv1d import conv1d
@@ -64,12 +64,12 @@ BLOCK_FIELDS = ("inputs", "outputs", "output_row")
 structref.define_proxy(Block, BlockType, list(BLOCK_FIELDS))
 
 
-@njit(**JIT)
+@njit(**JIT, inline="always")
 def vector(buffer, offset, size):
     return buffer[offset:offset + size]
 
 
-@njit(**JIT)
+@njit(**JIT, inline="always")
 def matrix(buffer, offset, rows, cols):
     return buffer[offset:offset + rows * cols].reshape((rows, cols))
 
@@ -137,28 +137,36 @@ def run_int8_layer(row, weights, state, cursors, work, x, y, qweights):
                     cursors[row[CURSOR]:row[CURSOR] + 1], dilation, groups, x, y, vector(work, 0, window))
 
 
-@njit(**JIT)
+@njit(**JIT_STRUCT)
 def run_frame(buffers):
     """One frame (``buffers.frame``) through every layer; the output is left in ``scratch[layers % 2, :OUT]``."""
-    table, scratch, frame = buffers.table, buffers.scratch, buffers.frame
+    frame_program(buffers.table, buffers.weights, buffers.state, buffers.cursors, buffers.scratch, buffers.work,
+                  buffers.frame, buffers.qweights)
+
+
+@njit(**JIT)
+def frame_program(table, weights, state, cursors, scratch, work, frame, qweights):
+    """:func:`run_frame` on the buffers taken out of the struct (a block takes them out once, not per frame:
+    each field read of a struct is a reference-count round trip)."""
     for i in range(frame.shape[0]):
         scratch[0, i] = frame[i]
     for layer in range(table.shape[0]):
         row = table[layer]
         source = layer % 2
-        run_layer(row, buffers.weights, buffers.state, buffers.cursors, buffers.work,
-                  scratch[source, :row[IN]], scratch[1 - source, :row[OUT]], buffers.qweights)
+        run_layer(row, weights, state, cursors, work, scratch[source, :row[IN]], scratch[1 - source, :row[OUT]], qweights)
 
 
-@njit(**JIT)
+@njit(**JIT_STRUCT)
 def run_block(buffers, block, count):
     """The first ``count`` frames of ``block.inputs`` -> ``block.outputs``: one :func:`run_frame` per frame
     (the same compiled frame routine, so a block equals ``count`` single-frame calls to the bit)."""
+    table, weights, state, cursors, work, qweights = (buffers.table, buffers.weights, buffers.state, buffers.cursors,
+                                                      buffers.work, buffers.qweights)
     frame, scratch, inputs, outputs, row = buffers.frame, buffers.scratch, block.inputs, block.outputs, block.output_row
     for t in range(count):
         for i in range(frame.shape[0]):
             frame[i] = inputs[t, i]
-        run_frame(buffers)
+        frame_program(table, weights, state, cursors, scratch, work, frame, qweights)
         for j in range(outputs.shape[1]):
             outputs[t, j] = scratch[row, j]
 

@@ -128,12 +128,14 @@ def conv1d_int8(values, scale, bias, history, cursor, dilation, groups, x, y, wi
     group_inputs, group_outputs = x.shape[0] // groups, y.shape[0] // groups
     taps = window.shape[0] // group_inputs
     current = cursor[0]
-    history[current, :] = x
+    for i in range(x.shape[0]):  # element loops: a slice assignment may copy through a temporary
+        history[current, i] = x[i]
     for group in range(groups):
         first_input, first_output = group * group_inputs, group * group_outputs
         for k in range(taps):  # tap K-1 is the current frame, tap k the frame (K-1-k)*d back
             slot = (current - (taps - 1 - k) * dilation) % slots
-            window[k * group_inputs:(k + 1) * group_inputs] = history[slot, first_input:first_input + group_inputs]
+            for i in range(group_inputs):
+                window[k * group_inputs + i] = history[slot, first_input + i]
         outputs = slice(first_output, first_output + group_outputs)
         matvec_int8(values[outputs], scale[outputs], window, y[outputs], False)
     add_bias(bias, y)
