@@ -84,14 +84,22 @@ def run_layer(row, weights, state, cursors, work, x, y, qweights):
         dense(matrix(weights, row[ARRAY0], outputs, inputs), vector(weights, row[ARRAY1], outputs), x, y)
     elif op == LSTM:
         hidden = outputs
-        lstm(matrix(weights, row[ARRAY0], 4 * hidden, inputs + hidden), vector(weights, row[ARRAY1], 4 * hidden), x,
+        columns = row[PARAM0] != 0  # the matrix is stored transposed (kernels/dense.py: use_columns)
+        weight = (matrix(weights, row[ARRAY0], inputs + hidden, 4 * hidden) if columns
+                  else matrix(weights, row[ARRAY0], 4 * hidden, inputs + hidden))
+        lstm(weight, vector(weights, row[ARRAY1], 4 * hidden), x,
              vector(state, row[STATE], hidden), vector(state, row[STATE] + hidden, hidden),
-             vector(work, 0, inputs + hidden), vector(work, inputs + hidden, 4 * hidden), y)
+             vector(work, 0, inputs + hidden), vector(work, inputs + hidden, 4 * hidden), y, columns)
     elif op == GRU:
         hidden = outputs
-        gru(matrix(weights, row[ARRAY0], 3 * hidden, inputs), matrix(weights, row[ARRAY1], 3 * hidden, hidden),
-            vector(weights, row[ARRAY2], 3 * hidden), vector(weights, row[ARRAY3], 3 * hidden), x,
-            vector(state, row[STATE], hidden), vector(work, 0, 3 * hidden), vector(work, 3 * hidden, 3 * hidden), y)
+        columns_ih, columns_hh = row[PARAM0] != 0, row[PARAM1] != 0
+        weight_ih = (matrix(weights, row[ARRAY0], inputs, 3 * hidden) if columns_ih
+                     else matrix(weights, row[ARRAY0], 3 * hidden, inputs))
+        weight_hh = (matrix(weights, row[ARRAY1], hidden, 3 * hidden) if columns_hh
+                     else matrix(weights, row[ARRAY1], 3 * hidden, hidden))
+        gru(weight_ih, weight_hh, vector(weights, row[ARRAY2], 3 * hidden), vector(weights, row[ARRAY3], 3 * hidden), x,
+            vector(state, row[STATE], hidden), vector(work, 0, 3 * hidden), vector(work, 3 * hidden, 3 * hidden), y,
+            columns_ih, columns_hh)
     elif op == CONV1D:
         taps, dilation, groups = row[PARAM0], row[PARAM1], row[PARAM2]
         window = taps * (inputs // groups)
