@@ -192,7 +192,7 @@ void time_frames(Model& model, const std::vector<float>& frames, int in_size, in
     // Nearest rank on the sorted samples, as reference_engine.benchmark.latency_statistics computes it.
     auto quantile = [&](double q)
     {
-        const size_t rank = (size_t)std::ceil(q * (double)sorted.size());
+        const size_t rank = (size_t)std::ceil(q * (double)sorted.size() - 1e-9); // 0.99 * 1000 is rank 990
         return sorted[std::min(sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
     };
     double total = 0;
