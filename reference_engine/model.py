@@ -8,11 +8,11 @@
     Y = engine.run(frames)                  # float32 [T, in] -> new [T, out], continuing the state
 
 A frame is one call into compiled code (``runner.run_frame``) over buffers allocated once here: the
-packed weights, the state, two ping-pong scratch rows, a work area and the input row (``program.py``
-documents them). A block (what a plugin's audio callback hands over) is one call too: ``runner.run_block``
-loops over its frames in compiled code, calling the same ``run_frame`` per frame, so a block computes
-exactly what N ``forward`` calls compute. Nothing is allocated per frame or per block, in Python or in
-compiled code (tested with numba's allocation counters and tracemalloc).
+packed weights, the state, the scratch slots (two ping-pong rows for a stack), a work area and the input
+row (``program.py`` documents them). A block (what a plugin's audio callback hands over) is one call too:
+``runner.run_block`` loops over its frames in compiled code, running the same per-frame program per frame,
+so a block computes exactly what N ``forward`` calls compute. Nothing is allocated per frame or per block,
+in Python or in compiled code (tested with numba's allocation counters and tracemalloc).
 
 Non-finite input (NaN, Inf) is not rejected -- checking every frame would cost time on the audio path
 and RTNeural does not check either. It propagates as in RTNeural's C++: a NaN reaching a recurrent or
@@ -30,7 +30,7 @@ from reference_engine.program import Program, aligned_zeros, compile_program
 from reference_engine.runner import Block, Buffers, block_entry, frame_entry
 from toolchain.errors import InputError
 from toolchain.layers import Model
-from toolchain.rtneural_json import read_model
+from toolchain.graph_json import read_model
 
 
 #: Block capacity an engine starts with: a common plugin buffer (``prepare`` changes it).
@@ -42,7 +42,7 @@ class MemoryReport:
     """Bytes the engine keeps resident, from the arrays it actually holds.
 
     ``weight_bytes``: the packed weight buffer (with its 64-byte alignment padding) and the opcode table;
-    ``state_bytes``: recurrent/conv1d state and ring cursors; ``scratch_bytes``: ping-pong rows, work area, input row
+    ``state_bytes``: recurrent/conv1d state and ring cursors; ``scratch_bytes``: scratch slots, work area, input row
     and the block input/output buffers.
     """
 
@@ -69,7 +69,7 @@ class Engine:
         self.input_size, self.output_size = program.input_size, program.output_size
         self.state = aligned_zeros(max(program.state_size, 1))
         self.cursors = np.zeros(max(program.cursor_count, 1), dtype=np.int64)
-        self.scratch = aligned_zeros(2 * program.scratch_width).reshape(2, program.scratch_width)
+        self.scratch = aligned_zeros(program.slots * program.scratch_width).reshape(program.slots, program.scratch_width)
         self.work = aligned_zeros(max(program.work_size, 1))
         self.frame = aligned_zeros(self.input_size)
         self.buffers = Buffers(program.table, program.weights, self.state, self.cursors, self.scratch, self.work, self.frame,
@@ -168,7 +168,7 @@ class Engine:
 
 
 def read_engine_model(path: str | Path):
-    """The model in an RTNeural JSON file (read strictly by ``toolchain.rtneural_json``), or in an INT8
+    """The model in an RTNeural JSON, in_skip or graph file (read strictly by ``toolchain.graph_json``), or in an INT8
     JSON file (``quant.int8_json``, run with the INT8 kernels)."""
     from quant.int8_json import is_int8_json, read_int8_model
 

@@ -25,10 +25,11 @@ from reference_engine.kernels.dense import dense
 from reference_engine.kernels.gru import gru
 from reference_engine.kernels.int8 import conv1d_int8, dense_int8, gru_int8, lstm_int8
 from reference_engine.kernels.lstm import lstm
+from reference_engine.kernels.merge import ADD, merge
 from reference_engine.kernels.prelu import prelu
 from reference_engine.program import (
     ACTIVATION, ACTIVATION_LAYER, ARRAY0, ARRAY1, ARRAY2, ARRAY3, BATCHNORM, CONV1D, CONV1D_INT8, CURSOR, DENSE,
-    DENSE_INT8, GRU, GRU_INT8, IN, LSTM, LSTM_INT8, OP, OUT, PARAM0, PARAM1, PARAM2, PRELU, STATE,
+    DENSE_INT8, DST, GRU, GRU_INT8, IN, LSTM, LSTM_INT8, OP, OUT, PARAM0, PARAM1, PARAM2, PRELU, SRC, SRC2, STATE,
 )
 
 
@@ -40,7 +41,7 @@ class BuffersType(types.StructRef):
 
 class Buffers(structref.StructRefProxy):
     """Everything a frame touches: ``table`` (int64 [layers, FIELDS]), ``weights``, ``state``, ``cursors``,
-    ``scratch`` ([2, width]), ``work``, ``frame`` (the input row, written by the caller) and ``qweights``
+    ``scratch`` ([slots, width]), ``work``, ``frame`` (the input row, written by the caller) and ``qweights``
     (int8 matrices of INT8 layers)."""
 
 
@@ -147,7 +148,8 @@ def run_int8_layer(row, weights, state, cursors, work, x, y, qweights):
 
 @njit(**JIT_STRUCT)
 def run_frame(buffers):
-    """One frame (``buffers.frame``) through every layer; the output is left in ``scratch[layers % 2, :OUT]``."""
+    """One frame (``buffers.frame``, copied into slot 0) through every row, each reading scratch slots
+    ``SRC`` (and ``SRC2``) and writing slot ``DST``; the output is left in the last row's ``DST`` slot."""
     frame_program(buffers.table, buffers.weights, buffers.state, buffers.cursors, buffers.scratch, buffers.work,
                   buffers.frame, buffers.qweights)
 
@@ -160,13 +162,16 @@ def frame_program(table, weights, state, cursors, scratch, work, frame, qweights
         scratch[0, i] = frame[i]
     for layer in range(table.shape[0]):
         row = table[layer]
-        source = layer % 2
-        run_layer(row, weights, state, cursors, work, scratch[source, :row[IN]], scratch[1 - source, :row[OUT]], qweights)
+        x, y = scratch[row[SRC], :row[IN]], scratch[row[DST], :row[OUT]]
+        if row[OP] >= ADD:  # a merge row (kernels/merge.py)
+            merge(row[OP], row[PARAM0], x, scratch[row[SRC2], :row[IN]], y)
+        else:
+            run_layer(row, weights, state, cursors, work, x, y, qweights)
 
 
 @njit(**JIT_STRUCT)
 def run_block(buffers, block, count):
-    """The first ``count`` frames of ``block.inputs`` -> ``block.outputs``: one :func:`run_frame` per frame
+    """The first ``count`` frames of ``block.inputs`` -> ``block.outputs``: one :func:`frame_program` per frame
     (the same compiled frame routine, so a block equals ``count`` single-frame calls to the bit)."""
     table, weights, state, cursors, work, qweights = (buffers.table, buffers.weights, buffers.state, buffers.cursors,
                                                       buffers.work, buffers.qweights)

@@ -1,7 +1,7 @@
 """Block processing: ``Engine.process`` (N frames in one compiled call) computes exactly what N
 ``forward`` calls compute -- the same frame routine runs per frame, so the outputs are equal to the bit
 and the state after a block is the state after N frames. Models cover every layer kind and the INT8
-kernels, with odd and square sizes; blocks of 1, odd, square and full capacity, and random partitions."""
+kernels and a graph with every merge row, with odd and square sizes; blocks of 1, odd, square and full capacity, and random partitions."""
 from __future__ import annotations
 
 import numpy as np
@@ -42,8 +42,9 @@ def blockwise(engine: Engine, frames: np.ndarray, sizes: list[int]) -> np.ndarra
     return np.vstack(pieces)
 
 
-@pytest.mark.parametrize("build", [every_kind, per_sample, lambda rng: quantize_model(every_kind(rng))],
-                         ids=["every-kind", "per-sample-lstm", "int8"])
+@pytest.mark.parametrize("build", [every_kind, per_sample, lambda rng: quantize_model(every_kind(rng)),
+                                   lambda rng: synthetic.wavenet(rng)],
+                         ids=["every-kind", "per-sample-lstm", "int8", "graph-wavenet"])
 def test_blocks_equal_frame_by_frame_to_the_bit(rng, build):
     engine = Engine(build(rng), block=64)
     frames = rng.standard_normal((64 + 64 + 1 + 7 + 16 + 64, engine.input_size)).astype(np.float32)

@@ -2,8 +2,9 @@
 
 Two independent measurements, each with a control that proves it can fail:
 - numba's runtime (NRT) allocation counters, enabled with NUMBA_NRT_STATS=1 in a subprocess (the flag
-  must be set before numba is imported): zero NRT allocations over 10,000 ``forward`` calls and over
-  the ``process`` calls of 10,000 frames in blocks of 64 (and of 7: a partial block), while a compiled
+  must be set before numba is imported): zero NRT allocations over 10,000 ``forward`` calls of a stack
+  and of a graph with every merge row (``synthetic.wavenet``), and over the ``process`` calls of 10,000
+  frames in blocks of 64 (and of 7: a partial block), while a compiled
   function that does allocate moves the counter per call;
 - tracemalloc over 10,000 ``forward`` calls of a model with a 4096-wide output: the peak of traced
   memory grows by far less than one output array (16 KiB), while a variant that copies the output
@@ -38,6 +39,7 @@ NRT_SCRIPT = textwrap.dedent("""
               synthetic.batchnorm(rng, 8), synthetic.prelu(rng, 8), synthetic.lstm(rng, 8, 7),
               synthetic.gru(rng, 7, 6), synthetic.activation(6, "softmax"), synthetic.dense(rng, 6, 3)]
     engine = Engine(synthetic.model(4, layers))
+    graph = Engine(synthetic.wavenet(rng, 4))   # every merge row: slice, mul, add (n-ary), concat, sub
     frames = rng.standard_normal((FRAMES, 4)).astype(np.float32)
     outputs = np.empty((FRAMES, 3), np.float32)
 
@@ -46,12 +48,17 @@ NRT_SCRIPT = textwrap.dedent("""
         return np.empty(x.shape[0], np.float32)
 
     engine.forward(frames[0]); engine.run(frames[:2]); allocating_control(frames[0])   # compile first
+    graph.forward(frames[0])
     def allocations():
         return rtsys.get_allocation_stats().alloc
     before = allocations()
     for frame in frames:
         engine.forward(frame)
     forward_delta = allocations() - before
+    before = allocations()
+    for frame in frames:
+        graph.forward(frame)
+    graph_delta = allocations() - before
     engine.process(frames[:64]); engine.process(frames[:7])
     process_deltas = []
     for size in (64, 7):
@@ -64,7 +71,7 @@ NRT_SCRIPT = textwrap.dedent("""
     for frame in frames:
         allocating_control(frame)
     control_delta = allocations() - before
-    print(json.dumps({"forward": forward_delta, "process": process_deltas, "control": control_delta}))
+    print(json.dumps({"forward": forward_delta, "graph_forward": graph_delta, "process": process_deltas, "control": control_delta}))
 """).replace("FRAMES", str(FRAMES))
 
 
@@ -76,6 +83,7 @@ def test_numba_runtime_allocates_nothing_per_frame():
     counts = json.loads(result.stdout.strip().splitlines()[-1])
     assert counts["control"] >= FRAMES, f"the NRT counter does not see allocations: {counts}"
     assert counts["forward"] == 0, counts
+    assert counts["graph_forward"] == 0, counts
     assert counts["process"] == [0, 0], counts
 
 
