@@ -263,6 +263,31 @@ def measure(models: list[LoadedModel], frames: int, warmup: int, seed: int = 0,
     return results, pipeline
 
 
+def int8_versus_float(models: list[LoadedModel], frames: int, warmup: int, seed: int = 0, block: int = 1) -> list[dict]:
+    """For every INT8 model among ``models`` (INT8 JSON), the same layers with float kernels (the INT8 file's
+    dequantized weights: the same function) timed the same way right after it: latency and weight bytes of
+    both, and whether INT8 pays. The INT8 kernels widen each int8 weight to float32 before the multiply-add:
+    they save memory traffic, which pays on models whose weights stream from beyond L2, not on small ones."""
+    from quant.int8_json import Int8Model
+
+    verdicts = []
+    for loaded in models:
+        model = read_engine_model(loaded.details["path"]) if loaded.details.get("path") else None
+        if not isinstance(model, Int8Model):
+            continue
+        float_model = load_model_for_bench(model.model, f"{loaded.name} (float kernels)")
+        # both timed again here, back to back, so a load change on the machine hits both alike
+        (int8_figures, float_figures), _ = measure([loaded, float_model], frames, warmup, seed, block=block)
+        ratio = int8_figures.latency["p50"] / float_figures.latency["p50"]
+        verdicts.append({"model": loaded.name, "block": block, "int8_p50_us": int8_figures.latency["p50"] * 1e6,
+                         "float_p50_us": float_figures.latency["p50"] * 1e6, "latency_ratio": ratio,
+                         "int8_weight_bytes": int8_figures.memory["weight_bytes"],
+                         "float_weight_bytes": float_figures.memory["weight_bytes"],
+                         "bytes_ratio": int8_figures.memory["weight_bytes"] / float_figures.memory["weight_bytes"],
+                         "recommend": "int8" if ratio <= 1.0 else "float"})
+    return verdicts
+
+
 def step_calls(engine: Engine, frames: np.ndarray, block: int) -> Callable[[int], object]:
     """``step(t)``: the engine's t-th call over ``frames`` -- ``forward`` of frame t for a block of 1 (the
     single-frame API), else ``process`` of the t-th block (views made beforehand, none per call)."""

@@ -118,3 +118,20 @@ def test_an_impossible_deadline_fails_and_disagreeing_rates_are_refused(per_samp
     assert result.exit_code == 2 and "--sample-rate: the models declare different sample rates" in result.stderr
     result = invoke(per_sample_files[0], "--block", "0")
     assert result.exit_code == 2 and "--block: must be between" in result.stderr
+
+
+def test_an_int8_model_is_timed_against_its_float_form_and_bench_says_which_to_ship(tmp_path):
+    from quant.int8_json import quantize_model, write_int8_model
+
+    rng = np.random.default_rng(9)
+    model = synthetic.model(7, [synthetic.dense(rng, 7, 16, "relu"), synthetic.lstm(rng, 16, 9), synthetic.dense(rng, 9, 3)])
+    path = write_int8_model(quantize_model(model), tmp_path / "small.int8.json")
+    report = tmp_path / "report.json"
+    result = invoke(path, *FRAMES, "--json", report)
+    assert result.exit_code == 0, result.output
+    (verdict,) = json.loads(report.read_text())["settings"]["int8_versus_float"]
+    assert verdict["model"] == "small.int8" and verdict["recommend"] in ("int8", "float")
+    assert verdict["recommend"] == ("int8" if verdict["latency_ratio"] <= 1.0 else "float")
+    assert verdict["bytes_ratio"] < 1.0  # int8 weights are smaller whatever the timing says
+    expected = "recommend float" if verdict["recommend"] == "float" else "INT8 pays here"
+    assert f"small.int8: INT8 p50" in result.stdout and expected in result.stdout

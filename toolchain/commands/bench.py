@@ -89,6 +89,13 @@ def bench(
                 "models": [str(p) for p in models]}
     result = BenchResult(measured, pipeline, chosen, settings)
     Console(width=max(Console().width, 170)).print(render(result))
+    from reference_engine.benchmark import int8_versus_float
+
+    with console.status("timing the INT8 models' float form"):
+        verdicts = int8_versus_float(loaded, frames, warmup, seed, block)
+    for verdict in verdicts:
+        Console(soft_wrap=True).print(recommendation(verdict), markup=False)
+    result.settings["int8_versus_float"] = verdicts
     if rtneural is not None:
         from toolchain.cpp.bench import default_backend, measure_files, rtneural_table
 
@@ -139,3 +146,15 @@ def render(result) -> Table:
                       *(format_size(memory[k]) for k in ("weight_bytes", "state_bytes", "scratch_bytes", "total_bytes")),
                       f"{entry.compile_seconds:.2f} s")
     return table
+
+
+def recommendation(verdict: dict) -> str:
+    """One line per INT8 model: its latency and bytes against the same model with float kernels, and which to ship."""
+    figures = (f"{verdict['model']}: INT8 p50 {verdict['int8_p50_us']:.2f} us vs float {verdict['float_p50_us']:.2f} us per call "
+               f"({verdict['latency_ratio']:.2f}x), weights {verdict['int8_weight_bytes']:,} vs {verdict['float_weight_bytes']:,} "
+               f"bytes ({verdict['bytes_ratio']:.3f}x)")
+    if verdict["recommend"] == "float":
+        return (figures + ": the INT8 kernels are slower on this model (its float weights fit in cache, so the smaller "
+                "weights save no memory traffic, and each int8 weight costs a conversion) -- recommend float unless "
+                "memory is the constraint")
+    return figures + ": INT8 pays here"
