@@ -13,6 +13,7 @@ the frame has been copied into ``buffers.frame`` by numpy -- allocates nothing a
 from __future__ import annotations
 
 import numba
+import numpy as np
 from numba import njit
 from numba.core import types
 from numba.experimental import structref
@@ -124,19 +125,55 @@ def run_int8_layer(row, weights, state, cursors, work, x, y, qweights):
     """The INT8 layers (``kernels/int8.py``): ARRAY fields list the int8 arrays (in ``qweights``) first.
     The caller applies the activation."""
     op, inputs, outputs = row[OP], row[IN], row[OUT]
+    # Compact layers (kernels/int8.py): PARAM0/PARAM1 rows per stored scale, PARAM2 = 1 for int8 biases
+    # (then the int8 biases follow the int8 matrices, and their scales follow the weight scales).
+    int8_bias = row[PARAM2] != 0
     if op == DENSE_INT8:
-        dense_int8(matrix(qweights, row[ARRAY0], outputs, inputs), vector(weights, row[ARRAY1], outputs),
-                   vector(weights, row[ARRAY2], outputs), x, y)
+        group = row[PARAM0]
+        scales = outputs // group
+        if int8_bias:  # ARRAY0 q, ARRAY1 bias q (int8), ARRAY2 scales + bias scale
+            scale = vector(weights, row[ARRAY2], scales + 1)
+            dense_int8(matrix(qweights, row[ARRAY0], outputs, inputs), scale[:scales], group, scale[:outputs],
+                       vector(qweights, row[ARRAY1], outputs), scale[scales], True, x, y)
+        else:  # ARRAY0 q, ARRAY1 scales, ARRAY2 bias
+            scale = vector(weights, row[ARRAY1], scales)
+            dense_int8(matrix(qweights, row[ARRAY0], outputs, inputs), scale, group, vector(weights, row[ARRAY2], outputs),
+                       vector(qweights, row[ARRAY0], outputs), np.float32(0), False, x, y)
     elif op == LSTM_INT8:
         hidden = outputs
-        lstm_int8(matrix(qweights, row[ARRAY0], 4 * hidden, inputs), matrix(qweights, row[ARRAY1], 4 * hidden, hidden),
-                  matrix(weights, row[ARRAY2], 2, 4 * hidden), vector(weights, row[ARRAY3], 4 * hidden), x,
-                  vector(state, row[STATE], hidden), vector(state, row[STATE] + hidden, hidden), vector(work, 0, 4 * hidden), y)
+        group_ih, group_hh = row[PARAM0], row[PARAM1]
+        count_ih, count_hh = 4 * hidden // group_ih, 4 * hidden // group_hh
+        values_ih, values_hh = matrix(qweights, row[ARRAY0], 4 * hidden, inputs), matrix(qweights, row[ARRAY1], 4 * hidden, hidden)
+        h, c = vector(state, row[STATE], hidden), vector(state, row[STATE] + hidden, hidden)
+        if int8_bias:  # ARRAY2 bias q, ARRAY3 scales (ih, hh) + bias scale
+            scale = vector(weights, row[ARRAY3], count_ih + count_hh + 1)
+            lstm_int8(values_ih, values_hh, scale[:count_ih], group_ih, scale[count_ih:count_ih + count_hh], group_hh,
+                      scale[:4 * hidden], vector(qweights, row[ARRAY2], 4 * hidden), scale[count_ih + count_hh], True,
+                      x, h, c, vector(work, 0, 4 * hidden), y)
+        else:  # ARRAY2 scales (ih, hh), ARRAY3 bias
+            scale = vector(weights, row[ARRAY2], count_ih + count_hh)
+            lstm_int8(values_ih, values_hh, scale[:count_ih], group_ih, scale[count_ih:], group_hh,
+                      vector(weights, row[ARRAY3], 4 * hidden), vector(qweights, row[ARRAY0], 4 * hidden), np.float32(0),
+                      False, x, h, c, vector(work, 0, 4 * hidden), y)
     elif op == GRU_INT8:
         hidden = outputs
-        gru_int8(matrix(qweights, row[ARRAY0], 3 * hidden, inputs), matrix(qweights, row[ARRAY1], 3 * hidden, hidden),
-                 matrix(weights, row[ARRAY2], 2, 3 * hidden), matrix(weights, row[ARRAY3], 2, 3 * hidden), x,
-                 vector(state, row[STATE], hidden), vector(work, 0, 3 * hidden), vector(work, 3 * hidden, 3 * hidden), y)
+        group_ih, group_hh = row[PARAM0], row[PARAM1]
+        count_ih, count_hh = 3 * hidden // group_ih, 3 * hidden // group_hh
+        values_ih, values_hh = matrix(qweights, row[ARRAY0], 3 * hidden, inputs), matrix(qweights, row[ARRAY1], 3 * hidden, hidden)
+        if int8_bias:  # ARRAY2 biases q [2, 3H], ARRAY3 scales (ih, hh) + the two bias scales
+            scale = vector(weights, row[ARRAY3], count_ih + count_hh + 2)
+            biases_q = vector(qweights, row[ARRAY2], 6 * hidden)
+            gru_int8(values_ih, values_hh, scale[:count_ih], group_ih, scale[count_ih:count_ih + count_hh], group_hh,
+                     scale[:3 * hidden], scale[:3 * hidden], biases_q[:3 * hidden], biases_q[3 * hidden:],
+                     scale[count_ih + count_hh], scale[count_ih + count_hh + 1], True, x, vector(state, row[STATE], hidden),
+                     vector(work, 0, 3 * hidden), vector(work, 3 * hidden, 3 * hidden), y)
+        else:  # ARRAY2 scales (ih, hh), ARRAY3 biases [2, 3H]
+            scale = vector(weights, row[ARRAY2], count_ih + count_hh)
+            biases = vector(weights, row[ARRAY3], 6 * hidden)
+            unused = vector(qweights, row[ARRAY0], 3 * hidden)
+            gru_int8(values_ih, values_hh, scale[:count_ih], group_ih, scale[count_ih:], group_hh,
+                     biases[:3 * hidden], biases[3 * hidden:], unused, unused, np.float32(0), np.float32(0), False,
+                     x, vector(state, row[STATE], hidden), vector(work, 0, 3 * hidden), vector(work, 3 * hidden, 3 * hidden), y)
     elif op == CONV1D_INT8:
         taps, dilation, groups = row[PARAM0], row[PARAM1], row[PARAM2]
         window = taps * (inputs // groups)
