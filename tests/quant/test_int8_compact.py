@@ -9,30 +9,14 @@ import numpy as np
 import pytest
 
 from quant.int8 import dequantize, quantize_symmetric
-from quant.int8_json import quantize_model
+from quant.int8_json import per_tensor_model, quantize_model
 from reference_engine import synthetic
 from reference_engine.kernels.int8 import compact_scale, exact_int8
 from reference_engine.model import Engine
 from toolchain.layers import Model
 
-WEIGHTS = {"dense": ("weight",), "lstm": ("weight_ih", "weight_hh"), "gru": ("weight_ih", "weight_hh")}
-BIASES = {"dense": ("bias",), "lstm": ("bias",), "gru": ("bias_ih", "bias_hh")}
-
-
-def per_tensor(array: np.ndarray) -> np.ndarray:
-    q, s = quantize_symmetric(array, None)
-    return dequantize(q, s, None)
-
-
 def quantized_per_tensor(model: Model, biases: bool) -> Model:
-    """``model`` with every matrix (and, if ``biases``, every bias) replaced by its per-tensor int8 value."""
-    layers = []
-    for layer in model.layers:
-        fields = {name: per_tensor(getattr(layer, name)) for name in WEIGHTS.get(layer.kind, ())}
-        if biases:
-            fields.update({name: per_tensor(getattr(layer, name)) for name in BIASES.get(layer.kind, ())})
-        layers.append(replace(layer, **fields))
-    return Model(model.input_size, layers)
+    return per_tensor_model(model, biases)
 
 
 def stack(rng) -> Model:
@@ -43,8 +27,10 @@ def stack(rng) -> Model:
 def test_compaction_is_chosen_only_where_exact():
     assert compact_scale(np.full(12, 0.25, np.float32))[1] == 12
     assert compact_scale(np.array([0.25, 0.5], np.float32))[1] == 1
-    q, s = exact_int8(per_tensor(np.linspace(-3, 2, 9).astype(np.float32)))
-    assert q.dtype == np.int8 and np.array_equal(q.astype(np.float32) * s, per_tensor(np.linspace(-3, 2, 9).astype(np.float32)))
+    values, scale = quantize_symmetric(np.linspace(-3, 2, 9).astype(np.float32), None)
+    exact = dequantize(values, scale, None)
+    q, s = exact_int8(exact)
+    assert q.dtype == np.int8 and np.array_equal(q.astype(np.float32) * s, exact)
     assert exact_int8(np.array([1.0, 0.1234567], np.float32)) is None
 
 
