@@ -135,3 +135,16 @@ def test_an_int8_model_is_timed_against_its_float_form_and_bench_says_which_to_s
     assert verdict["bytes_ratio"] < 1.0  # int8 weights are smaller whatever the timing says
     expected = "recommend float" if verdict["recommend"] == "float" else "INT8 pays here"
     assert f"small.int8: INT8 p50" in result.stdout and expected in result.stdout
+
+
+def test_the_pipeline_notes_int8_models_slower_than_float_and_only_those():
+    from reference_engine.benchmark import Measurement
+    from toolchain.kelly.main_job import int8_latency_notes
+
+    def measured(name, p50):
+        return Measurement(name, 10, {"p50": p50, "p99": p50, "p99.9": p50, "max": p50, "mean": p50, "min": p50}, {})
+
+    float32 = {"Small": measured("Small", 1e-6), "Large": measured("Large", 20e-6)}
+    int8 = {"Small": measured("Small", 1.3e-6), "Large": measured("Large", 18e-6), "Missing": measured("Missing", 1.0)}
+    (note,) = int8_latency_notes("int8", int8, float32)
+    assert note.startswith("int8 Small: INT8 p50 1.30 us vs float 1.00 us (1.30x)") and "ship float" in note
