@@ -12,8 +12,8 @@ Variants of each model (seeded random weights, the shapes of ``bench/models.py``
   compactly by the engine. Trained models decide with ``--auto`` whether the accuracy holds; on random
   weights the accuracy figures below only say how much per-tensor costs on these shapes.
 
-Latency: per frame, in blocks of 64 (``Engine.process``) and one ``forward`` call per frame, median of
-rounds that alternate between the variants (a noisy neighbour hits all alike). Accuracy: against the
+Latency: per frame, in blocks of 64 (``Engine.process``) and one ``forward`` call per frame: the median
+of each round, rounds alternating between the variants (a noisy neighbour hits all alike), best round kept. Accuracy: against the
 float model on 2,000 seeded standard-normal frames (cosine, error-to-signal = RMS error / RMS output).
 GB/s: weight bytes / block-64 per-frame time (each frame reads every weight once).
 """
@@ -61,7 +61,9 @@ def timings(engines: dict[str, Engine], frames: np.ndarray, rounds: int) -> dict
             samples[name]["block"].append(time_frames(lambda t: process(blocks[t]), len(blocks)) / BLOCK)
             rows = list(frames[:2000])
             samples[name]["forward"].append(time_frames(lambda t: forward(rows[t]), len(rows)))
-    return {name: {kind: latency_statistics(np.concatenate(parts))["p50"] for kind, parts in figures.items()}
+    # The best round's median: on a shared machine a block of a large model (64 x 27 us) is often preempted,
+    # which would charge another process's time slice to the block; the best round is the least disturbed.
+    return {name: {kind: min(latency_statistics(part)["p50"] for part in parts) for kind, parts in figures.items()}
             for name, figures in samples.items()}
 
 
