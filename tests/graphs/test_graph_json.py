@@ -2,7 +2,6 @@
 reader as one line ``FILE: graph.nodes[i] (name): reason`` (exit 2 through the CLI, nothing written)."""
 from __future__ import annotations
 
-import copy
 import json
 
 import numpy as np
@@ -32,6 +31,8 @@ def test_forms_follow_the_wiring(rng):
     two_outputs_skip = with_in_skip(synthetic.dense_stack(rng, [3, 5, 1]))
     two_outputs_skip.layers[-2] = Slice(start=1, size=1, inputs=(0,))  # feature 1 is not AIDA-X's skip
     assert output_form(two_outputs_skip) == "graph"
+    path_through_slice = Model(3, [Slice(start=1, size=2), synthetic.dense(rng, 2, 1)])  # found by the DAG property
+    assert not path_through_slice.is_sequential() and output_form(path_through_slice) == "graph"
 
 
 @pytest.mark.parametrize("build", ["residual", "wavenet", "in_skip"])
@@ -151,3 +152,15 @@ def test_int8_graph_and_in_skip_files_round_trip(rng, tmp_path):
         document = json.loads(path.read_text())
         assert "weights_format" not in json.loads(json.dumps(model_to_json(again.model)))
         assert document.get("in_skip", 0) == (0 if document.get("graph") else 1)
+
+
+def test_validate_loads_graph_and_in_skip_files(rng, tmp_path):
+    """``kelly-tc validate`` loads each model through ``load_model_file``: every form is read, none is cut short."""
+    from toolchain.kelly.validate import load_model_file
+
+    for name, model in (("graph", synthetic.wavenet(rng, 1, 3)), ("skip", with_in_skip(synthetic.dense_stack(rng, [2, 5, 1])))):
+        path = write_model(model, tmp_path / f"{name}.json")
+        loaded, engine = load_model_file(path)
+        assert loaded.wiring() == model.wiring()
+        frames = rng.standard_normal((9, model.input_size)).astype(np.float32)
+        np.testing.assert_array_equal(engine.run(frames), Engine(model).run(frames))

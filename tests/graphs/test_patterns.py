@@ -17,8 +17,8 @@ ATOL = 1e-5
 EXPORTS = ("legacy", "dynamo", "dynamo_dynamic")
 #: The 1-input SimpleRNNs are the 2-input ones minus a knob: legacy only, to keep dynamo exports (~5 s each) few.
 CASES = [(name, exporter) for name in ("simplernn_lstm_1in", "simplernn_gru_1in") for exporter in ("legacy",)] + \
-        [(name, exporter) for name in ("simplernn_lstm_2in", "simplernn_gru_2in", "tcn", "wavenet", "dense_residual",
-                                       "concat_branches") for exporter in EXPORTS]
+        [(name, exporter) for name in ("simplernn_lstm_2in", "simplernn_gru_2in", "tcn", "wavenet", "wavenet_pedalnet_slice",
+                                       "dense_residual", "concat_branches") for exporter in EXPORTS]
 
 
 @pytest.fixture(scope="module")
@@ -76,27 +76,22 @@ def test_pattern_converts_to_its_form_and_matches(name, exporter, exported):
 
 
 def test_in_skip_with_knob_inputs_adds_input_zero_only(exported):
+    """The skip adds the audio (input 0) and not the knob: the whole model minus its stack is exactly x[:, 0]
+    (float32 rounding of one addition: 1e-6), while the knob does reach the output through the stack."""
     from reference_engine.model import Engine
     from toolchain.convert import convert_file
+    from toolchain.graph_json import in_skip_body
 
     path, _, frames, _ = exported("simplernn_lstm_2in", "legacy")
     model = convert_file(path, path.with_suffix(".json"))
-    engine = Engine(model)
-    knob_changed = frames.copy()
-    knob_changed[:, 1] += 1.0
-    audio_changed = frames.copy()
-    audio_changed[:, 0] += 1.0
-    base = engine.run(frames)
-    engine.reset()
-    with_knob = engine.run(knob_changed)
-    # the network sees the knob (output moves), and the skip adds exactly input 0: shifting input 0 by one
-    # moves the output by 1 + whatever the network does, which the body alone measures
-    from toolchain.graph_json import in_skip_body
-
-    body = Engine(in_skip_body(model))
-    assert not np.allclose(base, with_knob)
-    np.testing.assert_allclose(engine.run(audio_changed) if engine.reset() is None else None,
-                               body.run(audio_changed) + audio_changed[:, :1], atol=1e-6, rtol=0)
+    whole, body = Engine(model), Engine(in_skip_body(model))
+    np.testing.assert_allclose(whole.run(frames) - body.run(frames), frames[:, :1], atol=1e-6, rtol=0)
+    knob_moved = frames.copy()
+    knob_moved[:, 1] += 1.0
+    whole.reset()
+    moved = whole.run(knob_moved)
+    whole.reset()
+    assert not np.allclose(moved, whole.run(frames))
 
 
 def test_convert_says_what_rtneural_ignores(exported, tmp_path):
@@ -132,3 +127,40 @@ def test_run_and_bench_commands_on_graph_and_in_skip_files(exported, tmp_path):
                                      "--memory-budget", "10MB"])
         assert result.exit_code == 0, result.output
         assert load_engine(target).memory().total_bytes < 10 * 1024 * 1024
+
+
+@pytest.mark.parametrize("case", ["two_outputs", "half_time"])
+def test_torch_refusals(case, tmp_path):
+    require_modules("torch", "onnxscript")
+    import torch
+
+    from tests.fixtures import graph_models as gm
+    from tests.fixtures.export import export_legacy
+    from toolchain.errors import KellyError
+    from toolchain.onnx_import import import_onnx
+
+    class Half(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.lin(x)[:, x.size(1) // 2:, :]
+
+    model = gm.TwoOutputs() if case == "two_outputs" else Half()
+    path = tmp_path / f"{case}.onnx"
+    with gm.torch.no_grad():
+        if case == "two_outputs":
+            from tests.fixtures.export import quiet
+
+            with quiet():
+                torch.onnx.export(model, (gm.example("btf", 3),), str(path), dynamo=False, input_names=["x"],
+                                  output_names=["y", "y2"], dynamic_axes={"x": {0: "batch", 1: "time"}})
+        else:
+            export_legacy(model, gm.example("btf", 3), path, {0: "batch", 1: "time"})
+    with pytest.raises(KellyError) as raised:
+        import_onnx(path)
+    expected = {"two_outputs": "graph outputs: the graph has 2 outputs ('y', 'y2'); an RTNeural model gives one frame stream",
+                "half_time": "Slice bounds computed from tensor shapes keep [3, 9223372036854775807) of an axis of 7 "
+                             "frames (evaluated at time length 7): not every frame"}[case]
+    assert raised.value.line().endswith(expected), raised.value.line()

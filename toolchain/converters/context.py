@@ -57,6 +57,9 @@ class NodeContext:
     sources: list = field(default_factory=list)
     #: Frames by which the data input lags the model input (walk.py's delay tracking).
     source_delay: int = 0
+    #: The axis variables of a data tensor walked so far (None if not reached): Slice bounds computed from
+    #: a tensor's shape are evaluated through it.
+    tensor_axes: object = lambda name: None
 
     # ----------------------------------------------------------------------------- messages
     @property

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from toolchain.converters.axes import FEATURE, TIME
+from toolchain.converters.axes import FEATURE, TIME, hinted_role
 from toolchain.converters.context import NodeContext, Outputs
 from toolchain.converters.registry import converter
 from toolchain.layers import Add, Concat, Mul, Slice, Sub
@@ -108,6 +108,8 @@ def split(ctx: NodeContext) -> Outputs:
 @converter("Slice", summary="slice layer of a constant feature range; along time only an identity (keeps every frame)")
 def slice_(ctx: NodeContext) -> list[int]:
     rank = len(ctx.in_axes)
+    if ctx.opset >= 10 and _shape_computed(ctx, (1, 2)):
+        return _shape_computed_identity(ctx)
     if ctx.opset >= 10:
         starts, ends = ctx.int_list("starts", 1), ctx.int_list("ends", 2)
         axes = ctx.int_list("axes", 3) if ctx.has_input(3) else list(range(len(starts or [])))
@@ -149,3 +151,76 @@ def _normal(index: int, size: int | None) -> int:
     if index < 0:
         return max(index + size, 0) if size is not None else index
     return int(np.clip(index, 0, size)) if size is not None else index
+
+
+# ------------------------------------------------------------------ bounds computed from shapes
+#: Time lengths at which shape-computed Slice bounds are evaluated (odd, coprime: -T matches only itself).
+PROBE_LENGTHS = (7, 11)
+
+
+def _shape_computed(ctx: NodeContext, indices) -> bool:
+    return any(ctx.has_input(i) and ctx.graph.kind.get(ctx.node.input[i]) == "shape" for i in indices)
+
+
+def _shape_computed_identity(ctx: NodeContext) -> list[int]:
+    """``x[:, :, -out.size(2):]`` (PedalNetRT) exported with a dynamic time axis: the bounds are computed from
+    tensor shapes. Evaluate them for two time lengths (every per-frame tensor has the input's length) and
+    accept the Slice only if it keeps every frame at both: starts at 0 (or -T) and ends at T or beyond."""
+    rank = len(ctx.in_axes)
+    for length in PROBE_LENGTHS:
+        starts, ends, axes, steps = (_probe(ctx, i, length) for i in (1, 2, 3, 4))
+        axes = axes if axes is not None else list(range(len(starts)))
+        steps = steps if steps is not None else [1] * len(starts)
+        for axis, start, end, step in zip(axes, starts, ends, steps):
+            axis = ctx.axis_index(int(axis), rank)
+            dims = ctx.in_dims
+            size = dims[axis] if dims and isinstance(dims[axis], int) else length
+            if step != 1 or _normal(int(start), size) != 0 or min(int(end), TO_THE_END) < size:
+                raise ctx.unsupported(f"Slice bounds computed from tensor shapes keep [{start}, {end}) of an axis of "
+                                      f"{size} frames (evaluated at time length {length}): not every frame")
+    return list(ctx.in_axes)
+
+
+def _probe(ctx: NodeContext, index: int, length: int):
+    """Input ``index`` of the node as integers when every data tensor's time axis has ``length`` frames."""
+    if not ctx.has_input(index):
+        return None
+    return [int(v) for v in np.asarray(_evaluate(ctx, ctx.node.input[index], length, {})).reshape(-1)]
+
+
+def _evaluate(ctx: NodeContext, name: str, length: int, memo: dict):
+    from toolchain.converters.folding import CONST, evaluate_node
+
+    graph = ctx.graph
+    if name in memo:
+        return memo[name]
+    if graph.kind.get(name) == CONST:
+        return graph.constants[name]
+    node = graph.producer.get(name)
+    if node is None or graph.kind.get(name) != "shape":
+        raise ctx.unsupported(f"Slice bound '{name}' depends on the input's values, not only its shape")
+    if node.op_type in ("Shape", "Size") and graph.kind.get(node.input[0]) == "data":
+        shape = np.array([_length(ctx, node.input[0], axis, length) for axis in range(_rank(ctx, node.input[0]))], np.int64)
+        inputs = [np.zeros(shape, np.float32)]
+    else:
+        inputs = [_evaluate(ctx, i, length, memo) if i else None for i in node.input]
+    for output, value in zip(node.output, evaluate_node(node, inputs, graph.opsets)):
+        memo[output] = np.asarray(value)
+    return memo[name]
+
+
+def _rank(ctx: NodeContext, tensor: str) -> int:
+    axes = ctx.tensor_axes(tensor)
+    if axes is None:
+        raise ctx.unsupported(f"Slice bounds read the shape of '{tensor}', which is not on the path walked so far")
+    return len(axes)
+
+
+def _length(ctx: NodeContext, tensor: str, axis: int, length: int) -> int:
+    """The size of ``tensor``'s ``axis``: its static size, ``length`` for the time axis, else 1 (batch, one)."""
+    dims = ctx.graph.dims.get(tensor)
+    dim = dims[axis] if dims and axis < len(dims) else None
+    if isinstance(dim, int):
+        return dim
+    is_time = ctx.roles.roles(ctx.tensor_axes(tensor)[axis]) == {TIME} or hinted_role(dim) == TIME
+    return length if is_time else 1

@@ -99,7 +99,8 @@ def walk_graph(graph: PreparedGraph) -> Chain:
         before = len(state.layers)
         ctx = NodeContext(graph, node, roles, state, data_inputs[0], first.axes, value=first.value,
                           foldable=first.exclusive and first.value == before and before > 0,
-                          sources=[(t.value, t.axes) for t in sources], source_delay=first.delay)
+                          sources=[(t.value, t.axes) for t in sources], source_delay=first.delay,
+                          tensor_axes=lambda name: tensors[name].axes if name in tensors else None)
         result = entry.function(ctx)
         outputs = result if isinstance(result, Outputs) else Outputs({0: (len(state.layers) if len(state.layers) > before
                                                                             else first.value, result)})
