@@ -129,7 +129,7 @@ def test_run_and_bench_commands_on_graph_and_in_skip_files(exported, tmp_path):
         assert load_engine(target).memory().total_bytes < 10 * 1024 * 1024
 
 
-@pytest.mark.parametrize("case", ["two_outputs", "half_time"])
+@pytest.mark.parametrize("case", ["two_outputs", "half_time", "concat_over_time", "branch_delay"])
 def test_torch_refusals(case, tmp_path):
     require_modules("torch", "onnxscript")
     import torch
@@ -147,7 +147,23 @@ def test_torch_refusals(case, tmp_path):
         def forward(self, x):
             return self.lin(x)[:, x.size(1) // 2:, :]
 
-    model = gm.TwoOutputs() if case == "two_outputs" else Half()
+    class OverTime(torch.nn.Module):  # [batch, time, features]: dim=1 joins along time
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 3)
+
+        def forward(self, x):
+            return torch.cat([self.lin(x), x], dim=1)
+
+    class Delayed(torch.nn.Module):  # [batch, channels, time]: one frame too much left padding, trimmed at the end
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv1d(3, 3, 3)
+
+        def forward(self, x):
+            return self.conv(torch.nn.functional.pad(x, (3, 0)))[:, :, :-1] + x
+
+    model = {"two_outputs": gm.TwoOutputs, "half_time": Half, "concat_over_time": OverTime, "branch_delay": Delayed}[case]()
     path = tmp_path / f"{case}.onnx"
     with gm.torch.no_grad():
         if case == "two_outputs":
@@ -156,11 +172,18 @@ def test_torch_refusals(case, tmp_path):
             with quiet():
                 torch.onnx.export(model, (gm.example("btf", 3),), str(path), dynamo=False, input_names=["x"],
                                   output_names=["y", "y2"], dynamic_axes={"x": {0: "batch", 1: "time"}})
+        elif case == "branch_delay":
+            export_legacy(model, gm.example("bct", 3), path, {0: "batch", 2: "time"})
         else:
             export_legacy(model, gm.example("btf", 3), path, {0: "batch", 1: "time"})
     with pytest.raises(KellyError) as raised:
         import_onnx(path)
     expected = {"two_outputs": "graph outputs: the graph has 2 outputs ('y', 'y2'); an RTNeural model gives one frame stream",
                 "half_time": "Slice bounds computed from tensor shapes keep [3, 9223372036854775807) of an axis of 7 "
-                             "frames (evaluated at time length 7): not every frame"}[case]
+                             "frames (evaluated at time length 7): not every frame",
+                # the time axis was not yet decided: the concat makes it a feature axis, the Linear's is another
+                "concat_over_time": "node '/Concat' (Concat): tensor 'y' would have 2 feature axes (axes [1, 2]): "
+                                    "frames would be mixed",
+                "branch_delay": "merges branches whose delays differ: the branch through node '/conv/Conv' (Conv) lags by "
+                                "1 frames, the branch 'x' by 0; both must see frame t"}[case]
     assert raised.value.line().endswith(expected), raised.value.line()
