@@ -39,7 +39,7 @@ import onnx
 from toolchain.errors import InputError, node_where
 
 from quant.onnx_graph import Graph, fold_constants, make_initializers_unique, remove_unused
-from quant.rules import INCOMING, OUTGOING, Cut, SizeEdit, rule_for
+from quant.rules import CARRIED, INCOMING, OUTGOING, Flow, Joined, Recount, SizeEdit, rule_for
 from quant.validate import check_weight_shapes
 
 log = logging.getLogger(__name__)
@@ -48,17 +48,100 @@ CRITERIA = ("l2", "l1")
 
 
 @dataclass
-class Group:
-    """One producer's units and every cut they imply."""
+class Piece:
+    """Positions along ``axis`` of initializer ``tensor`` and the unit (global id) each one belongs to."""
+
+    tensor: str
+    axis: int
+    ids: np.ndarray
+    role: str = CARRIED
+    owner: str | None = None  # the producer whose incoming parameters these are (ranking)
+
+
+@dataclass
+class Recounted:
+    """A rule's :class:`Recount` on ``node``, with the ids of the units that arrived there."""
 
     node: onnx.NodeProto
-    size: int
-    cuts: list[Cut]
+    recount: Recount
+    ids: np.ndarray
+
+
+@dataclass
+class Group:
+    """Units that are pruned together: one producer's, or several producers' joined by merges (a residual
+    add, a gate). ``classes`` are its removable units (union-find roots); ``keep`` the indices of those kept."""
+
+    producers: list[onnx.NodeProto]
+    classes: np.ndarray
+    pieces: list[Piece]
+    recounts: list[Recounted]
+    units: "UnitIds"
+    producer_ids: list[np.ndarray]
     keep: np.ndarray | None = None
+
+    @property
+    def node(self) -> onnx.NodeProto:
+        return self.producers[0]
+
+    @property
+    def size(self) -> int:
+        return len(self.classes)
 
     @property
     def label(self) -> str:
         return node_where(self.node.name, self.node.op_type)
+
+    def removed(self) -> set[int]:
+        kept = set(self.classes[self.keep].tolist()) if self.keep is not None else set(self.classes.tolist())
+        return set(self.classes.tolist()) - kept
+
+    def kept_units(self, ids: np.ndarray) -> int:
+        removed = self.removed()
+        return sum(root not in removed for root in self.units.roots(ids).tolist())
+
+    def positions(self, piece: Piece, unit: int) -> np.ndarray:
+        """Positions of ``piece`` that belong to this group's unit ``unit`` (an index into ``classes``)."""
+        return np.flatnonzero(self.units.roots(piece.ids) == self.classes[unit])
+
+
+class UnitIds:
+    """Union-find over unit ids: units that must be removed together share a root; a root may be fixed
+    (kept whatever the ranking says) with the reason why."""
+
+    def __init__(self):
+        self.parent: list[int] = []
+        self.fixed: dict[int, str] = {}
+
+    def fresh(self, count: int, reason: str | None = None) -> np.ndarray:
+        ids = np.arange(len(self.parent), len(self.parent) + count)
+        self.parent.extend(ids.tolist())
+        if reason is not None:
+            self.fix(ids, reason)
+        return ids
+
+    def find(self, unit: int) -> int:
+        root = unit
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[unit] != root:
+            self.parent[unit], unit = root, self.parent[unit]
+        return root
+
+    def roots(self, ids: np.ndarray) -> np.ndarray:
+        return np.array([self.find(int(u)) for u in ids], dtype=np.int64)
+
+    def union(self, first: np.ndarray, second: np.ndarray) -> None:
+        for a, b in zip(first.tolist(), second.tolist()):
+            a, b = self.find(a), self.find(b)
+            if a != b:
+                self.parent[b] = a
+                if b in self.fixed:
+                    self.fixed.setdefault(a, self.fixed.pop(b))
+
+    def fix(self, ids: np.ndarray, reason: str) -> None:
+        for root in set(self.roots(ids).tolist()):
+            self.fixed.setdefault(root, reason)
 
 
 @dataclass
@@ -77,82 +160,181 @@ def check_amount(amount: float) -> float:
 
 # ------------------------------------------------------------------------------ finding the units
 def find_groups(graph: Graph) -> tuple[list[Group], list[dict]]:
-    """Every producer whose units can be followed to their consumers, and why the others cannot."""
-    groups, skipped = [], []
+    """Every group of units that can be removed, and the producers that keep theirs (with the reason).
+
+    One walk over the nodes in topological order gives every tensor that carries units an array of unit
+    ids along its unit axis: a producer's output gets fresh ids, ops that keep features in place pass them
+    on, a Split or feature Slice hands on a range, a Concat concatenates, and an elementwise merge of
+    computed tensors declares its operands' ids the same units (union-find). Every tensor slice a unit owns
+    is a :class:`Piece`. Units that reach a graph output, an op that cannot follow them, or a merge with a
+    tensor that is not traced (the graph input) are fixed; a group with a fixed unit keeps its size.
+    """
+    units = UnitIds()
+    layouts: dict[str, tuple[int, np.ndarray]] = {}  # tensor -> (unit axis, unit ids)
+    pieces: dict[tuple[str, int], Piece] = {}
+    recounts: list[Recounted] = []
+    producers: dict[str, tuple[onnx.NodeProto, np.ndarray]] = {}
+    skipped = []
+
+    def add_piece(piece: Piece) -> None:
+        shape = graph.shape(piece.tensor)
+        if shape is None or len(shape) <= piece.axis or shape[piece.axis] != len(piece.ids):
+            size = len(set(units.roots(piece.ids).tolist()))
+            units.fix(piece.ids, f"'{piece.tensor}' has shape {shape}, not {len(piece.ids) // max(size, 1)} x {size} "
+                                 f"along axis {piece.axis}")
+            return
+        known_piece = pieces.get((piece.tensor, piece.axis))
+        if known_piece is None:
+            pieces[piece.tensor, piece.axis] = piece
+        else:  # the same positions reached twice (a MatMul's bias, cut by it and by the Add): the same units
+            units.union(known_piece.ids, piece.ids)
+
+    def flow(node, rule_flow: Flow, ids: np.ndarray, where: str) -> None:
+        for cut in rule_flow.cuts:
+            if isinstance(cut, Recount):
+                recounts.append(Recounted(node, cut, ids))
+            elif isinstance(cut, SizeEdit):
+                recounts.append(Recounted(node, Recount(cut.node, _size_edit(cut, len(ids))), ids))
+            else:
+                add_piece(Piece(cut.tensor, cut.axis, np.tile(ids, cut.blocks), cut.role))
+        for tensor, axis in rule_flow.outputs:
+            layouts[tensor] = (axis, ids)
+        for tensor, axis, positions in rule_flow.selected:
+            layouts[tensor] = (axis, ids[list(positions)])
+
     for node in graph.graph.node:
         rule = rule_for(node)
-        units = rule.units(node, graph) if rule else None
-        if isinstance(units, str):
-            skipped.append({"node": node_where(node.name, node.op_type), "reason": units})
+        where = node_where(node.name, node.op_type)
+        arriving = {index: layouts[name] for index, name in enumerate(node.input) if name in layouts}
+        if arriving:
+            joined = rule.join(node, graph, {i: axis for i, (axis, _) in arriving.items()}) if rule else None
+            if isinstance(joined, str):
+                for _, ids in arriving.values():
+                    units.fix(ids, f"its units reach {where}, which cannot follow them ({joined})")
+            elif joined is not None:
+                _join(graph, node, joined, layouts, units)
+            else:
+                for index, (axis, ids) in arriving.items():
+                    received = rule.receive(node, graph, index, axis, len(ids)) if rule else None
+                    if received is None:
+                        units.fix(ids, f"its units reach {where}, which cannot follow them")
+                    else:
+                        flow(node, received, ids, where)
+        produced = rule.units(node, graph) if rule else None
+        if isinstance(produced, str):
+            skipped.append({"node": where, "reason": produced})
+        elif produced is not None and produced.size:
+            ids = units.fresh(produced.size)
+            producers[node.name] = (node, ids)
+            for cut in produced.cuts:
+                add_piece(Piece(cut.tensor, cut.axis, np.tile(ids, cut.blocks), cut.role, node.name))
+            for tensor, axis in produced.outputs:
+                layouts[tensor] = (axis, ids)
+    for tensor in graph.outputs & set(layouts):
+        units.fix(layouts[tensor][1], f"its units reach the graph output '{tensor}'")
+    return _groups(producers, pieces, recounts, units, skipped)
+
+
+def _size_edit(edit: SizeEdit, size: int):
+    def apply(node, graph, count):
+        _edit_size(graph, node, edit, size, count(tuple(range(size))))
+    return apply
+
+
+def _join(graph: Graph, node: onnx.NodeProto, joined: Joined, layouts: dict, units: UnitIds) -> None:
+    """The output layout of a merge, and (``same``) the units its operands share."""
+    parts = []
+    for index, axis in joined.inputs:
+        name = node.input[index]
+        layout = layouts.get(name)
+        if layout is not None and layout[0] == axis:
+            parts.append(layout[1])
             continue
-        if units is None or not units.size:
+        shape = graph.shape(name)
+        size = shape[axis] if shape is not None and len(shape) > axis else None
+        if joined.kind == "same":
+            size = next(len(layouts[node.input[i]][1]) for i, _ in joined.inputs if node.input[i] in layouts)
+        if not isinstance(size, int):
+            for i, _ in joined.inputs:
+                if node.input[i] in layouts:
+                    units.fix(layouts[node.input[i]][1], f"its units reach {node_where(node.name, node.op_type)}, whose "
+                                                        f"input '{name}' has an unknown size")
+            return
+        parts.append(units.fresh(size, f"{node_where(node.name, node.op_type)} joins its units with {_origin(graph, name)}, "
+                                       f"whose size is fixed"))
+    if joined.kind == "same":
+        for other in parts[1:]:
+            units.union(parts[0], other)
+        layouts[joined.output[0]] = (joined.output[1], parts[0])
+    else:
+        layouts[joined.output[0]] = (joined.output[1], np.concatenate(parts))
+
+
+def _origin(graph: Graph, name: str) -> str:
+    """Where an untraced tensor comes from, for the report: the graph input, or the node that computes it."""
+    seen = name
+    while seen not in graph.inputs and seen in graph.producer:
+        node = graph.producer[seen]
+        if rule_for(node) is None or not node.input or node.op_type in ("Conv", "Gemm", "MatMul", "LSTM", "GRU"):
+            return f"'{name}' (computed by {node_where(node.name, node.op_type)})"
+        seen = node.input[0]
+    return f"the graph input '{seen}'" if seen in graph.inputs else f"'{name}'"
+
+
+def _groups(producers, pieces, recounts, units: UnitIds, skipped) -> tuple[list[Group], list[dict]]:
+    """Producers whose units are joined form one group; a group with a fixed unit keeps its size."""
+    linked = UnitIds()
+    linked.parent = list(units.parent)
+    for _, ids in producers.values():
+        linked.union(ids[:1].repeat(len(ids)), ids)
+    members: dict[int, list[str]] = {}
+    for name, (_, ids) in producers.items():
+        members.setdefault(linked.find(int(ids[0])), []).append(name)
+    groups = []
+    for root, names in members.items():
+        classes = list(dict.fromkeys(units.roots(np.concatenate([producers[n][1] for n in names])).tolist()))
+        fixed = [units.fixed[c] for c in classes if c in units.fixed]
+        nodes = [producers[n][0] for n in names]
+        if fixed:
+            for name, node in zip(names, nodes):
+                skipped.append({"node": node_where(node.name, node.op_type), "reason": fixed[0] + (
+                    f" (its units are joined with {', '.join(repr(n) for n in names if n != name)})" if len(names) > 1 else "")})
             continue
-        cuts, reason = trace(graph, units.outputs, units.size)
-        if reason is None:
-            reason = _size_mismatch(graph, units.cuts + cuts, units.size)
-        if reason is not None:
-            skipped.append({"node": node_where(node.name, node.op_type), "reason": reason})
-            continue
-        groups.append(Group(node, units.size, _unique(units.cuts + cuts)))
+        class_set = set(classes)
+        group_pieces = [p for p in pieces.values() if class_set & set(units.roots(p.ids).tolist())]
+        group_recounts = [r for r in recounts if class_set & set(units.roots(r.ids).tolist())]
+        groups.append(Group(nodes, np.array(classes, dtype=np.int64), group_pieces, group_recounts, units,
+                            [producers[n][1] for n in names]))
     return groups, skipped
-
-
-def trace(graph: Graph, outputs: list[tuple[str, int]], size: int) -> tuple[list[Cut], str | None]:
-    """Follow units from ``outputs`` to their consumers: the cuts, or the reason they cannot be followed."""
-    cuts: list[Cut] = []
-    pending, seen = list(outputs), set()
-    while pending:
-        tensor, axis = pending.pop()
-        if (tensor, axis) in seen:
-            continue
-        seen.add((tensor, axis))
-        if tensor in graph.outputs:
-            return [], f"its units reach the graph output '{tensor}'"
-        for node, index in graph.consumers.get(tensor, []):
-            rule = rule_for(node)
-            flow = rule.receive(node, graph, index, axis, size) if rule else None
-            if flow is None:
-                return [], f"its units reach {node_where(node.name, node.op_type)}, which cannot follow them"
-            cuts += flow.cuts
-            pending += flow.outputs
-    return cuts, None
-
-
-def _size_mismatch(graph: Graph, cuts: list[Cut | SizeEdit], size: int) -> str | None:
-    for cut in cuts:
-        if isinstance(cut, SizeEdit):
-            continue
-        shape = graph.shape(cut.tensor)
-        if shape is None or len(shape) <= cut.axis or shape[cut.axis] != cut.blocks * size:
-            return f"'{cut.tensor}' has shape {shape}, not {cut.blocks} x {size} along axis {cut.axis}"
-    return None
-
-
-def _unique(cuts: list[Cut | SizeEdit]) -> list[Cut | SizeEdit]:
-    """One cut per (tensor, axis): the first (a producer's own, with its role) wins."""
-    seen, unique = set(), []
-    for cut in cuts:
-        key = cut if isinstance(cut, SizeEdit) else (cut.tensor, cut.axis)
-        if key not in seen:
-            seen.add(key)
-            unique.append(cut)
-    return unique
 
 
 # ------------------------------------------------------------------------------ ranking
 def unit_scores(graph: Graph, group: Group, criterion: str = "l2") -> np.ndarray:
-    """``||incoming|| * ||outgoing||`` per unit (see the module docstring)."""
+    """``incoming * outgoing`` per unit of the group (see the module docstring): ``incoming`` is the sum over
+    the group's producers of each one's norm of the unit's incoming parameters (a residual unit is computed
+    by every producer feeding the add), ``outgoing`` the norm of every parameter that reads the unit."""
     if criterion not in CRITERIA:
         raise InputError(f"unknown criterion {criterion!r}; use one of {CRITERIA}")
-    totals = {INCOMING: np.zeros(group.size), OUTGOING: np.zeros(group.size)}
-    for cut in group.cuts:
-        if isinstance(cut, Cut) and cut.role in totals:
-            blocks = np.moveaxis(graph.array(cut.tensor).astype(np.float64), cut.axis, 0)
-            blocks = blocks.reshape(cut.blocks, group.size, -1)
-            totals[cut.role] += (blocks ** 2 if criterion == "l2" else np.abs(blocks)).sum(axis=(0, 2))
-    norms = {role: np.sqrt(total) if criterion == "l2" else total for role, total in totals.items()}
-    has_outgoing = any(isinstance(cut, Cut) and cut.role == OUTGOING for cut in group.cuts)
-    return norms[INCOMING] * (norms[OUTGOING] if has_outgoing else 1.0)
+    index = {int(c): i for i, c in enumerate(group.classes)}
+    incoming: dict[str, np.ndarray] = {}
+    outgoing = np.zeros(group.size)
+    has_outgoing = False
+    for piece in group.pieces:
+        if piece.role not in (INCOMING, OUTGOING):
+            continue
+        values = np.moveaxis(graph.array(piece.tensor).astype(np.float64), piece.axis, 0).reshape(len(piece.ids), -1)
+        per_position = (values ** 2 if criterion == "l2" else np.abs(values)).sum(axis=1)
+        for root, value in zip(group.units.roots(piece.ids).tolist(), per_position):
+            if root not in index:
+                continue  # a position of another group's unit (a concat reader's columns)
+            if piece.role == INCOMING:
+                incoming.setdefault(piece.owner or "", np.zeros(group.size))[index[root]] += value
+            else:
+                outgoing[index[root]] += value
+                has_outgoing = True
+    norm = np.sqrt if criterion == "l2" else (lambda total: total)
+    total_in = sum((norm(total) for total in incoming.values()), np.zeros(group.size))
+    return total_in * (norm(outgoing) if has_outgoing else 1.0)
 
 
 def choose_keep(scores: np.ndarray, amount: float) -> np.ndarray:
@@ -165,25 +347,25 @@ def choose_keep(scores: np.ndarray, amount: float) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ cutting
 def apply_groups(graph: Graph, groups: list[Group]) -> None:
-    """Slice every cut tensor to its groups' kept units and resize the producers."""
-    owner: dict[tuple[str, int], Group] = {}
-    for group in groups:
-        for cut in (c for c in group.cuts if isinstance(c, Cut)):
-            if (cut.tensor, cut.axis) in owner:
-                raise InputError(f"'{cut.tensor}' axis {cut.axis} is cut by both {owner[cut.tensor, cut.axis].label} "
-                                 f"and {group.label}")
-            owner[cut.tensor, cut.axis] = group
+    """Remove the units the groups do not keep from every tensor slice they own, recount the constants that
+    spell their numbers out (split sizes, slice bounds, reshape targets) and resize the producers."""
+    removed = set().union(*(group.removed() for group in groups)) if groups else set()
+    if not removed:
+        return
+    units = groups[0].units
     arrays: dict[str, np.ndarray] = {}
-    nodes = {node.name: node for node in graph.graph.node if node.name}
+    pieces = {(p.tensor, p.axis): p for group in groups for p in group.pieces}
+    for piece in pieces.values():
+        keep = np.flatnonzero([root not in removed for root in units.roots(piece.ids).tolist()])
+        array = arrays.get(piece.tensor, graph.array(piece.tensor))
+        arrays[piece.tensor] = np.take(array, keep, axis=piece.axis)
+    recounts = list({id(r): r for group in groups for r in group.recounts}.values())
+    for recounted in recounts:
+        alive = np.array([root not in removed for root in units.roots(recounted.ids).tolist()])
+        recounted.recount.apply(recounted.node, graph, lambda positions, alive=alive: int(alive[list(positions)].sum()))
     for group in groups:
-        for cut in group.cuts:
-            if isinstance(cut, SizeEdit):
-                _edit_size(graph, nodes[cut.node], cut, group.size, len(group.keep))
-                continue
-            array = arrays.get(cut.tensor, graph.array(cut.tensor))
-            index = np.concatenate([block * group.size + group.keep for block in range(cut.blocks)])
-            arrays[cut.tensor] = np.take(array, index, axis=cut.axis)
-        rule_for(group.node).resize(group.node, len(group.keep))
+        for node, ids in zip(group.producers, group.producer_ids):
+            rule_for(node).resize(node, group.kept_units(ids))
     for name, array in arrays.items():
         graph.set_initializer(name, array)
 
@@ -209,7 +391,8 @@ def structured_prune(model: onnx.ModelProto, amount: float, criterion: str = "l2
                      keep: dict[str, np.ndarray] | None = None) -> PruneResult:
     """A smaller copy of ``model`` with ``amount`` of every prunable layer's units removed.
 
-    ``keep`` (producer node name -> unit indices) overrides the ranking, for tests that prune on purpose.
+    ``keep`` (producer node name -> indices of its units) overrides the ranking, for tests that prune on
+    purpose; in a group of joined producers it keeps the joined units of those indices.
     """
     amount = check_amount(amount)
     if criterion not in CRITERIA:
@@ -222,16 +405,25 @@ def structured_prune(model: onnx.ModelProto, amount: float, criterion: str = "l2
     groups, skipped = find_groups(graph)
     result = PruneResult(model, skipped=skipped)
     for group in groups:
-        chosen = keep.get(group.node.name) if keep else None
-        group.keep = np.asarray(chosen) if chosen is not None else choose_keep(unit_scores(graph, group, criterion), amount)
+        chosen = next(((ids, keep[node.name]) for node, ids in zip(group.producers, group.producer_ids)
+                       if keep and node.name in keep), None)
+        if chosen is not None:
+            roots = set(group.units.roots(chosen[0][np.asarray(chosen[1], dtype=np.int64)]).tolist())
+            group.keep = np.array([i for i, c in enumerate(group.classes.tolist()) if c in roots], dtype=np.int64)
+        else:
+            group.keep = choose_keep(unit_scores(graph, group, criterion), amount)
     changed = [g for g in groups if len(g.keep) < g.size]
     if not changed:  # nothing to remove: the model exactly as given, not merely an equivalent one
         result.model = copy.deepcopy(original)
         return result
     apply_groups(graph, changed)
     for group in changed:
-        result.pruned.append({"node": group.node.name, "op_type": group.node.op_type,
-                              "units_before": group.size, "units_after": int(len(group.keep))})
+        for node, ids in zip(group.producers, group.producer_ids):
+            entry = {"node": node.name, "op_type": node.op_type, "units_before": int(len(ids)),
+                     "units_after": group.kept_units(ids)}
+            if len(group.producers) > 1:  # joined by merges: the same units removed from each
+                entry["joined_with"] = [other.name for other in group.producers if other is not node]
+            result.pruned.append(entry)
     del model.graph.value_info[:]  # the old intermediate shapes no longer hold
     remove_unused(model)
     check_weight_shapes(model)
