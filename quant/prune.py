@@ -379,6 +379,49 @@ def _edit_size(graph: Graph, node: onnx.NodeProto, edit: SizeEdit, size: int, ke
     node.input[edit.index] = graph.add_initializer(graph.unique_name(f"{node.input[edit.index]}_pruned"), value)
 
 
+#: Computed constants up to this many elements are folded for the pruning walk (pads, bounds, shapes).
+SMALL_CONSTANT = 64
+
+
+def fold_small_constants(model: onnx.ModelProto) -> None:
+    """Replace every small constant computed through a size-from-value op by an initializer.
+
+    ``fold_constants`` leaves ``ConstantOfShape``/``Expand`` chains alone (folding them in general would
+    grow the file), but the TorchScript exporter computes a causal conv's ``F.pad`` amounts exactly so
+    (``Cast(Reshape(Transpose(Slice(Reshape(Concat(c, ConstantOfShape(n)))))))``): without their value the
+    Pad rule cannot see that only the time axis is padded, and pruning stopped at every TCN/WaveNet conv.
+    Only values of at most ``SMALL_CONSTANT`` elements read by a computed node are folded.
+    """
+    from toolchain.converters import folding
+
+    graph = model.graph
+    opsets = {(entry.domain if entry.domain != "ai.onnx" else ""): entry.version for entry in model.opset_import}
+    values: dict[str, np.ndarray] = {tensor.name: folding.to_array(tensor, tensor.name) for tensor in graph.initializer}
+    outputs = {output.name for output in graph.output}
+    replaced = False
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx") or node.op_type in folding.NONDETERMINISTIC | {"DequantizeLinear", "QuantizeLinear"} \
+                or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+            continue
+        named = [name for name in node.input if name]
+        if all(name in values for name in named) and not any(name in outputs for name in node.output):
+            try:
+                results = folding.fold_node(node, [values[n] if n else None for n in node.input], {}, opsets,
+                                            node_where(node.name, node.op_type))
+            except InputError:
+                continue
+            values.update({name: value for name, value in zip(node.output, results) if name})
+            continue
+        for index, name in enumerate(node.input):  # a computed node reading a small computed constant
+            if name and name in values and name not in {t.name for t in graph.initializer} and values[name].size <= SMALL_CONSTANT:
+                node.input[index] = name + "_folded"
+                if name + "_folded" not in {t.name for t in graph.initializer}:
+                    graph.initializer.append(onnx.numpy_helper.from_array(np.asarray(values[name]), name + "_folded"))
+                replaced = True
+    if replaced:
+        remove_unused(model)
+
+
 def simplify(model: onnx.ModelProto) -> None:
     """Apply every rule's exactly-equivalent rewrite (see ``Rule.simplify``), then drop dead nodes."""
     graph = Graph(model, shapes=False)
@@ -399,6 +442,7 @@ def structured_prune(model: onnx.ModelProto, amount: float, criterion: str = "l2
         raise InputError(f"unknown criterion {criterion!r}; use one of {CRITERIA}")
     original = model
     model = fold_constants(copy.deepcopy(model))  # weights behind constant subgraphs (the dynamo exporter's)
+    fold_small_constants(model)
     make_initializers_unique(model)
     simplify(model)
     graph = Graph(model)

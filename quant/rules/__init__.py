@@ -229,6 +229,7 @@ def broadcastable(small: list, big: list) -> bool:
     return True
 
 
+from quant.rules import merge  # noqa: E402,F401  (Concat, Split, Sum: pruning across merges; registers itself)
+
 # Importing the rule modules registers them.
-from quant.rules import conv, elementwise, gemm, gru, lstm, matmul, prelu, shape  # noqa: E402,F401
-from quant.rules import merge  # noqa: E402,F401  (Concat, Split, Sum: pruning across merges)
+from quant.rules import conv, elementwise, gemm, gru, lstm, matmul, pad, prelu, shape  # noqa: E402,F401
