@@ -78,6 +78,7 @@ class Group:
     recounts: list[Recounted]
     units: "UnitIds"
     producer_ids: list[np.ndarray]
+    together: list[np.ndarray] = field(default_factory=list)  # class indices of each tensor: keep one of each
     keep: np.ndarray | None = None
 
     @property
@@ -232,7 +233,7 @@ def find_groups(graph: Graph) -> tuple[list[Group], list[dict]]:
                 layouts[tensor] = (axis, ids)
     for tensor in graph.outputs & set(layouts):
         units.fix(layouts[tensor][1], f"its units reach the graph output '{tensor}'")
-    return _groups(producers, pieces, recounts, units, skipped)
+    return _groups(producers, pieces, recounts, units, skipped, [ids for _, ids in layouts.values()])
 
 
 def _size_edit(edit: SizeEdit, size: int):
@@ -281,7 +282,7 @@ def _origin(graph: Graph, name: str) -> str:
     return f"the graph input '{seen}'" if seen in graph.inputs else f"'{name}'"
 
 
-def _groups(producers, pieces, recounts, units: UnitIds, skipped) -> tuple[list[Group], list[dict]]:
+def _groups(producers, pieces, recounts, units: UnitIds, skipped, tensors) -> tuple[list[Group], list[dict]]:
     """Producers whose units are joined form one group; a group with a fixed unit keeps its size."""
     linked = UnitIds()
     linked.parent = list(units.parent)
@@ -303,8 +304,11 @@ def _groups(producers, pieces, recounts, units: UnitIds, skipped) -> tuple[list[
         class_set = set(classes)
         group_pieces = [p for p in pieces.values() if class_set & set(units.roots(p.ids).tolist())]
         group_recounts = [r for r in recounts if class_set & set(units.roots(r.ids).tolist())]
+        position = {c: i for i, c in enumerate(classes)}
+        together = [np.array(sorted({position[r] for r in roots}), dtype=np.int64)
+                    for roots in (set(units.roots(ids).tolist()) for ids in tensors if len(ids)) if roots <= class_set]
         groups.append(Group(nodes, np.array(classes, dtype=np.int64), group_pieces, group_recounts, units,
-                            [producers[n][1] for n in names]))
+                            [producers[n][1] for n in names], together))
     return groups, skipped
 
 
@@ -343,6 +347,16 @@ def choose_keep(scores: np.ndarray, amount: float) -> np.ndarray:
     remove = min(int(np.floor(amount * size + 1e-9)), size - 1)
     order = np.argsort(scores, kind="stable")  # ties: the lower index goes first, deterministically
     return np.sort(order[remove:])
+
+
+def keep_one_of_each(keep: np.ndarray, scores: np.ndarray, together: list[np.ndarray]) -> np.ndarray:
+    """``keep`` plus, for every tensor of the group left with no unit, its best-scoring unit: a joined group
+    (a Concat summed with a dense of the same width) may otherwise empty one producer or one slice."""
+    kept = set(keep.tolist())
+    for units in together:
+        if not kept & set(units.tolist()):
+            kept.add(int(units[np.argmax(scores[units])]))
+    return np.array(sorted(kept), dtype=np.int64)
 
 
 # ------------------------------------------------------------------------------ cutting
@@ -455,7 +469,8 @@ def structured_prune(model: onnx.ModelProto, amount: float, criterion: str = "l2
             roots = set(group.units.roots(chosen[0][np.asarray(chosen[1], dtype=np.int64)]).tolist())
             group.keep = np.array([i for i, c in enumerate(group.classes.tolist()) if c in roots], dtype=np.int64)
         else:
-            group.keep = choose_keep(unit_scores(graph, group, criterion), amount)
+            scores = unit_scores(graph, group, criterion)
+            group.keep = keep_one_of_each(choose_keep(scores, amount), scores, group.together)
     changed = [g for g in groups if len(g.keep) < g.size]
     if not changed:  # nothing to remove: the model exactly as given, not merely an equivalent one
         result.model = copy.deepcopy(original)
