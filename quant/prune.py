@@ -1,17 +1,22 @@
 """Pruning: structured (a smaller dense model) and unstructured (magnitude sparsity).
 
 **Structured.** A *unit* is a dense neuron (Gemm / MatMul output feature), a conv output channel or an
-LSTM/GRU hidden unit. For every producer of units the pass follows its outputs through the graph
-(activations, bias Adds, PRelu, BatchNorm, Squeeze/Transpose/Gather...) to the ops that read them,
+LSTM/GRU hidden unit. One walk over the nodes (``find_groups``) follows every producer's units through the
+graph (activations, bias Adds, PRelu, BatchNorm, Squeeze/Transpose/Gather/Pad...) to the ops that read them,
 collecting every tensor slice a unit owns: its rows in all gate blocks of W and R, its entries in both
 stacked biases and the initial states, its recurrent column of R, its slope, and the input
-columns/channels of the next consumer. Units that reach a graph output are never pruned (the model's
-interface stays), nor are those that meet an op without a rule or one that mixes axes (Reshape,
-Concat, a residual Add): pruning simply stops there. The same fraction ``amount`` of every prunable
-layer's units is removed (rounded down, at least one unit kept).
+columns/channels of the next consumer. Units cross merges: an elementwise Add/Sub/Mul/Sum of computed
+tensors makes unit ``k`` of every operand one unit (union-find over unit ids), so the producers of a residual
+stream or a gate form one *group* that loses the same indices everywhere; a Concat concatenates its inputs'
+units (the reader's columns follow the offsets); a Split or feature Slice hands on a range (and is recounted).
+Units that reach a graph output are never pruned (the model's interface stays), nor are those joined with the
+graph input or meeting an op without a rule or one that mixes axes (Flatten, a regrouping Reshape): their
+whole group keeps its size. The same fraction ``amount`` of every group's units is removed (rounded down;
+every producer and every slice keeps at least one unit).
 
 **Ranking criterion** (documented choice): ``score(j) = ||incoming(j)|| * ||outgoing(j)||`` with the
-L2 (or L1) norm, where ``incoming(j)`` is every parameter that computes unit ``j`` (its rows of W and
+L2 (or L1) norm -- in a group of joined producers ``||incoming(j)||`` is the sum of each producer's norm --
+where ``incoming(j)`` is every parameter that computes unit ``j`` (its rows of W and
 R across all gate blocks, its bias entries) and ``outgoing(j)`` every parameter that reads it (the
 next layer's input column, its recurrent column of R). The lowest scores go. A unit that nothing reads
 (zero outgoing weights) or that computes a constant zero (zero incoming weights and biases, with an
