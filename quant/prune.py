@@ -195,7 +195,7 @@ def find_groups(graph: Graph) -> tuple[list[Group], list[dict]]:
         else:  # the same positions reached twice (a MatMul's bias, cut by it and by the Add): the same units
             units.union(known_piece.ids, piece.ids)
 
-    def flow(node, rule_flow: Flow, ids: np.ndarray, where: str) -> None:
+    def flow(node, rule_flow: Flow, ids: np.ndarray) -> None:
         for cut in rule_flow.cuts:
             if isinstance(cut, Recount):
                 recounts.append(Recounted(node, cut, ids))
@@ -225,7 +225,7 @@ def find_groups(graph: Graph) -> tuple[list[Group], list[dict]]:
                     if received is None:
                         units.fix(ids, f"its units reach {where}, which cannot follow them")
                     else:
-                        flow(node, received, ids, where)
+                        flow(node, received, ids)
         produced = rule.units(node, graph) if rule else None
         if isinstance(produced, str):
             skipped.append({"node": where, "reason": produced})
@@ -256,6 +256,8 @@ def _join(graph: Graph, node: onnx.NodeProto, joined: Joined, layouts: dict, uni
         if layout is not None and layout[0] == axis:
             parts.append(layout[1])
             continue
+        if layout is not None:  # its units lie on another axis than the merge's
+            units.fix(layout[1], f"its units reach {node_where(node.name, node.op_type)} on axis {layout[0]}, not {axis}")
         shape = graph.shape(name)
         size = shape[axis] if shape is not None and len(shape) > axis else None
         if joined.kind == "same":
