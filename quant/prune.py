@@ -417,7 +417,8 @@ def fold_small_constants(model: onnx.ModelProto) -> None:
 
     graph = model.graph
     opsets = {(entry.domain if entry.domain != "ai.onnx" else ""): entry.version for entry in model.opset_import}
-    values: dict[str, np.ndarray] = {tensor.name: folding.to_array(tensor, tensor.name) for tensor in graph.initializer}
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    values: dict[str, np.ndarray] = {}  # computed constants (initializers are read when a node needs them)
     outputs = {output.name for output in graph.output}
     replaced = False
     for node in graph.node:
@@ -425,19 +426,21 @@ def fold_small_constants(model: onnx.ModelProto) -> None:
                 or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
             continue
         named = [name for name in node.input if name]
-        if all(name in values for name in named) and not any(name in outputs for name in node.output):
+        if all(name in values or name in initializers for name in named) and not any(name in outputs for name in node.output):
             try:
-                results = folding.fold_node(node, [values[n] if n else None for n in node.input], {}, opsets,
-                                            node_where(node.name, node.op_type))
-            except InputError:
+                inputs = [(values[n] if n in values else folding.to_array(initializers[n], n)) if n else None for n in node.input]
+                results = folding.fold_node(node, inputs, {}, opsets, node_where(node.name, node.op_type))
+            except InputError:  # not evaluable here: left as it is (the converter says why, if it matters)
                 continue
             values.update({name: value for name, value in zip(node.output, results) if name})
             continue
         for index, name in enumerate(node.input):  # a computed node reading a small computed constant
-            if name and name in values and name not in {t.name for t in graph.initializer} and values[name].size <= SMALL_CONSTANT:
-                node.input[index] = name + "_folded"
-                if name + "_folded" not in {t.name for t in graph.initializer}:
-                    graph.initializer.append(onnx.numpy_helper.from_array(np.asarray(values[name]), name + "_folded"))
+            if name in values and values[name].size <= SMALL_CONSTANT:
+                folded = name + "_folded"
+                if folded not in initializers:
+                    graph.initializer.append(onnx.numpy_helper.from_array(np.asarray(values[name]), folded))
+                    initializers[folded] = graph.initializer[-1]
+                node.input[index] = folded
                 replaced = True
     if replaced:
         remove_unused(model)
