@@ -298,6 +298,9 @@ def _groups(producers, pieces, recounts, units: UnitIds, skipped, tensors) -> tu
     members: dict[int, list[str]] = {}
     for name, (_, ids) in producers.items():
         members.setdefault(linked.find(int(ids[0])), []).append(name)
+    piece_roots = [(p, set(units.roots(p.ids).tolist())) for p in pieces.values()]  # computed once: large models
+    recount_roots = [(r, set(units.roots(r.ids).tolist())) for r in recounts]
+    tensor_roots = [set(units.roots(ids).tolist()) for ids in tensors if len(ids)]
     groups = []
     for root, names in members.items():
         classes = list(dict.fromkeys(units.roots(np.concatenate([producers[n][1] for n in names])).tolist()))
@@ -309,11 +312,10 @@ def _groups(producers, pieces, recounts, units: UnitIds, skipped, tensors) -> tu
                     f" (its units are joined with {', '.join(repr(n) for n in names if n != name)})" if len(names) > 1 else "")})
             continue
         class_set = set(classes)
-        group_pieces = [p for p in pieces.values() if class_set & set(units.roots(p.ids).tolist())]
-        group_recounts = [r for r in recounts if class_set & set(units.roots(r.ids).tolist())]
+        group_pieces = [p for p, roots in piece_roots if class_set & roots]
+        group_recounts = [r for r, roots in recount_roots if class_set & roots]
         position = {c: i for i, c in enumerate(classes)}
-        together = [np.array(sorted({position[r] for r in roots}), dtype=np.int64)
-                    for roots in (set(units.roots(ids).tolist()) for ids in tensors if len(ids)) if roots <= class_set]
+        together = [np.array(sorted({position[r] for r in roots}), dtype=np.int64) for roots in tensor_roots if roots <= class_set]
         groups.append(Group(nodes, np.array(classes, dtype=np.int64), group_pieces, group_recounts, units,
                             [producers[n][1] for n in names], together))
     return groups, skipped
