@@ -456,6 +456,17 @@ def simplify(model: onnx.ModelProto) -> None:
         remove_unused(model)
 
 
+def prepare(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` (changed in place) as the structured pass walks it: weights behind constant subgraphs folded
+    (the dynamo exporter's), small computed constants folded, every shared weight copied per reader (cutting
+    one reader's copy must not reshape another's), and each rule's exactly-equivalent rewrites applied."""
+    model = fold_constants(model)
+    fold_small_constants(model)
+    make_initializers_unique(model)
+    simplify(model)
+    return model
+
+
 def structured_prune(model: onnx.ModelProto, amount: float, criterion: str = "l2",
                      keep: dict[str, np.ndarray] | None = None) -> PruneResult:
     """A smaller copy of ``model`` with ``amount`` of every prunable layer's units removed.
@@ -467,10 +478,7 @@ def structured_prune(model: onnx.ModelProto, amount: float, criterion: str = "l2
     if criterion not in CRITERIA:
         raise InputError(f"unknown criterion {criterion!r}; use one of {CRITERIA}")
     original = model
-    model = fold_constants(copy.deepcopy(model))  # weights behind constant subgraphs (the dynamo exporter's)
-    fold_small_constants(model)
-    make_initializers_unique(model)
-    simplify(model)
+    model = prepare(copy.deepcopy(model))
     graph = Graph(model)
     groups, skipped = find_groups(graph)
     result = PruneResult(model, skipped=skipped)

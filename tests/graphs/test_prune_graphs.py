@@ -216,8 +216,7 @@ def _plant_zeros(model: onnx.ModelProto, role: str, units: int = 2) -> onnx.Mode
     incoming (every joined producer's rows and biases: each path gives exactly 0 through tanh/relu, and a gate
     tanh(0) * sigmoid(0) = 0) or zero outgoing (no reader sees them)."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
-    prune.fold_small_constants(model)
-    prune.simplify(model)
+    model = prune.prepare(model)  # as structured_prune sees it
     graph = Graph(model)
     groups, _ = prune.find_groups(graph)
     zero_group_units(graph, groups, units, role)

@@ -29,7 +29,7 @@ def _zero_units(model: onnx.ModelProto, units: int, incoming: bool) -> onnx.Mode
     """A copy of ``model`` where the first ``units`` of every prunable group have all-zero incoming
     parameters (weights and biases, every gate block, every joined producer) or all-zero outgoing ones."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
-    prune.simplify(model)  # as structured_prune sees it (exported zero states dropped)
+    model = prune.prepare(model)  # as structured_prune sees it (folded, shared weights copied, zero states dropped)
     graph, groups = _groups(model)
     zero_group_units(graph, groups.values(), units, "incoming" if incoming else "outgoing")
     return model
