@@ -1,7 +1,7 @@
 """Per-frame latency of the same models in this engine, onnxruntime, PyTorch eager and plain NumPy.
 
     python -m bench.compare_runtimes            # full run (~2-4 minutes), writes bench/results/
-    python -m bench.compare_runtimes --quick    # smoke test: fewer frames, fewer models
+    python -m bench.compare_runtimes --quick    # smoke test: fewer frames, fewer models, writes bench/results/quick/
 
 Every runtime is driven the way a plugin drives it: ONE call per frame, state carried between calls,
 one thread. Before timing, each runtime's outputs over 16 frames are checked against the engine's
@@ -31,6 +31,8 @@ from toolchain import atomic
 from toolchain.cpp import bench as rtneural_bench
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: A smoke run's figures are not the committed results: --quick writes here unless --out says otherwise.
+QUICK_RESULTS = RESULTS / "quick"
 #: Outputs of every runtime must match the engine's within this over the check frames (float32 runtimes
 #: with different summation orders and math libraries agree to ~1e-6 on these models).
 AGREEMENT_ATOL = 1e-4
@@ -120,7 +122,7 @@ def measure_pipeline(kelly: dict[str, tuple[dict[str, Runner], np.ndarray]], fra
     for p in pipelines.values():
         p.reset()
     samples = time_runners(pipelines, np.arange(length), frames, warmup, rounds, advance)
-    row = {"model": "Kelly pipeline (5 models)", "models": list(kelly),
+    row = {"model": f"Kelly pipeline ({len(kelly)} models)", "models": list(kelly),
            "latency_us": {runtime: {k: v * 1e6 for k, v in latency_statistics(s).items()} for runtime, s in samples.items()}}
     add_ratios(row)
     return row
@@ -177,8 +179,9 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup", type=int, help="untimed frames first (default 500)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds alternating between runtimes (default 5)")
     parser.add_argument("--runtimes", default=",".join(RUNTIMES), help=f"comma-separated subset of {','.join(RUNTIMES)}")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for compare_runtimes.json/.md")
+    parser.add_argument("--out", type=Path, help=f"folder for compare_runtimes.json/.md (default {RESULTS}, with --quick {QUICK_RESULTS})")
     arguments = parser.parse_args(argv)
+    arguments.out = arguments.out or (QUICK_RESULTS if arguments.quick else RESULTS)
     report = run(arguments.quick, arguments.frames, arguments.warmup, arguments.rounds,
                  tuple(arguments.runtimes.split(",")), arguments.out)
     print_table(report, Console(width=max(Console().width, 180)))

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from toolchain.cli import command
+from toolchain.cli import command, status
 from toolchain.errors import CheckFailed, InputError
 
 
@@ -39,16 +39,17 @@ def bench(
         raise InputError(f"must be between 0 and {MAX_FRAMES}, got {warmup}", where="--warmup")
     console = Console(stderr=True)
     loaded = []
-    with console.status("compiling") as status:
+    # bars and spinners only on a terminal: in a file or a pipe they would leave blank lines on stderr
+    with status(console, "compiling") as spinner:
         for path in models:
-            status.update(f"loading and compiling {path}")
+            spinner.update(f"loading and compiling {path}")
             loaded.append(load_for_bench(path))
-        status.update("measuring resident-set growth in a subprocess")
+        spinner.update("measuring resident-set growth in a subprocess")
         for model, growth in zip(loaded, resident_growth(models)):
             model.details["memory_check"]["rss_growth_bytes"] = growth
     total = frames * (len(loaded) + (1 if len(loaded) > 1 else 0))
     with Progress(TextColumn("timing"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"), TimeRemainingColumn(),
-                  console=console, transient=True) as progress:
+                  console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("bench", total=total)
         measured, pipeline = measure(loaded, frames, warmup, seed, on_progress=lambda n: progress.advance(task, n))
     result = BenchResult(measured, pipeline, chosen, {"frames": frames, "warmup": warmup, "seed": seed,
@@ -57,7 +58,7 @@ def bench(
     if rtneural is not None:
         from toolchain.cpp.bench import default_backend, measure_files, rtneural_table
 
-        with console.status("building and timing RTNeural (C++)"):
+        with status(console, "building and timing RTNeural (C++)"):
             figures = measure_files(models, frames, seed, rtneural, backend := default_backend(rtneural))
         Console(width=max(Console().width, 150)).print(rtneural_table([e.name for e in measured], [e.latency["p50"] * 1e6 for e in measured], figures, frames, backend))
         result.settings["rtneural"] = {"source": str(rtneural), "backend": backend,

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from toolchain.check import DEFAULT_ATOL, DEFAULT_FRAMES, CheckReport, check_files
-from toolchain.cli import command
+from toolchain.cli import command, status
 from toolchain.errors import CheckFailed
 
 
@@ -53,6 +53,6 @@ def check(
     rtneural: Optional[Path] = typer.Option(None, "--rtneural", help="RTNeural checkout: also run the real C++ RTNeural (dynamic and compile-time APIs; built once into a cache)."),
 ) -> None:
     """Check that the JSON computes what the ONNX model computes (exit 0 within atol, 1 beyond, 2 bad input)."""
-    with Console(stderr=True).status("building and running RTNeural (C++)") if rtneural else contextlib.nullcontext():
+    with status(Console(stderr=True), "building and running RTNeural (C++)") if rtneural else contextlib.nullcontext():
         report = check_files(model, json_model, frames=frames, inputs=input_path, atol=atol, seed=seed, rtneural=rtneural)
     finish(report, json_out)

@@ -10,7 +10,7 @@ from rich.console import Console
 from toolchain.check import DEFAULT_ATOL, DEFAULT_FRAMES, check_files
 from toolchain.cli import command
 from toolchain.commands.check import finish
-from toolchain.convert import convert_file, default_json_path
+from toolchain.convert import convert_file, output_paths
 
 
 @command
@@ -20,10 +20,10 @@ def convert(
     run_check: bool = typer.Option(False, "--check", help="Then compare the JSON with the ONNX model (as `kelly-tc check`)."),
     frames: int = typer.Option(DEFAULT_FRAMES, "--frames", "-n", help="Frames of random input for --check."),
     atol: float = typer.Option(DEFAULT_ATOL, "--atol", help="Largest absolute error allowed by --check."),
-    int8: bool = typer.Option(False, "--int8", help="Also write the INT8 variant OUT.int8.json (a kelly-tc extension for int8 engines; quant/int8_json.py)."),
+    int8: bool = typer.Option(False, "--int8", help="Also write the INT8 variant OUT.int8.json (a kelly-tc extension for int8 engines; quant/int8_json.py); for NAME.int8.onnx: NAME.int8.json, with the float JSON as NAME.int8.float.json."),
 ) -> None:
     """Convert an ONNX model to RTNeural JSON (refusing, with the reason, what RTNeural cannot compute)."""
-    target = output or default_json_path(model)
+    target, int8_target = output_paths(model, output, int8)
     converted = convert_file(model, target)
     layers = ", ".join(f"{layer.kind} {layer.in_size}->{layer.out_size}" + (f" {layer.activation}" if getattr(layer, "activation", "") else "")
                        for layer in converted.layers)
@@ -31,7 +31,6 @@ def convert(
     console.print(f"wrote {target}: {layers} ({converted.parameter_count()} parameters)")
     for note in converted.metadata.get("kelly_tc", {}).get("notes", []):
         console.print(f"[yellow]note:[/] {note}")
-    int8_target = target.with_name(f"{target.stem}.int8.json") if int8 else None
     if int8_target is not None:
         from quant.int8_json import quantize_model, write_int8_model
 

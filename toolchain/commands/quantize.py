@@ -41,8 +41,9 @@ def quantize(
     if not activations and not auto:  # nothing to calibrate
         return render(quantize_file(model, output, **options))
     label = "choosing scales (--auto)" if auto else "calibrating activations"
+    console = Console(stderr=True)
     with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("calibrating", total=None)
         figures = quantize_file(model, output, **options, progress=lambda done, total: bar.update(task, completed=done, total=total))
     render(figures)

@@ -31,13 +31,13 @@ def train(
     except ImportError as error:
         raise UnsupportedError(f"training needs PyTorch ({error.name} is missing): pip install torch==2.13.0") from None
     from toolchain.kelly.config import load_config
-    from toolchain.kelly.progress import RichReporter
+    from toolchain.kelly.progress import progress_reporter
 
     names = [name.strip() for value in models or [] for name in value.split(",") if name.strip()]
     settings = load_config(config, models=names or None, datasets_dir=str(datasets_dir) if datasets_dir else None,
                            source=source, epochs=epochs, batch_size=batch_size, seq_len=seq_len,
                            output=str(output) if output else None, seed=seed, resume=resume or None)
-    with RichReporter() as reporter:
+    with progress_reporter() as reporter:
         report = train_models(settings, reporter)
     render_report(report)
 

@@ -224,6 +224,7 @@ def _train_model(data: ModelData, config: TrainConfig, directory: Path, reporter
         write_history(directory, spec.name, state.history, baseline)
         reporter.advance(0, f"{spec.name}: epoch {epoch} val {val_loss:.4g} (baseline {baseline:.4g})")
         if state.stopped_early:
+            reporter.finish(f"{spec.name}: stopped early at epoch {epoch} (best epoch {state.best_epoch})")
             break
     model.load_state_dict(state.best_state)  # early stopping: back to the best epoch's weights
     if config.plot and state.history:

@@ -124,7 +124,8 @@ def test_export_command_exports_checkpoints_and_reports_both_checks(kelly_models
         write_checkpoint(tmp_path / "training", kelly_models.torch_models[name])
     result = invoke("export", tmp_path / "training", "-o", tmp_path / "models", "-m", "DynamicsEngine,GroovePredictor")
     assert result.exit_code == 0, result.output
-    report = json.loads((tmp_path / "models" / "export_report.json").read_text())
+    assert sorted(p.name for p in (tmp_path / "models").glob("*.json")) == ["DynamicsEngine.json", "GroovePredictor.json"]
+    report = json.loads((tmp_path / "models.export_report.json").read_text())  # beside the folder, not in it
     assert [m["name"] for m in report["models"]] == ["DynamicsEngine", "GroovePredictor"]
     assert all(m["passed"] and m["torch_max_abs_error"] <= ATOL and m["onnx_max_abs_error"] <= ATOL for m in report["models"])
     original = json.loads(kelly_models.json_paths["GroovePredictor"].read_text())["layers"]
