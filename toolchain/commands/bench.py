@@ -28,32 +28,20 @@ def bench(
     rtneural: Optional[Path] = typer.Option(None, "--rtneural", help="RTNeural checkout: also time the real C++ RTNeural (dynamic and compile-time APIs, timed in C++)."),
 ) -> None:
     """Does it fit the audio callback? Per-frame p50/p99/p99.9/max, fps, headroom and memory; exit 1 if over budget."""
-    from reference_engine.bench_report import BenchResult, write_json, write_plot
-    from reference_engine.benchmark import MAX_FRAMES, load_for_bench, measure, resident_growth
-    from reference_engine.budget import Budget
+    import kelly_tc
+    from reference_engine.bench_report import write_json, write_plot
+    from reference_engine.benchmark import MAX_FRAMES
 
-    chosen = Budget.parse(budget, memory_budget, statistic)
-    if not 1 <= frames <= MAX_FRAMES:
-        raise InputError(f"must be between 1 and {MAX_FRAMES}, got {frames}", where="--frames")
-    if not 0 <= warmup <= MAX_FRAMES:
-        raise InputError(f"must be between 0 and {MAX_FRAMES}, got {warmup}", where="--warmup")
     console = Console(stderr=True)
-    loaded = []
+    total = min(frames, MAX_FRAMES) * (len(models) + (1 if len(models) > 1 else 0))
     # bars and spinners only on a terminal: in a file or a pipe they would leave blank lines on stderr
-    with status(console, "compiling") as spinner:
-        for path in models:
-            spinner.update(f"loading and compiling {path}")
-            loaded.append(load_for_bench(path))
-        spinner.update("measuring resident-set growth in a subprocess")
-        for model, growth in zip(loaded, resident_growth(models)):
-            model.details["memory_check"]["rss_growth_bytes"] = growth
-    total = frames * (len(loaded) + (1 if len(loaded) > 1 else 0))
-    with Progress(TextColumn("timing"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"), TimeRemainingColumn(),
-                  console=console, transient=True, disable=not console.is_terminal) as progress:
-        task = progress.add_task("bench", total=total)
-        measured, pipeline = measure(loaded, frames, warmup, seed, on_progress=lambda n: progress.advance(task, n))
-    result = BenchResult(measured, pipeline, chosen, {"frames": frames, "warmup": warmup, "seed": seed,
-                                                      "models": [str(p) for p in models]})
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+                  TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("compiling", total=total)
+        result = kelly_tc.bench(models, budget=budget, memory_budget=memory_budget, statistic=statistic, frames=frames,
+                                warmup=warmup, seed=seed, on_load=lambda text: progress.update(task, description=text),
+                                on_progress=lambda n: progress.update(task, advance=n, description="timing"))
+    measured = result.models
     Console(width=max(Console().width, 150)).print(render(result))
     if rtneural is not None:
         from toolchain.cpp.bench import default_backend, measure_files, rtneural_table

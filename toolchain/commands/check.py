@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from toolchain.check import DEFAULT_ATOL, DEFAULT_FRAMES, CheckReport, check_files
+import kelly_tc
+from toolchain.check import DEFAULT_ATOL, DEFAULT_FRAMES, CheckReport
 from toolchain.cli import command, status
 from toolchain.errors import CheckFailed
 
@@ -54,5 +55,5 @@ def check(
 ) -> None:
     """Check that the JSON computes what the ONNX model computes (exit 0 within atol, 1 beyond, 2 bad input)."""
     with status(Console(stderr=True), "building and running RTNeural (C++)") if rtneural else contextlib.nullcontext():
-        report = check_files(model, json_model, frames=frames, inputs=input_path, atol=atol, seed=seed, rtneural=rtneural)
+        report = kelly_tc.check(model, json_model, frames=frames, inputs=input_path, atol=atol, seed=seed, rtneural=rtneural)
     finish(report, json_out)

@@ -7,10 +7,10 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from toolchain.check import DEFAULT_ATOL, DEFAULT_FRAMES, check_files
+from toolchain.check import DEFAULT_ATOL, DEFAULT_FRAMES
 from toolchain.cli import command
 from toolchain.commands.check import finish
-from toolchain.convert import convert_file, output_paths
+from toolchain.convert import output_paths
 
 
 @command
@@ -23,8 +23,10 @@ def convert(
     int8: bool = typer.Option(False, "--int8", help="Also write the INT8 variant OUT.int8.json (a kelly-tc extension for int8 engines; quant/int8_json.py); for NAME.int8.onnx: NAME.int8.json, with the float JSON as NAME.int8.float.json."),
 ) -> None:
     """Convert an ONNX model to RTNeural JSON (refusing, with the reason, what RTNeural cannot compute)."""
+    import kelly_tc
+
     target, int8_target = output_paths(model, output, int8)
-    converted = convert_file(model, target)
+    converted = kelly_tc.convert(model, output, int8=int8)
     layers = ", ".join(f"{layer.kind} {layer.in_size}->{layer.out_size}" + (f" {layer.activation}" if getattr(layer, "activation", "") else "")
                        for layer in converted.layers)
     console = Console(soft_wrap=True)
@@ -32,10 +34,7 @@ def convert(
     for note in converted.metadata.get("kelly_tc", {}).get("notes", []):
         console.print(f"[yellow]note:[/] {note}")
     if int8_target is not None:
-        from quant.int8_json import quantize_model, write_int8_model
-
-        write_int8_model(quantize_model(converted), int8_target)
         console.print(f"wrote {int8_target}: int8 weights, one scale per output unit / gate row")
     if run_check:
         for json_path in [target] + ([int8_target] if int8_target else []):
-            finish(check_files(model, json_path, frames=frames, atol=atol), None)
+            finish(kelly_tc.check(model, json_path, frames=frames, atol=atol), None)

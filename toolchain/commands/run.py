@@ -18,7 +18,7 @@ def run(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .npy or .csv [frames, out] (default: INPUT.out.<ext> beside the input)."),
 ) -> None:
     """Run a model frame by frame (reset once, state carried), as a plugin would."""
-    from reference_engine.streaming import run_file
+    import kelly_tc
 
     console = Console(stderr=True)
     progress = Progress(TextColumn("running"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
@@ -31,8 +31,8 @@ def run(
             progress.start()
 
     try:
-        result = run_file(model, input_path, output, on_start=start,
-                          on_progress=lambda done: progress.update(task, completed=done))
+        result = kelly_tc.run(model, input_path, output, on_start=start,
+                              on_progress=lambda done: progress.update(task, completed=done))
     finally:
         if progress.live.is_started:
             progress.stop()
