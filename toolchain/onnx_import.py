@@ -116,8 +116,9 @@ def _check_references(graph: onnx.GraphProto) -> None:
 
 
 #: What a new user most often passes instead of an ONNX file, told apart by its first bytes.
-EXPORT_HINT = ("export it to ONNX first: torch.onnx.export(model, example, 'model.onnx', dynamo=False, "
-               "dynamic_axes={'input': {1: 'time'}}), or in Python kelly_tc.from_torch(model, example, 'model.json')")
+EXPORT_HINT = ("export it to ONNX first: torch.onnx.export(model, (example,), 'model.onnx', dynamo=False, "
+               "input_names=['input'], dynamic_axes={'input': {1: 'time'}}); or, in Python, "
+               "kelly_tc.from_torch(model, example, 'model.json') exports, converts and checks in one call")
 
 
 def not_onnx_reason(path: Path) -> str | None:
@@ -129,9 +130,9 @@ def not_onnx_reason(path: Path) -> str | None:
         return None
     text = head.lstrip()
     if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch.save: a zip archive, or a bare pickle
-        return f"a PyTorch file (torch.save), not an ONNX model: {EXPORT_HINT}"
+        return f"not an ONNX model (a PyTorch file written by torch.save: {EXPORT_HINT})"
     if text[:1] in (b"{", b"["):
-        return ("a JSON file, not an ONNX model (the ONNX model comes first: kelly-tc check MODEL.onnx MODEL.json; "
+        return ("not an ONNX model (a JSON file: the ONNX model comes first, kelly-tc check MODEL.onnx MODEL.json; "
                 "convert takes MODEL.onnx)")
     return None
 

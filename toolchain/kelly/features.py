@@ -49,11 +49,10 @@ def audio_failure(path: str | Path, error: Exception) -> str:
     except OSError:
         head = b""
     if Path(path).suffix.lower() == ".wav" and head[:4] not in (b"RIFF", b"RIFX", b"RF64"):
-        return "not a WAV file (no RIFF header)" + (f"; {reason}" if reason else "")
+        return "not a WAV file: no RIFF header"
     if not reason:
-        return (f"no decoder recognises its content ({type(error).__name__}): not an audio file, or a format "
-                "that needs ffmpeg")
-    return f"{reason} ({type(error).__name__})"
+        reason = "no decoder recognises the content: not audio, cut short, or a format that needs ffmpeg"
+    return f"{type(error).__name__}: {reason}"
 
 
 def load_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray:
@@ -65,7 +64,7 @@ def load_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray
             warnings.simplefilter("ignore")
             audio, _ = librosa.load(str(path), sr=SAMPLE_RATE, mono=True, duration=max_seconds)
     except Exception as error:  # librosa raises many types (soundfile, audioread, EOF ...) for bad files
-        raise InputError(f"unreadable audio: {audio_failure(path, error)}", file=path) from None
+        raise InputError(f"unreadable audio ({audio_failure(path, error)})", file=path) from None
     if audio.size == 0 or not np.all(np.isfinite(audio)):
         raise InputError("audio is empty or not finite", file=path)
     return audio.astype(np.float32)
