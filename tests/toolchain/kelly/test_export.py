@@ -11,7 +11,9 @@ import json
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from tests.conftest import require_modules
+
+torch = require_modules("torch")
 from typer.testing import CliRunner  # noqa: E402
 
 from toolchain.cli import app  # noqa: E402
@@ -103,7 +105,7 @@ def test_onnx_files_have_a_dynamic_time_axis(kelly_models):
 @pytest.mark.parametrize("name", ["HarmonyPredictor", "GroovePredictor"])
 def test_dynamo_exporter_gives_the_same_checks(kelly_models, name, tmp_path):
     """dynamo=True fixes the time length in the graph; check feeds onnxruntime chunks of it."""
-    pytest.importorskip("onnxscript")
+    require_modules("onnxscript")
     from toolchain.kelly.export import DYNAMO_FRAMES, export_model
 
     result = export_model(kelly_models.torch_models[name], tmp_path, dynamo=True)

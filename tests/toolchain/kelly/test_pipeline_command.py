@@ -7,9 +7,11 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-pretty_midi = pytest.importorskip("pretty_midi")
-pytest.importorskip("librosa")
+from tests.conftest import require_modules
+
+require_modules("torch")
+pretty_midi = require_modules("pretty_midi")
+require_modules("librosa")
 from typer.testing import CliRunner  # noqa: E402
 
 from tests.conftest import REPO  # noqa: E402
