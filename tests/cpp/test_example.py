@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 
@@ -17,6 +18,31 @@ from toolchain.cpp.build import eigen_include
 EXAMPLE = REPO / "examples" / "cpp" / "deploy.cpp"
 
 
+def readme_compile_command(rtneural_src) -> list[str]:
+    """The README's g++ line ("Deploying in C++"), as written, with $RTNEURAL_SRC and the example's path
+    filled in: the test compiles exactly what a user is told to type."""
+    line = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("g++ "))
+    command = line.split(" && ")[0].replace('"$RTNEURAL_SRC"', shlex.quote(str(rtneural_src)))
+    return [str(EXAMPLE) if part == "examples/cpp/deploy.cpp" else part for part in shlex.split(command)]
+
+
+@pytest.mark.cpp
+def test_the_readme_compile_line_builds_the_example_without_rtneurals_warning(layer_kind_models, rtneural_src, tmp_path):
+    """-I names the folder that CONTAINS RTNeural/ (the checkout), and the alignment is defined: no #warning."""
+    case = next(c for c in layer_kind_models if c.name == "mixed_stack")
+    result = CliRunner().invoke(app, ["cpp", str(case.json_path), "-o", str(tmp_path / "model.h"), "--name", "Model",
+                                      "--namespace", "my_plugin", "--embed-weights"])
+    assert result.exit_code == 0, result.output
+    command = readme_compile_command(rtneural_src)
+    assert "-DRTNEURAL_DEFAULT_ALIGNMENT=16" in command and command[command.index("-I") + 1] == str(rtneural_src)
+    assert (rtneural_src / "RTNeural" / "RTNeural.h").is_file()  # the folder given to -I holds RTNeural/
+    compiled = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert compiled.returncode == 0, compiled.stderr[-2000:]
+    assert "warning" not in compiled.stderr, compiled.stderr[-2000:]
+    run = subprocess.run([str(tmp_path / "deploy")], capture_output=True, text=True, check=True)
+    assert float(re.search(r"self_test: max abs error (\S+)", run.stdout).group(1)) <= TOLERANCE
+
+
 @pytest.mark.cpp
 def test_the_deploy_example_compiles_passes_its_self_test_and_streams_like_the_engine(layer_kind_models, rtneural_src, tmp_path):
     from reference_engine.model import load_engine
@@ -27,8 +53,8 @@ def test_the_deploy_example_compiles_passes_its_self_test_and_streams_like_the_e
     result = CliRunner().invoke(app, ["cpp", str(case.json_path), "-o", str(tmp_path / "model.h"), "--name", "Model",
                                       "--namespace", "my_plugin", "--embed-weights"])
     assert result.exit_code == 0, result.output
-    subprocess.run(["g++", "-std=c++17", "-O2", "-I", str(rtneural_src), "deploy.cpp", "-o", "deploy"],
-                   cwd=tmp_path, check=True, capture_output=True)
+    subprocess.run(["g++", "-std=c++17", "-O2", "-DRTNEURAL_DEFAULT_ALIGNMENT=16", "-I", str(rtneural_src), "deploy.cpp",
+                    "-o", "deploy"], cwd=tmp_path, check=True, capture_output=True)
     run = subprocess.run([str(tmp_path / "deploy")], capture_output=True, text=True, check=True)
 
     error = float(re.search(r"self_test: max abs error (\S+)", run.stdout).group(1))
