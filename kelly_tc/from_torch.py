@@ -56,14 +56,16 @@ def _quiet():
 def _export(module, example, path: Path, dynamo: bool) -> Path:
     import torch
 
-    try:
-        with _quiet():
+    from toolchain import atomic
+
+    try:  # into a temporary folder of from_torch's own, atomically all the same (one rule for every writer)
+        with _quiet(), atomic.atomic_path(path, suffix=".onnx") as temporary:
             if dynamo:
-                torch.onnx.export(module, (example,), str(path), dynamo=True, external_data=False, verbose=False,
+                torch.onnx.export(module, (example,), str(temporary), dynamo=True, external_data=False, verbose=False,
                                   input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
             else:
                 axes = {0: "batch", 1: "time"}
-                torch.onnx.export(module, (example,), str(path), dynamo=False, input_names=[INPUT_NAME],
+                torch.onnx.export(module, (example,), str(temporary), dynamo=False, input_names=[INPUT_NAME],
                                   output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes})
     except Exception as error:  # torch raises many types; the reason is what matters
         reason = " ".join(str(error).split())[:240]

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from toolchain.cli import command, status
-from toolchain.errors import CheckFailed, InputError
+from toolchain.errors import CheckFailed
 
 
 @command
