@@ -40,3 +40,15 @@ def test_require_modules_returns_the_module_like_importorskip():
     import json
 
     assert conftest.require_modules("json") is json
+
+
+def test_one_variable_names_the_rtneural_checkout_for_source_and_test_data(tmp_path, monkeypatch):
+    """An RTNeural checkout holds RTNeural/ (the C++ source), models/ and test_data/ (the reference vectors):
+    RTNEURAL_SRC pointing at it serves both; without those folders the ../shared copy is used."""
+    monkeypatch.setenv("RTNEURAL_SRC", str(tmp_path))
+    assert conftest._rtneural_testdata() == conftest.SHARED / "rtneural-testdata"
+    (tmp_path / "models").mkdir()
+    (tmp_path / "test_data").mkdir()
+    assert conftest._rtneural_testdata() == tmp_path
+    monkeypatch.delenv("RTNEURAL_SRC")
+    assert conftest._rtneural_testdata() == conftest.SHARED / "rtneural-testdata"
