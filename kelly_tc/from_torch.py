@@ -104,7 +104,7 @@ def from_torch(module, example_input, path: str | Path | None = None, *, atol: f
 
     from toolchain.check import check_files
     from toolchain.onnx_import import import_onnx
-    from toolchain.rtneural_json import write_model
+    from toolchain.graph_json import write_model  # plain RTNeural JSON, with in_skip, or a graph file, as the wiring needs
 
     if not isinstance(module, torch.nn.Module):
         raise InputError(f"expected a torch.nn.Module, got {type(module).__name__}", where="module")

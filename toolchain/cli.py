@@ -136,3 +136,9 @@ def main() -> None:
 
 # Importing the command modules registers them on ``app`` (they import ``app``/``command`` from here).
 from toolchain import commands  # noqa: E402,F401  (must follow the definitions above)
+
+
+if __name__ == "__main__":  # `python -m toolchain.cli`, and `torchrun -m toolchain.cli train --store ...`:
+    from toolchain.cli import main as _main  # the registered app lives in the imported module, not in __main__
+
+    _main()

@@ -11,6 +11,7 @@ from toolchain.check import DEFAULT_ATOL, DEFAULT_FRAMES
 from toolchain.cli import command
 from toolchain.commands.check import finish
 from toolchain.convert import output_paths
+from toolchain.graph_json import MESSAGE_GRAPH, MESSAGE_IN_SKIP, output_form
 
 
 @command
@@ -31,6 +32,9 @@ def convert(
                        for layer in converted.layers)
     console = Console(soft_wrap=True)
     console.print(f"wrote {target}: {layers} ({converted.parameter_count()} parameters)")
+    form = output_form(converted)
+    if form != "sequential":  # stderr: what a plain RTNeural loader does with this file
+        Console(stderr=True, soft_wrap=True).print(MESSAGE_IN_SKIP if form == "in_skip" else MESSAGE_GRAPH, markup=False)
     for note in converted.metadata.get("kelly_tc", {}).get("notes", []):
         console.print(f"[yellow]note:[/] {note}")
     if int8_target is not None:

@@ -22,6 +22,10 @@ SOURCES = ("auto", "datasets", "corpus", "synthetic")
 class TrainConfig:
     models: list[str] = field(default_factory=lambda: list(MODEL_NAMES))
     datasets_dir: str | None = None
+    #: a feature store folder (``kelly-tc features``): train from its shards, streamed, instead of the sources
+    store: str | None = None
+    #: pieces of a store whose windows are shuffled together (memory holds about this many pieces)
+    buffer_pieces: int = 8
     #: auto: real datasets found under datasets_dir, else the music21 corpus, else synthetic data.
     source: str = "auto"
     output: str = "kelly-out/training"
@@ -56,7 +60,8 @@ class TrainConfig:
                 raise InputError(error.reason, file=file, where="models") from None
         if self.source not in SOURCES:
             raise InputError(f"must be one of {', '.join(SOURCES)}, not {self.source!r}", file=file, where="source")
-        for key in ("epochs", "batch_size", "seq_len", "threads", "synthetic_sequences", "max_files", "max_sequences"):
+        for key in ("epochs", "batch_size", "seq_len", "threads", "synthetic_sequences", "max_files", "max_sequences",
+                    "buffer_pieces"):
             if getattr(self, key) < 1:
                 raise InputError(f"must be at least 1, got {getattr(self, key)}", file=file, where=key)
         if not 0.0 < self.val_fraction < 1.0:
@@ -78,7 +83,7 @@ def _check_type(key: str, value: Any, file: Path) -> Any:
         if not (isinstance(value, list) and all(isinstance(v, str) for v in value) and value):
             raise InputError("must be a non-empty list of model names", file=file, where=key)
         return value
-    if key == "datasets_dir":
+    if key in ("datasets_dir", "store"):
         if value is not None and not isinstance(value, str):
             raise InputError("must be a path string or null", file=file, where=key)
         return value
