@@ -21,7 +21,8 @@ EXAMPLE = REPO / "examples" / "cpp" / "deploy.cpp"
 def readme_compile_command(rtneural_src) -> list[str]:
     """The README's g++ line ("Deploying in C++"), as written, with $RTNEURAL_SRC and the example's path
     filled in: the test compiles exactly what a user is told to type."""
-    line = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("g++ "))
+    line = next(line for line in (REPO / "README.md").read_text().splitlines()
+                if line.startswith("g++ ") and "examples/cpp/deploy.cpp" in line)
     command = line.split(" && ")[0].replace('"$RTNEURAL_SRC"', shlex.quote(str(rtneural_src)))
     return [str(EXAMPLE) if part == "examples/cpp/deploy.cpp" else part for part in shlex.split(command)]
 

@@ -45,7 +45,7 @@ def test_the_worked_example_runs_as_written_and_the_plugin_computes_the_pytorch_
     assert [c.split()[0] for c in commands] == ["python", "kelly-tc", "kelly-tc", "g++", "./plugin"]
     outputs = {}
     for line in commands:
-        words = shlex.split(line.replace("path/to/RTNeural", str(rtneural_src)))
+        words = shlex.split(line.replace('"$RTNEURAL_SRC"', shlex.quote(str(rtneural_src))))
         if words[0] == "kelly-tc":  # this tree's CLI, in process
             cwd = os.getcwd()
             os.chdir(tmp_path)
