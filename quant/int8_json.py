@@ -42,7 +42,7 @@ from quant.int8 import QMAX, dequantize, quantize_symmetric
 FORMAT, VERSION = "kelly-tc-int8", 1
 #: Per layer kind: (field of the layer record, index in RTNeural's "weights" array) of each int8 matrix.
 QUANTIZED_FIELDS = {"dense": (("weight", 0),), "lstm": (("weight_ih", 0), ("weight_hh", 1)),
-                    "gru": (("weight_ih", 0), ("weight_hh", 1)), "conv1d": (("weight", 0),)}
+                    "gru": (("weight_ih", 0), ("weight_hh", 1)), "conv1d": (("weight", 0),), "conv2d": (("weight", 0),)}
 SNIFF_BYTES = 256
 
 
