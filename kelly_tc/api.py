@@ -68,11 +68,11 @@ def run(model: PathLike | Model, inputs: np.ndarray | PathLike, output: PathLike
 
 
 def bench(models: Sequence[PathLike], *, budget: str | None = "10ms", memory_budget: str | None = None,
-          statistic: str = "p99", frames: int = 10_000, warmup: int = 1_000, seed: int = 0,
+          statistic: str = "p99", frames: int = 10_000, warmup: int = 1_000, seed: int = 0, block: int = 1,
           resident: bool = True, on_load: Callable[[str], None] | None = None,
           on_progress: Callable[[int], None] | None = None):
     """Per-frame latency (p50/p99/p99.9/max) and memory of each model and, with two or more, of all of them
-    as one pipeline. Returns a :class:`reference_engine.bench_report.BenchResult`; ``result.violations()``
+    as one pipeline, ``block`` frames per timed call (a plugin's buffer; 1: one frame per call). Returns a :class:`reference_engine.bench_report.BenchResult`; ``result.violations()``
     lists what exceeds the budgets (the command exits 1 on any). ``resident``: also measure the
     resident-set growth of loading each model, in a subprocess."""
     from reference_engine.bench_report import BenchResult
@@ -85,6 +85,8 @@ def bench(models: Sequence[PathLike], *, budget: str | None = "10ms", memory_bud
         raise InputError(f"must be between 1 and {MAX_FRAMES}, got {frames}", where="--frames")
     if not 0 <= warmup <= MAX_FRAMES:
         raise InputError(f"must be between 0 and {MAX_FRAMES}, got {warmup}", where="--warmup")
+    if not 1 <= block <= MAX_FRAMES:
+        raise InputError(f"must be between 1 and {MAX_FRAMES}, got {block}", where="--block")
     paths = [Path(p) for p in models]
     loaded = []
     for path in paths:
@@ -96,9 +98,9 @@ def bench(models: Sequence[PathLike], *, budget: str | None = "10ms", memory_bud
             on_load("measuring resident-set growth in a subprocess")
         for model, growth in zip(loaded, resident_growth(paths)):
             model.details["memory_check"]["rss_growth_bytes"] = growth
-    measured, pipeline = measure(loaded, frames, warmup, seed, on_progress=on_progress)
-    return BenchResult(measured, pipeline, chosen, {"frames": frames, "warmup": warmup, "seed": seed,
-                                                    "models": [str(p) for p in paths]})
+    measured, pipeline = measure(loaded, frames, warmup, seed, on_progress=on_progress, block=block)
+    return BenchResult(measured, pipeline, chosen, {"frames": max(frames // block, 1) * block, "warmup": warmup,
+                                                    "seed": seed, "block": block, "models": [str(p) for p in paths]})
 
 
 def quantize(onnx_path: PathLike, output: PathLike | None = None, *, per_channel: bool = True, biases: bool = False,

@@ -64,8 +64,10 @@ def _main_job(out: Path, quick: bool, source: str, dynamo: bool, seed: int, cons
                   "call per frame (pipeline: MultiModelProcessor.process_frame); memory: the engines' weights + state + "
                   "scratch; val/base: validation loss / predict-the-mean baseline; valid: the file loads, matches the spec "
                   "and computes its own ONNX model; cost vs float32: the accuracy a compressed variant (int8, pruned = 50% "
-                  "structured, pruned+int8) gives up, as the max abs distance of its outputs from the float32 model's ( outputs of sigmoid/softmax "
+                  "structured, pruned+int8) gives up, as the max abs distance of its outputs from the float32 model's (outputs of sigmoid/softmax "
                   "models lie in [0, 1], of tanh models in [-1, 1]); JSON bytes of the INT8 variants: the INT8 JSON")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     return report
 
 
