@@ -200,9 +200,8 @@ def test_bench_measures_each_model_and_the_pipeline_and_holds_them_to_the_budget
     assert [m.name for m in generous.models] == ["legacy", "dynamo"] and generous.pipeline is not None
     for entry in generous.entries:
         latency = entry.latency
-        assert entry.samples.shape == (300,)
-        assert latency["min"] <= latency["p50"] <= latency["p99"] <= latency["p99.9"] <= latency["max"]
-        assert latency["p99"] == pytest.approx(float(np.percentile(entry.samples, 99)))
+        assert entry.samples.shape == (300,)  # one per timed call (block 1): the statistics themselves are
+        assert 0 < latency["min"] <= latency["p50"] <= latency["p99"] <= latency["p99.9"] <= latency["max"]  # tested on known samples in tests/bench/test_latency_statistics.py
     assert generous.violations() == []
     impossible = kelly_tc.bench(paths[:1], budget="1ns", memory_budget="1B", frames=50, warmup=0, resident=False)
     assert len(impossible.violations()) == 2  # latency and memory, each saying by how much
