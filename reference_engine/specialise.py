@@ -74,7 +74,7 @@ def run_block(buffers, block, count):
             outputs[t, j] = scratch[row, j]
 
 
-@njit(**JIT)
+@njit(**JIT, inline="always")  # into the block loop: the views of weights and state are built once per block
 def frame_program(table, weights, state, cursors, scratch, work, frame, qweights):
     for i in range(frame.shape[0]):
         scratch[0, i] = frame[i]
