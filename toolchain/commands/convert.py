@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from toolchain.check import DEFAULT_ATOL, DEFAULT_FRAMES, check_files
+from toolchain.check import DEFAULT_FRAMES, check_files
 from toolchain.cli import command
 from toolchain.commands.check import finish
 from toolchain.convert import convert_file, default_json_path
@@ -16,14 +16,23 @@ from toolchain.graph_json import MESSAGE_GRAPH, MESSAGE_IN_SKIP, output_form
 
 @command
 def convert(
-    model: Path = typer.Argument(..., help="The ONNX model to convert."),
+    model: Path = typer.Argument(..., help="The ONNX model to convert (or a GuitarML SimpleRNN .json: model_data + state_dict)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output JSON (default: MODEL.json beside the model)."),
     run_check: bool = typer.Option(False, "--check", help="Then compare the JSON with the ONNX model (as `kelly-tc check`)."),
     frames: int = typer.Option(DEFAULT_FRAMES, "--frames", "-n", help="Frames of random input for --check."),
-    atol: float = typer.Option(DEFAULT_ATOL, "--atol", help="Largest absolute error allowed by --check."),
+    atol: Optional[float] = typer.Option(None, "--atol", help="Fixed bound for --check (default: judged against a float64 run of the ONNX graph, as `kelly-tc check`)."),
     int8: bool = typer.Option(False, "--int8", help="Also write the INT8 variant OUT.int8.json (a kelly-tc extension for int8 engines; quant/int8_json.py)."),
 ) -> None:
     """Convert an ONNX model to RTNeural JSON (refusing, with the reason, what RTNeural cannot compute)."""
+    if model.suffix.lower() == ".json":  # GuitarML's SimpleRNN files (model_data + state_dict)
+        from toolchain.convert import convert_json_file
+
+        converted, error = convert_json_file(model, output)
+        target = output or model.with_name(f"{model.stem}.rtneural.json")
+        Console(soft_wrap=True).print(f"wrote {target}: {', '.join(f'{l.kind} {l.in_size}->{l.out_size}' for l in converted.layers)}"
+                                      f" ({converted.parameter_count()} parameters); max abs error {error:.3g} against a float64 "
+                                      "evaluation of the source weights")
+        return
     target = output or default_json_path(model)
     converted = convert_file(model, target)
     layers = ", ".join(f"{layer.kind} {layer.in_size}->{layer.out_size}" + (f" {layer.activation}" if getattr(layer, "activation", "") else "")
