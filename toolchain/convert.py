@@ -17,6 +17,27 @@ def default_json_path(onnx_path: str | Path) -> Path:
     return Path(onnx_path).with_suffix(".json")
 
 
+INT8_TAG = ".int8"
+
+
+def output_paths(onnx_path: str | Path, json_path: str | Path | None = None, int8: bool = False) -> tuple[Path, Path | None]:
+    """(float RTNeural JSON, INT8 extension JSON or None) that ``convert`` writes.
+
+    ``MODEL.onnx`` -> ``MODEL.json`` (+ ``MODEL.int8.json`` with ``int8``). A model already named
+    ``NAME.int8.onnx`` (``kelly-tc quantize``'s default output) keeps its name for the INT8 file,
+    ``NAME.int8.json``, and its float JSON becomes ``NAME.int8.float.json`` -- never ``NAME.int8.int8.json``.
+    An explicit ``json_path`` names the float file; the INT8 file goes beside it the same way."""
+    target = Path(json_path) if json_path is not None else default_json_path(onnx_path)
+    if not int8:
+        return target, None
+    stem = target.name[: -len(target.suffix)] if target.suffix else target.name
+    if stem.endswith(INT8_TAG):
+        if json_path is None:
+            return target.with_name(f"{stem}.float.json"), target
+        return target, target.with_name(f"{stem[: -len(INT8_TAG)]}{INT8_TAG}-weights.json")
+    return target, target.with_name(f"{stem}{INT8_TAG}.json")
+
+
 def convert_file(onnx_path: str | Path, json_path: str | Path | None = None) -> Model:
     """Convert ``onnx_path`` to RTNeural JSON at ``json_path`` (default: beside it) and return the model.
 

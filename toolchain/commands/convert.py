@@ -7,10 +7,10 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from toolchain.check import DEFAULT_FRAMES, check_files
+from toolchain.check import DEFAULT_FRAMES
 from toolchain.cli import command
 from toolchain.commands.check import finish
-from toolchain.convert import convert_file, default_json_path
+from toolchain.convert import output_paths
 from toolchain.graph_json import MESSAGE_GRAPH, MESSAGE_IN_SKIP, output_form
 
 
@@ -21,7 +21,7 @@ def convert(
     run_check: bool = typer.Option(False, "--check", help="Then compare the JSON with the ONNX model (as `kelly-tc check`)."),
     frames: int = typer.Option(DEFAULT_FRAMES, "--frames", "-n", help="Frames of random input for --check."),
     atol: Optional[float] = typer.Option(None, "--atol", help="Fixed bound for --check (default: judged against a float64 run of the ONNX graph, as `kelly-tc check`)."),
-    int8: bool = typer.Option(False, "--int8", help="Also write the INT8 variant OUT.int8.json (a kelly-tc extension for int8 engines; quant/int8_json.py)."),
+    int8: bool = typer.Option(False, "--int8", help="Also write the INT8 variant OUT.int8.json (a kelly-tc extension for int8 engines; quant/int8_json.py); for NAME.int8.onnx: NAME.int8.json, with the float JSON as NAME.int8.float.json."),
 ) -> None:
     """Convert an ONNX model to RTNeural JSON (refusing, with the reason, what RTNeural cannot compute)."""
     if model.suffix.lower() == ".json":  # GuitarML's SimpleRNN files (model_data + state_dict)
@@ -33,8 +33,10 @@ def convert(
                                       f" ({converted.parameter_count()} parameters); max abs error {error:.3g} against a float64 "
                                       "evaluation of the source weights")
         return
-    target = output or default_json_path(model)
-    converted = convert_file(model, target)
+    import kelly_tc
+
+    target, int8_target = output_paths(model, output, int8)
+    converted = kelly_tc.convert(model, output, int8=int8)
     layers = ", ".join(f"{layer.kind} {layer.in_size}->{layer.out_size}" + (f" {layer.activation}" if getattr(layer, "activation", "") else "")
                        for layer in converted.layers)
     console = Console(soft_wrap=True)
@@ -44,12 +46,8 @@ def convert(
         Console(stderr=True, soft_wrap=True).print(MESSAGE_IN_SKIP if form == "in_skip" else MESSAGE_GRAPH, markup=False)
     for note in converted.metadata.get("kelly_tc", {}).get("notes", []):
         console.print(f"[yellow]note:[/] {note}")
-    int8_target = target.with_name(f"{target.stem}.int8.json") if int8 else None
     if int8_target is not None:
-        from quant.int8_json import quantize_model, write_int8_model
-
-        write_int8_model(quantize_model(converted), int8_target)
         console.print(f"wrote {int8_target}: int8 weights, one scale per output unit / gate row")
     if run_check:
         for json_path in [target] + ([int8_target] if int8_target else []):
-            finish(check_files(model, json_path, frames=frames, atol=atol), None)
+            finish(kelly_tc.check(model, json_path, frames=frames, atol=atol), None)

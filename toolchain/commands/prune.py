@@ -26,12 +26,11 @@ def prune(
     datasets_dir: Optional[Path] = typer.Option(None, "--datasets-dir", help="Kelly datasets for --finetune (default: music21 corpus, else synthetic)."),
 ):
     """Prune MODEL and report parameters, bytes, accuracy against the unpruned model and engine latency."""
-    from quant.workflow import prune_file
+    import kelly_tc
 
-    output = output or model.with_suffix(".pruned.onnx")
-    figures = prune_file(model, output, amount=amount, structured=structured, criterion=criterion,
-                         calibration_path=calibration, report_path=report, latency=latency, finetune=finetune,
-                         finetune_epochs=epochs, datasets_dir=str(datasets_dir) if datasets_dir else None)
+    figures = kelly_tc.prune(model, output, amount=amount, structured=structured, criterion=criterion,
+                             calibration=calibration, report=report, latency=latency, finetune=finetune,
+                             finetune_epochs=epochs, datasets_dir=datasets_dir)
     render(figures)
 
 
