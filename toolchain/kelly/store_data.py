@@ -24,13 +24,14 @@ def load_store_data(config: TrainConfig, reporter: Reporter) -> tuple[dict[str, 
     result = {}
     for name in config.models:
         train, validation = store.pieces(name, config.seed, config.val_fraction)
-        data = ModelData(name, StoreWindows(train, name, config.seq_len, config.buffer_pieces),
-                         StoreWindows(validation, name, config.seq_len, config.buffer_pieces),
+        seq_len = config.windows(name)[0]  # the same window length as in-memory training (long-context models)
+        data = ModelData(name, StoreWindows(train, name, seq_len, config.buffer_pieces),
+                         StoreWindows(validation, name, seq_len, config.buffer_pieces),
                          sorted({ref.key.split(":", 1)[0] for ref in train + validation}) or ["store"],
                          [f"{name}: {len(train)} training and {len(validation)} validation pieces from {config.store}"])
         if len(data.train) < 1 or len(data.validation) < 1:
             raise InputError(f"{name}: the store gives {len(data.train)} training and {len(data.validation)} validation "
-                             f"windows of {config.seq_len} frames; need at least one of each (lower --seq-len or add sources)",
+                             f"windows of {seq_len} frames; need at least one of each (lower --seq-len or add sources)",
                              file=config.store)
         data.skipped = {dataset: count for dataset, count in skips.counts.items()}
         result[name] = data
