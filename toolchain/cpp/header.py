@@ -25,6 +25,7 @@ import numpy as np
 
 from toolchain import atomic
 from toolchain.cpp import header_text as text_
+from toolchain.cpp.cpp_text import CPP_RESERVED, comment, identifier, string_literal
 from toolchain.cpp.layer_code import EMITTERS, Arrays, Emitted
 from toolchain.cpp.reference_pair import reference_pair
 from toolchain.errors import InputError, KellyError, UnsupportedError
@@ -40,13 +41,6 @@ EIGEN_DEFAULT_LIMIT = 128 * 1024
 MAX_COMPILE_TIME_LAYERS = 512
 #: Activation-bearing kinds whose JSON ``activation`` field ModelT::parseJson reads.
 ACTIVATION_KINDS = ("dense", "conv1d", "activation")
-_CPP_KEYWORDS = set("""alignas alignof and asm auto bool break case catch char class const constexpr continue decltype
-default delete do double else enum explicit export extern false float for friend goto if inline int long mutable
-namespace new noexcept not nullptr operator or private protected public register return short signed sizeof static
-struct switch template this throw true try typedef typeid typename union unsigned using virtual void volatile while
-RTNeural detail std""".split())
-
-
 @dataclass
 class HeaderInfo:
     path: Path
@@ -55,15 +49,6 @@ class HeaderInfo:
     types: list[str]
     embedded_values: int
     reference_frames: int
-
-
-def identifier(text: str, what: str, allow_scope: bool = False) -> str:
-    """``text`` if it is a usable C++ identifier (``a::b`` for namespaces), else an InputError."""
-    parts = text.split("::") if allow_scope else [text]
-    for part in parts:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part) or part in _CPP_KEYWORDS or "__" in part:
-            raise InputError(f"{text!r} is not a usable C++ identifier", where=what)
-    return text
 
 
 def default_name(path: str | Path) -> str:
@@ -75,7 +60,7 @@ def default_name(path: str | Path) -> str:
 
 def default_namespace(name: str) -> str:
     snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
-    return snake if snake not in _CPP_KEYWORDS and not keyword.iskeyword(snake) else f"{snake}_model"
+    return snake if snake not in CPP_RESERVED and not keyword.iskeyword(snake) else f"{snake}_model"
 
 
 def format_values(values: np.ndarray, scalar: str) -> str:
@@ -133,10 +118,10 @@ def eigen_guard(emitted: list[tuple[int, Emitted]], scalar_bytes: int) -> tuple[
 def _json_layer_rows(model: Model, file_layers: list | None) -> str:
     rows = []
     for position, layer in enumerate(model.layers):
-        activation = f'"{layer.activation}"' if layer.kind in ACTIVATION_KINDS else '"*"'
+        activation = string_literal(layer.activation) if layer.kind in ACTIVATION_KINDS else '"*"'
         conv = (layer.kernel_size, layer.dilation, layer.groups) if layer.kind == "conv1d" else (0, 0, 0)
         weights = len(file_layers[position]["weights"]) if file_layers and layer.kind == "batchnorm" else (4 if layer.kind == "batchnorm" else -1)
-        rows.append(f'    {{"{layer.kind}", {layer.out_size}, {activation}, {conv[0]}, {conv[1]}, {conv[2]}, {weights}}},')
+        rows.append(f'    {{{string_literal(layer.kind)}, {layer.out_size}, {activation}, {conv[0]}, {conv[1]}, {conv[2]}, {weights}}},')
     return "\n".join(rows)
 
 
@@ -169,11 +154,13 @@ def _banner(model: Model, fields: dict, arrays: Arrays, embed_weights: bool, fra
     values = sum(a.size for n, a in arrays.declarations if not n.startswith("reference_"))
     options = f" --name {fields['name']} --namespace {namespace}" + (" --embed-weights" if embed_weights else "") + \
         (f" --precision {precision}" if precision != "float" else "")
+    # The banner is // comments: the file names and layer list pass through comment(), the example
+    # path through string_literal() (whose output is comment-safe too) -- see cpp_text.py.
     return text_.BANNER.format(
-        **fields, source=source, header=header, options=options, layers=_describe(model),
+        **fields, source=comment(source), header=comment(header), options=options, layers=comment(_describe(model), 2000),
         weights=f"{values} values compiled in (load(model))" if embed_weights else "read from the JSON file (load(model, path))",
         self_test=f"{frames} reference frames" if frames else "no reference pair in the model file (self_test returns NaN)",
-        load_call=f"{namespace}::load(*model);" if embed_weights else f'{namespace}::load(*model, "{source}");  // false on failure')
+        load_call=f"{namespace}::load(*model);" if embed_weights else f'{namespace}::load(*model, {string_literal(source)});  // false on failure')
 
 
 def generate_header(model: Model, *, name: str, namespace: str, embed_weights: bool = False, precision: str = "float",
