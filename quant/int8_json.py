@@ -21,6 +21,9 @@ float by the converter) gets back the same ``q``, so the INT8 JSON computes what
 """
 from __future__ import annotations
 
+import os
+import stat
+
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -133,6 +136,8 @@ def write_int8_model(int8_model: Int8Model, path: str | Path) -> Path:
 def is_int8_json(path: str | Path) -> bool:
     """True if ``path`` starts like an INT8 JSON file (the format key comes first, see above)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False  # a FIFO would block here; the strict reader names the problem
         with open(path, "rb") as handle:
             head = handle.read(SNIFF_BYTES)
     except OSError:

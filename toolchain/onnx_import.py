@@ -24,6 +24,7 @@ from toolchain import __version__
 from toolchain.converters.axes import FEATURE, TIME, RoleConflict, check_tensor, resolve_tensor
 from toolchain.converters.folding import MAX_TENSOR_ELEMENTS, prepare_graph
 from toolchain.converters.walk import fill_sizes, walk_chain
+from toolchain.inputs import read_bytes
 from toolchain.errors import InputError, KellyError, UnsupportedError, node_where
 from toolchain.layers import Model
 
@@ -126,8 +127,9 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
             raise InputError("empty file (0 bytes): not an ONNX model")
         if size > MAX_ONNX_BYTES:
             raise InputError(f"file is {size} bytes, above the {MAX_ONNX_BYTES}-byte limit (KELLY_TC_MAX_ONNX_BYTES)")
-        try:
-            model = onnx.load(str(path), load_external_data=False)
+        data = read_bytes(path, MAX_ONNX_BYTES, setting="KELLY_TC_MAX_ONNX_BYTES")
+        try:  # by content: onnx.load picks a text format by extension, so model.json would not parse
+            model = onnx.load_model_from_string(data)
         except Exception as error:  # protobuf raises DecodeError, RuntimeWarning-turned-errors, ...
             log.debug("protobuf parse of %s failed: %s", path, error)
             raise InputError("not an ONNX model (the protobuf does not parse: corrupt or truncated)") from None

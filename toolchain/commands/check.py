@@ -46,7 +46,7 @@ def check(
     model: Path = typer.Argument(..., help="The ONNX model (the reference, run by onnxruntime)."),
     json_model: Path = typer.Argument(..., help="The RTNeural JSON model (run frame by frame by the reference engine)."),
     frames: int = typer.Option(DEFAULT_FRAMES, "--frames", "-n", help="Frames of seeded random input (ignored with --input)."),
-    input_path: Optional[Path] = typer.Option(None, "--input", "-i", help="Input frames [frames, in] as .npy instead of random."),
+    input_path: Optional[Path] = typer.Option(None, "--input", "-i", help="Input frames [frames, in] as .npy or .csv (as for run) instead of random."),
     atol: float = typer.Option(DEFAULT_ATOL, "--atol", help="Largest absolute error allowed."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random input."),

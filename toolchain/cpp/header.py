@@ -206,7 +206,10 @@ def generate_header(model: Model, *, name: str, namespace: str, embed_weights: b
 
 def raw_layers(json_path: str | Path) -> list:
     """The raw layer entries of a JSON file that ``read_model`` has already accepted."""
-    return json.loads(Path(json_path).read_text())["layers"]
+    from toolchain.rtneural_json import MAX_JSON_BYTES
+    from toolchain.inputs import read_bytes
+
+    return json.loads(read_bytes(json_path, MAX_JSON_BYTES))["layers"]
 
 
 def write_header(json_path: str | Path, output: str | Path, *, name: str | None = None, namespace: str | None = None,

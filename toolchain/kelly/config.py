@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from toolchain.errors import InputError
+from toolchain.inputs import read_text
+
+#: A config is a few settings: 1 MiB is generous.
+MAX_CONFIG_BYTES = 1 << 20
 from toolchain.kelly.spec import MODEL_NAMES, get_spec
 
 SOURCES = ("auto", "datasets", "corpus", "synthetic")
@@ -99,11 +103,10 @@ def _reject_constant(name: str):
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The settings in a JSON config file, checked key by key."""
     path = Path(path)
+    text = read_text(path, MAX_CONFIG_BYTES)  # a FIFO or /dev/zero is refused, not read forever
     try:
-        document = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
-    except FileNotFoundError:
-        raise InputError("no such file", file=path) from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:
         raise InputError(f"not a readable JSON file: {str(error)[:200]}", file=path) from None
     if not isinstance(document, dict):
         raise InputError(f"the top level must be an object, got {type(document).__name__}", file=path)
