@@ -21,6 +21,7 @@ float by the converter) gets back the same ``q``, so the INT8 JSON computes what
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 
@@ -33,11 +34,14 @@ import numpy as np
 from toolchain import atomic
 from toolchain.errors import InputError, KellyError
 from toolchain.layers import Layer, Model, f32
-from toolchain.rtneural_json import layer_to_json, model_from_json, read_document
+from toolchain.inputs import read_bytes
+from toolchain.rtneural_json import MAX_JSON_BYTES, layer_to_json, model_from_json, read_document
 
 from quant.int8 import QMAX, dequantize, quantize_symmetric
 
 FORMAT, VERSION = "kelly-tc-int8", 1
+#: Top-level key of ``convert --int8``'s pair record: ``{"file": "m.json", "sha256": "..."}``.
+PAIR_KEY = "float_model"
 #: Per layer kind: (field of the layer record, index in RTNeural's "weights" array) of each int8 matrix.
 QUANTIZED_FIELDS = {"dense": (("weight", 0),), "lstm": (("weight_ih", 0), ("weight_hh", 1)),
                     "gru": (("weight_ih", 0), ("weight_hh", 1)), "conv1d": (("weight", 0),)}
@@ -120,16 +124,46 @@ def to_json(int8_model: Int8Model) -> dict[str, Any]:
         entries.append(entry)
     document["layers"] = entries
     for key, value in int8_model.model.metadata.items():
-        document.setdefault(key, value)
+        if key != PAIR_KEY:  # the pair record belongs to one written file, never carried over
+            document.setdefault(key, value)
     return document
 
 
-def write_int8_model(int8_model: Int8Model, path: str | Path) -> Path:
+def write_int8_model(int8_model: Int8Model, path: str | Path, float_file: str | Path | None = None) -> Path:
+    """Validate (the document is read back by :func:`from_json` first) and write atomically. With
+    ``float_file``: record that file's name and SHA-256, so a reader can tell the int8 file belongs
+    to that exact float file (``convert --int8`` writes the two as a pair)."""
     try:
         document = to_json(int8_model)
+        if float_file is not None:
+            float_file = Path(float_file)
+            document[PAIR_KEY] = {"file": float_file.name, "sha256": _sha256(float_file)}
+        from_json(document)  # nothing is written that the reader would refuse (e.g. a zero scale)
     except KellyError as error:
         raise error.with_file(path)
     return atomic.write_json(path, document, indent=None)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(read_bytes(path, MAX_JSON_BYTES)).hexdigest()
+
+
+def check_pair(path: str | Path, record: Any) -> None:
+    """Refuse an int8 file whose recorded float file (beside it) is not the one it was written with:
+    two runs writing the same pair concurrently, or the float file regenerated without ``--int8``."""
+    if record is None:
+        return
+    if not (isinstance(record, dict) and isinstance(record.get("file"), str) and isinstance(record.get("sha256"), str)
+            and record["file"] and "/" not in record["file"] and record["file"] not in (".", "..")):
+        raise InputError('expected {"file": NAME, "sha256": HEX}', file=path, where=PAIR_KEY)
+    sibling = Path(path).parent / record["file"]
+    if not sibling.is_file():
+        return  # the int8 file travels alone: nothing to compare with
+    actual = _sha256(sibling)
+    if actual != record["sha256"]:
+        raise InputError(f"written for another version of {record['file']} (recorded sha256 {record['sha256'][:12]}..., "
+                         f"the file has {actual[:12]}...): the pair comes from two different runs; rerun kelly-tc convert --int8",
+                         file=path, where=PAIR_KEY)
 
 
 # ----------------------------------------------------------------------------------------- reading
@@ -225,5 +259,8 @@ def _canonical(kind, integers, index, model) -> dict[str, QuantizedArray]:
 
 
 def read_int8_model(path: str | Path) -> Int8Model:
-    """Load an INT8 JSON file strictly; every problem is an :class:`InputError` naming the file."""
-    return read_document(path, from_json)
+    """Load an INT8 JSON file strictly; every problem is an :class:`InputError` naming the file. A
+    recorded float file beside it must be the one it was written with (:func:`check_pair`)."""
+    int8_model = read_document(path, from_json)
+    check_pair(path, int8_model.model.metadata.get(PAIR_KEY))
+    return int8_model

@@ -109,17 +109,20 @@ def check_output(target: str | Path, *, inputs: Iterable[str | Path | None] = ()
 
 
 def check_folder(folder: str | Path, *, what: str | None = None) -> Path:
-    """An output FOLDER (``export -o``, ``train -o``, ``pipeline --out``): created if missing, refused if a
-    file is in the way or it cannot be written -- before the long work."""
+    """An output FOLDER (``export -o``, ``train -o``, ``pipeline --out``): refused, before the long work,
+    if a file is in the way or the folder (or, when missing, its nearest existing parent, where it will
+    be created) cannot be written. Creates nothing: a refused command leaves the tree as it was."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise InputError("exists and is not a folder; give a folder name", file=folder, where=what)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError("exists and is not a folder; give a folder name", file=existing, where=what)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".probe.", suffix=".tmp")
+        probe = tempfile.NamedTemporaryFile(dir=existing, prefix=".probe.", suffix=".tmp")
         probe.close()
     except OSError as error:
-        raise InputError(os_reason(error), file=Path(error.filename) if error.filename else folder, where=what) from None
+        raise InputError(os_reason(error), file=existing, where=what) from None
     return folder
 
 
@@ -188,6 +191,20 @@ def _written_through(target: str | Path, suffix: str) -> Iterator[Path]:
                     shutil.copyfileobj(source, sink)
         except OSError as error:
             raise InputError(os_reason(error), file=target) from None
+
+
+@contextlib.contextmanager
+def locked_folder(folder: str | Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``folder`` (writers of a file PAIR, e.g. ``convert --int8``: two
+    runs into the same pair then write one after the other, never interleaved)."""
+    import fcntl
+
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def remove_stale_temps(folder: str | Path) -> list[Path]:

@@ -34,8 +34,14 @@ def install_signal_handlers(handler) -> None:
         signal.signal(number, handler)
 
 
-if os.path.basename(sys.argv[0] if sys.argv else "") == "kelly-tc":
+if os.path.basename(sys.argv[0] if sys.argv else "") in ("kelly-tc", "cli.py"):
     install_signal_handlers(_exit_now)
+
+if __name__ == "__main__":  # python -m toolchain.cli: run the imported module, where the commands register
+    from toolchain.cli import main as _main_of_the_module
+
+    _main_of_the_module()
+    sys.exit(0)
 
 import functools  # noqa: E402  (after the handlers: an early Ctrl-C must not print an import traceback)
 import logging  # noqa: E402
@@ -125,6 +131,3 @@ def _main() -> None:
 # Importing the command modules registers them on ``app`` (they import ``app``/``command`` from here).
 from toolchain import commands  # noqa: E402,F401  (must follow the definitions above)
 
-
-if __name__ == "__main__":
-    main()

@@ -32,7 +32,17 @@ def bench(
     from reference_engine.benchmark import MAX_FRAMES, load_for_bench, measure, resident_growth
     from reference_engine.budget import Budget
 
+    from toolchain import atomic, options
+
     chosen = Budget.parse(budget, memory_budget, statistic)
+    options.seed(seed)
+    # Before the timing (minutes): an unwritable report must not be found after it.
+    for path, option in ((json_path, "--json"), (plot_path, "--plot")):
+        if path is not None:
+            atomic.check_output(path, inputs=models, stdout_ok=option == "--json", what=option)
+    if json_path is not None and plot_path is not None and atomic.same_file(json_path, plot_path):
+        raise InputError("--json and --plot name the same file", file=json_path)
+    report_console = Console(width=max(Console().width, 150), stderr=str(json_path) == atomic.STDOUT)
     if not 1 <= frames <= MAX_FRAMES:
         raise InputError(f"must be between 1 and {MAX_FRAMES}, got {frames}", where="--frames")
     if not 0 <= warmup <= MAX_FRAMES:
@@ -53,13 +63,13 @@ def bench(
         measured, pipeline = measure(loaded, frames, warmup, seed, on_progress=lambda n: progress.advance(task, n))
     result = BenchResult(measured, pipeline, chosen, {"frames": frames, "warmup": warmup, "seed": seed,
                                                       "models": [str(p) for p in models]})
-    Console(width=max(Console().width, 150)).print(render(result))
+    report_console.print(render(result))
     if rtneural is not None:
         from toolchain.cpp.bench import default_backend, measure_files, rtneural_table
 
         with console.status("building and timing RTNeural (C++)"):
             figures = measure_files(models, frames, seed, rtneural, backend := default_backend(rtneural))
-        Console(width=max(Console().width, 150)).print(rtneural_table([e.name for e in measured], [e.latency["p50"] * 1e6 for e in measured], figures, frames, backend))
+        report_console.print(rtneural_table([e.name for e in measured], [e.latency["p50"] * 1e6 for e in measured], figures, frames, backend))
         result.settings["rtneural"] = {"source": str(rtneural), "backend": backend,
                                        "models": {e.name: f for e, f in zip(measured, figures)}}
     if json_path is not None:

@@ -32,9 +32,9 @@ def render(report: CheckReport, console: Console | None = None) -> None:
 
 def finish(report: CheckReport, json_out: Path | None) -> None:
     """Render, write the JSON report if asked, and turn a failure into exit code 1."""
-    from toolchain.atomic import write_json
+    from toolchain.atomic import STDOUT, write_json
 
-    render(report)
+    render(report, Console(soft_wrap=True, stderr=str(json_out) == STDOUT))  # --json -: stdout holds the JSON alone
     if json_out is not None:
         write_json(json_out, report.to_json())
     if not report.passed:
@@ -48,11 +48,18 @@ def check(
     frames: int = typer.Option(DEFAULT_FRAMES, "--frames", "-n", help="Frames of seeded random input (ignored with --input)."),
     input_path: Optional[Path] = typer.Option(None, "--input", "-i", help="Input frames [frames, in] as .npy or .csv (as for run) instead of random."),
     atol: float = typer.Option(DEFAULT_ATOL, "--atol", help="Largest absolute error allowed."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here ('-': standard output, the table then goes to stderr)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random input."),
     rtneural: Optional[Path] = typer.Option(None, "--rtneural", help="RTNeural checkout: also run the real C++ RTNeural (dynamic and compile-time APIs; built once into a cache)."),
 ) -> None:
     """Check that the JSON computes what the ONNX model computes (exit 0 within atol, 1 beyond, 2 bad input)."""
+    from toolchain import atomic, options
+
+    options.integer(frames, "--frames", 2, options.MAX_CHECK_FRAMES)
+    options.atol(atol)
+    options.seed(seed)
+    if json_out is not None:
+        atomic.check_output(json_out, inputs=[model, json_model, input_path], stdout_ok=True, what="--json")
     with Console(stderr=True).status("building and running RTNeural (C++)") if rtneural else contextlib.nullcontext():
         report = check_files(model, json_model, frames=frames, inputs=input_path, atol=atol, seed=seed, rtneural=rtneural)
     finish(report, json_out)

@@ -11,6 +11,7 @@ from toolchain.check import DEFAULT_ATOL, DEFAULT_FRAMES, check_files
 from toolchain.cli import command
 from toolchain.commands.check import finish
 from toolchain.convert import convert_file, default_json_path
+from toolchain.errors import InputError
 
 
 @command
@@ -23,20 +24,50 @@ def convert(
     int8: bool = typer.Option(False, "--int8", help="Also write the INT8 variant OUT.int8.json (a kelly-tc extension for int8 engines; quant/int8_json.py)."),
 ) -> None:
     """Convert an ONNX model to RTNeural JSON (refusing, with the reason, what RTNeural cannot compute)."""
+    from toolchain import atomic, options
+
+    options.integer(frames, "--frames", 2, options.MAX_CHECK_FRAMES)
+    options.atol(atol)
     target = output or default_json_path(model)
-    converted = convert_file(model, target)
-    layers = ", ".join(f"{layer.kind} {layer.in_size}->{layer.out_size}" + (f" {layer.activation}" if getattr(layer, "activation", "") else "")
-                       for layer in converted.layers)
-    console = Console(soft_wrap=True)
-    console.print(f"wrote {target}: {layers} ({converted.parameter_count()} parameters)")
-    for note in converted.metadata.get("kelly_tc", {}).get("notes", []):
-        console.print(f"[yellow]note:[/] {note}")
+    to_stdout = str(target) == atomic.STDOUT
+    if to_stdout and (int8 or run_check):
+        raise InputError("-o - (standard output) writes the JSON only; give a file name for --int8 or --check", where="--output")
+    atomic.check_output(target, inputs=[model], stdout_ok=True, what="--output")
     int8_target = target.with_name(f"{target.stem}.int8.json") if int8 else None
     if int8_target is not None:
-        from quant.int8_json import quantize_model, write_int8_model
-
-        write_int8_model(quantize_model(converted), int8_target)
+        atomic.check_output(int8_target, inputs=[model, target])
+    console = Console(soft_wrap=True, stderr=to_stdout)  # with -o -, stdout carries the JSON alone
+    if int8_target is None:
+        converted = convert_file(model, target)
+    else:
+        converted = _convert_pair(model, target, int8_target)
+    layers = ", ".join(f"{layer.kind} {layer.in_size}->{layer.out_size}" + (f" {layer.activation}" if getattr(layer, "activation", "") else "")
+                       for layer in converted.layers)
+    console.print(f"wrote {'standard output' if to_stdout else target}: {layers} ({converted.parameter_count()} parameters)")
+    for note in converted.metadata.get("kelly_tc", {}).get("notes", []):
+        console.print(f"[yellow]note:[/] {note}")
+    if int8_target is not None:
         console.print(f"wrote {int8_target}: int8 weights, one scale per output unit / gate row")
     if run_check:
         for json_path in [target] + ([int8_target] if int8_target else []):
             finish(check_files(model, json_path, frames=frames, atol=atol), None)
+
+
+def _convert_pair(model: Path, target: Path, int8_target: Path):
+    """Both files of ``--int8``, validated before either is written, then written under one folder lock
+    (concurrent runs into the same pair serialize) -- the int8 file records the float file's SHA-256."""
+    from quant.int8_json import quantize_model, write_int8_model
+    from toolchain import atomic
+    from toolchain.onnx_import import import_onnx
+    from toolchain.rtneural_json import write_model
+
+    converted = import_onnx(model).model
+    quantized = quantize_model(converted)
+    with atomic.locked_folder(target.parent):
+        write_model(converted, target)
+        try:
+            write_int8_model(quantized, int8_target, float_file=target)
+        except BaseException:
+            target.unlink(missing_ok=True)  # never leave half a pair
+            raise
+    return converted

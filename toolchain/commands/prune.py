@@ -28,7 +28,14 @@ def prune(
     """Prune MODEL and report parameters, bytes, accuracy against the unpruned model and engine latency."""
     from quant.workflow import prune_file
 
+    from toolchain import atomic, options
+
+    options.real(amount, "--amount", 0.0, 1.0, high_open=True)
+    options.integer(epochs, "--finetune-epochs", 1, 100_000)
     output = output or model.with_suffix(".pruned.onnx")
+    atomic.check_output(output, inputs=[model, calibration, report], what="--output")
+    if report is not None:
+        atomic.check_output(report, inputs=[model, calibration], what="--report")
     figures = prune_file(model, output, amount=amount, structured=structured, criterion=criterion,
                          calibration_path=calibration, report_path=report, latency=latency, finetune=finetune,
                          finetune_epochs=epochs, datasets_dir=str(datasets_dir) if datasets_dir else None)

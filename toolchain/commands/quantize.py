@@ -34,7 +34,14 @@ def quantize(
 
     if not int8:
         raise InputError("choose the target format: --int8", file=model)
+    from toolchain import atomic, options
+
+    options.real(percentile, "--percentile", 0.0, 100.0, low_open=True)
+    options.real(max_error_growth, "--max-error-growth", 1.0)
     output = output or model.with_suffix(".int8.onnx")
+    atomic.check_output(output, inputs=[model, calibration, report], what="--output")
+    if report is not None:
+        atomic.check_output(report, inputs=[model, calibration], what="--report")
     options = dict(per_channel=per_channel, biases=biases, activations=activations, calibration_path=calibration,
                    method=method, percentile=percentile, report_path=report, compare_dynamic=compare, auto=auto,
                    max_error_growth=max_error_growth)

@@ -18,7 +18,11 @@ def run(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .npy or .csv [frames, out] (default: INPUT.out.<ext> beside the input)."),
 ) -> None:
     """Run a model frame by frame (reset once, state carried), as a plugin would."""
+    from reference_engine.frames import default_output_path
     from reference_engine.streaming import run_file
+    from toolchain import atomic
+
+    atomic.check_output(output or default_output_path(input_path), inputs=[model, input_path], what="--output")
 
     console = Console(stderr=True)
     progress = Progress(TextColumn("running"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),

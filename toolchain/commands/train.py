@@ -37,6 +37,9 @@ def train(
     settings = load_config(config, models=names or None, datasets_dir=str(datasets_dir) if datasets_dir else None,
                            source=source, epochs=epochs, batch_size=batch_size, seq_len=seq_len,
                            output=str(output) if output else None, seed=seed, resume=resume or None)
+    from toolchain import atomic
+
+    atomic.check_folder(settings.output, what="--output")  # before the training, not after it
     with RichReporter() as reporter:
         report = train_models(settings, reporter)
     render_report(report)

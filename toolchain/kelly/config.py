@@ -60,9 +60,11 @@ class TrainConfig:
                 raise InputError(error.reason, file=file, where="models") from None
         if self.source not in SOURCES:
             raise InputError(f"must be one of {', '.join(SOURCES)}, not {self.source!r}", file=file, where="source")
-        for key in ("epochs", "batch_size", "seq_len", "threads", "synthetic_sequences", "max_files", "max_sequences"):
-            if getattr(self, key) < 1:
-                raise InputError(f"must be at least 1, got {getattr(self, key)}", file=file, where=key)
+        for key, most in LIMITS.items():
+            if not 1 <= getattr(self, key) <= most:
+                raise InputError(f"must be between 1 and {most}, got {getattr(self, key)}", file=file, where=key)
+        if not 0 <= self.seed <= 2**32 - 1:
+            raise InputError(f"must be between 0 and {2**32 - 1}, got {self.seed}", file=file, where="seed")
         if not 0.0 < self.val_fraction < 1.0:
             raise InputError(f"must be between 0 and 1, got {self.val_fraction}", file=file, where="val_fraction")
         if self.learning_rate <= 0 or self.max_seconds <= 0 or self.patience < 1 or self.corpus_pieces < 0:
@@ -72,6 +74,11 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+
+#: Upper bounds of the integer settings (issue 17, point 5): far above any real run, low enough that a
+#: typo cannot ask for terabytes (``seq_len`` 10**8 x batch 32 x 64 features was 7.45 TiB of float32).
+LIMITS = {"epochs": 100_000, "batch_size": 65_536, "seq_len": 65_536, "threads": 1024,
+          "synthetic_sequences": 10_000_000, "max_files": 10_000_000, "max_sequences": 100_000_000}
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 

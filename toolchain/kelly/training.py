@@ -195,6 +195,10 @@ def _train_model(data: ModelData, config: TrainConfig, directory: Path, reporter
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     baseline = baseline_loss(spec, data.train.targets, data.validation.targets)
     settings = {**{key: getattr(config, key) for key in RESUME_KEYS}, "data": data_digest(data)}
+    if config.resume and directory.is_dir():
+        # A killed run leaves its temporaries (.history.csv.XXXXXXXX.tmp, ...): this run owns the folder.
+        for stale in atomic.remove_stale_temps(directory):
+            reporter.note(f"{spec.name}: removed {stale.name}, a temporary file of an interrupted run")
     if config.resume and (directory / LATEST).exists():
         state = _resume(directory / LATEST, model, optimizer, spec, settings)
     else:
