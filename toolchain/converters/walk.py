@@ -72,12 +72,14 @@ def walk_chain(graph: PreparedGraph) -> Chain:
                 raise UnsupportedError(f"its output #{index} '{name}' is used; only the first output is a per-frame "
                                        f"stream (e.g. an RNN's final state Y_h is not)", where=where)
         ctx = NodeContext(graph, node, roles, state, data_inputs[0], axes)
+        changes_before = roles.changes
         axes = entry.function(ctx)
         tensor = node.output[0]
         try:
             check_tensor(roles, axes, graph.dims.get(tensor), tensor)
-            for other, (other_axes, other_dims) in seen.items():
-                check_tensor(roles, other_axes, other_dims, other)
+            if roles.changes != changes_before:  # only a narrowed or merged axis can break a checked tensor
+                for other, (other_axes, other_dims) in seen.items():  # (linear: Identity chains change nothing)
+                    check_tensor(roles, other_axes, other_dims, other)
         except RoleConflict as conflict:
             raise UnsupportedError(str(conflict), where=where) from None
         seen[tensor] = (axes, graph.dims.get(tensor))
