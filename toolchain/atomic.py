@@ -77,6 +77,13 @@ def check_output(target: str | Path, *, inputs: Iterable[str | Path | None] = ()
 
     Probes the folder with a real temporary file of the length the atomic writer will use, so
     read-only file systems, permissions and over-long names are found now, not after the work."""
+    try:
+        _check_output(target, inputs, stdout_ok, what)
+    except OSError as error:  # e.g. a folder on the way that cannot be searched
+        raise InputError(os_reason(error), file=target, where=what) from None
+
+
+def _check_output(target: str | Path, inputs: Iterable[str | Path | None], stdout_ok: bool, what: str | None) -> None:
     if _is_stdout(target):
         if not stdout_ok:
             raise InputError("this output cannot be standard output ('-'); give a file name", file=target, where=what)
@@ -95,6 +102,8 @@ def check_output(target: str | Path, *, inputs: Iterable[str | Path | None] = ()
     if not parent.is_dir():
         reason = "is not a directory" if parent.exists() else "does not exist"
         raise InputError(f"folder {parent} {reason}", file=target, where=what)
+    if len(target.name.encode()) > _name_max(parent):
+        raise InputError(os.strerror(errno.ENAMETOOLONG), file=target, where=what)
     try:
         with _temporary(target, "") as probe:
             probe.write_bytes(b"")
