@@ -12,6 +12,10 @@ engine runs it with int8 kernels. The format is RTNeural's, layer by layer, with
   scales, one per column (the LAST axis: one per output unit, per gate row of an LSTM/GRU). The real
   value is ``q * scale[column]`` (symmetric, zero point 0).
 
+- ``kelly-tc convert --int8`` adds ``"float_model": {"file": NAME, "sha256": HEX}``: the float JSON file
+  written in the same run; a reader refuses the int8 file when that file lies beside it with another
+  digest (:func:`check_pair`), so a pair never mixes two runs.
+
 Because ``"weights"`` is missing, real RTNeural's parser throws on this file instead of silently
 reading integers as floats. Other layer kinds are written exactly as in float JSON.
 
