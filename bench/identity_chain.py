@@ -31,8 +31,10 @@ def identity_chain(nodes: int) -> onnx.ModelProto:
 def measure(nodes: int, folder: Path) -> float:
     from toolchain.convert import convert_file
 
+    from toolchain import atomic
+
     path = folder / f"chain{nodes}.onnx"
-    onnx.save(identity_chain(nodes), path)
+    atomic.write_bytes(path, identity_chain(nodes).SerializeToString())
     started = time.perf_counter()
     convert_file(path, folder / f"chain{nodes}.json")
     return time.perf_counter() - started
