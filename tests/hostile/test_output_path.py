@@ -277,3 +277,20 @@ def test_temporary_names_fit_name_max_and_are_recognised_as_stale(tmp_path):
     keep = tmp_path / "left" / ".hidden-but-ours"
     keep.write_text("")
     assert atomic.remove_stale_temps(tmp_path) == [stale] and keep.exists()
+
+
+def test_report_options_accept_dash_for_standard_output(model, converted):
+    """``check --json -`` and ``bench --json -``: stdout holds the JSON alone, the table goes to stderr."""
+    result = kelly_tc("check", model, converted, "--json", "-", "--frames", "8")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["frames"] == 8 and "passed" in result.stderr
+    result = kelly_tc("bench", converted, "--json", "-", "--frames", "50", "--warmup", "5", "--budget", "1s")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["settings"]["frames"] == 50
+
+
+def test_run_refuses_dash_whose_format_comes_from_the_name(converted, tmp_path):
+    frames = tmp_path / "frames.npy"
+    np.save(frames, np.zeros((4, 5), np.float32))
+    line = one_error_line(invoke("run", converted, "-i", frames, "-o", "-"))
+    assert line == "error: -: --output: this output cannot be standard output ('-'); give a file name"
