@@ -37,7 +37,9 @@ def install_signal_handlers(handler) -> None:
 if os.path.basename(sys.argv[0] if sys.argv else "") in ("kelly-tc", "cli.py"):
     install_signal_handlers(_exit_now)
 
-if __name__ == "__main__":  # python -m toolchain.cli: run the imported module, where the commands register
+# `python -m toolchain.cli` (and `torchrun -m toolchain.cli train --store ...`): the registered app lives in
+# the imported module, not in __main__, so run that one.
+if __name__ == "__main__":
     from toolchain.cli import main as _main_of_the_module
 
     _main_of_the_module()

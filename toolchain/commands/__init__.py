@@ -2,7 +2,7 @@
 import importlib
 
 #: Subcommand modules, in the order ``kelly-tc --help`` lists them.
-COMMANDS = ("convert", "check", "run", "quantize", "prune", "train", "cpp", "bench", "export", "validate", "pipeline")
+COMMANDS = ("convert", "check", "run", "quantize", "prune", "train", "features", "cpp", "bench", "export", "validate", "pipeline")
 
 for _name in COMMANDS:
     importlib.import_module(f"{__name__}.{_name}")

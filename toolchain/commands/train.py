@@ -1,6 +1,7 @@
 """``kelly-tc train``: train the Kelly models (datasets, the music21 corpus, or synthetic data)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -9,13 +10,14 @@ from rich.console import Console
 from rich.table import Table
 
 from toolchain.cli import command
-from toolchain.errors import UnsupportedError
+from toolchain.errors import InputError, UnsupportedError
 
 
 @command
 def train(
     models: Optional[List[str]] = typer.Option(None, "--models", "-m", help="Models to train (repeat the option or separate by commas); default all five."),
     datasets_dir: Optional[Path] = typer.Option(None, "--datasets-dir", help="Folder holding DEAM/, lmd_full/, maestro-v3.0.0/, groove/, harmony/."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Train from a feature store made by `kelly-tc features` (streamed shards; needed under torchrun)."),
     source: Optional[str] = typer.Option(None, "--source", help="auto (default), datasets, corpus or synthetic."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs per model (default 12)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Sequences per batch (default 32)."),
@@ -33,13 +35,22 @@ def train(
     from toolchain.kelly.config import load_config
     from toolchain.kelly.progress import RichReporter
 
+    from toolchain.kelly import distributed
+
     names = [name.strip() for value in models or [] for name in value.split(",") if name.strip()]
+    if store is not None and (datasets_dir is not None or source is not None):
+        raise InputError("--store trains from the store's shards; --datasets-dir and --source choose sources for "
+                         "`kelly-tc features` instead", where="--store")
     settings = load_config(config, models=names or None, datasets_dir=str(datasets_dir) if datasets_dir else None,
+                           store=str(store) if store else None,
                            source=source, epochs=epochs, batch_size=batch_size, seq_len=seq_len,
                            output=str(output) if output else None, seed=seed, resume=resume or None)
     from toolchain import atomic
 
     atomic.check_folder(settings.output, what="--output")  # before the training, not after it
+    if distributed.launched_world() > 1 and os.environ.get("RANK", "0") != "0":
+        train_models(settings)  # another torchrun rank: computes, writes and prints nothing
+        return
     with RichReporter() as reporter:
         report = train_models(settings, reporter)
     render_report(report)

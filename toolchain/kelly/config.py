@@ -26,6 +26,10 @@ SOURCES = ("auto", "datasets", "corpus", "synthetic")
 class TrainConfig:
     models: list[str] = field(default_factory=lambda: list(MODEL_NAMES))
     datasets_dir: str | None = None
+    #: a feature store folder (``kelly-tc features``): train from its shards, streamed, instead of the sources
+    store: str | None = None
+    #: pieces of a store whose windows are shuffled together (memory holds about this many pieces)
+    buffer_pieces: int = 8
     #: auto: real datasets found under datasets_dir, else the music21 corpus, else synthetic data.
     source: str = "auto"
     output: str = "kelly-out/training"
@@ -78,7 +82,8 @@ class TrainConfig:
 #: Upper bounds of the integer settings (issue 17, point 5): far above any real run, low enough that a
 #: typo cannot ask for terabytes (``seq_len`` 10**8 x batch 32 x 64 features was 7.45 TiB of float32).
 LIMITS = {"epochs": 100_000, "batch_size": 65_536, "seq_len": 65_536, "threads": 1024,
-          "synthetic_sequences": 10_000_000, "max_files": 10_000_000, "max_sequences": 100_000_000}
+          "synthetic_sequences": 10_000_000, "max_files": 10_000_000, "max_sequences": 100_000_000,
+          "buffer_pieces": 1_000_000}
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
@@ -89,7 +94,7 @@ def _check_type(key: str, value: Any, file: Path) -> Any:
         if not (isinstance(value, list) and all(isinstance(v, str) for v in value) and value):
             raise InputError("must be a non-empty list of model names", file=file, where=key)
         return value
-    if key == "datasets_dir":
+    if key in ("datasets_dir", "store"):
         if value is not None and not isinstance(value, str):
             raise InputError("must be a path string or null", file=file, where=key)
         return value

@@ -56,3 +56,35 @@ def floor_loss(spec: ModelSpec, val_targets: np.ndarray) -> float:
     if spec.loss == "bce":
         return float(-(targets * np.log(p) + (1 - targets) * np.log(1 - p)).mean())
     return float(-(targets * np.log(p)).sum(axis=1).mean())
+
+
+def _constant_loss_sum(spec: ModelSpec, mean: np.ndarray, targets: np.ndarray) -> tuple[float, int]:
+    """(sum, count) whose quotient is :func:`baseline_loss` of predicting ``mean`` on ``targets``."""
+    targets = targets.reshape(-1, spec.output_size).astype(np.float64)
+    if spec.loss == "mse":
+        return float(((targets - mean) ** 2).sum()), targets.size
+    if spec.loss == "bce":
+        p = np.clip(mean, EPSILON, 1 - EPSILON)
+        return float(-(targets * np.log(p) + (1 - targets) * np.log(1 - p)).sum()), targets.size
+    if spec.loss == "cross_entropy":
+        p = np.clip(mean / mean.sum(), EPSILON, None)
+        return float(-(targets * np.log(p)).sum()), targets.shape[0]
+    raise ValueError(f"unknown loss {spec.loss!r}")
+
+
+def streamed_baseline_and_floor(spec: ModelSpec, train_chunks, val_chunks) -> tuple[float, float]:
+    """:func:`baseline_loss` and :func:`floor_loss` over data read in chunks (a feature store is never
+    in memory at once): the training mean in float64 first, then one pass over the validation chunks."""
+    total, count = np.zeros(spec.output_size), 0
+    for chunk in train_chunks:
+        chunk = chunk.reshape(-1, spec.output_size).astype(np.float64)
+        total += chunk.sum(axis=0)
+        count += chunk.shape[0]
+    mean = total / max(count, 1)
+    base_sum = base_count = floor_sum = floor_count = 0.0
+    for chunk in val_chunks:
+        value, n = _constant_loss_sum(spec, mean, chunk)
+        base_sum, base_count = base_sum + value, base_count + n
+        frames = chunk.reshape(-1, spec.output_size).shape[0]
+        floor_sum, floor_count = floor_sum + floor_loss(spec, chunk) * frames, floor_count + frames
+    return base_sum / max(base_count, 1), floor_sum / max(floor_count, 1)

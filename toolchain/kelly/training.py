@@ -29,10 +29,12 @@ from toolchain.kelly.config import TrainConfig
 from toolchain.kelly.datasets import load_model_data
 from toolchain.kelly.datasets.base import ModelData, Sequences
 from toolchain.kelly.history import plot_history, write_history
-from toolchain.kelly.losses import baseline_loss, floor_loss, model_loss
+from toolchain.kelly import distributed
+from toolchain.kelly.losses import baseline_loss, floor_loss, model_loss, streamed_baseline_and_floor
 from toolchain.kelly.models import KellyModel, build_model
 from toolchain.kelly.progress import Reporter
 from toolchain.kelly.spec import MODEL_NAMES, ModelSpec, get_spec
+from toolchain.kelly.windows import MemoryWindows, StoreWindows
 
 GRADIENT_CLIP = 1.0
 #: Settings that must match for a checkpoint to be resumed (epochs and patience may grow).
@@ -116,47 +118,75 @@ def torch_threads(count: int):
 
 def data_digest(data: ModelData) -> str:
     digest = hashlib.sha256()
+    if isinstance(data.train, StoreWindows):  # a store's pieces: their shards, split and window length
+        for ref in data.train.refs + [None] + data.validation.refs:
+            digest.update(f"{ref.shard.name}:{ref.index}:{ref.frames};".encode() if ref else b"|")
+        digest.update(str(data.train.seq_len).encode())
+        return digest.hexdigest()
     for array in (data.train.inputs, data.train.targets, data.validation.inputs, data.validation.targets):
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
 
 
-def _tensors(data: Sequences) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.from_numpy(np.ascontiguousarray(data.inputs)), torch.from_numpy(np.ascontiguousarray(data.targets))
+def windows_of(data) -> MemoryWindows | StoreWindows:
+    """The batching view of a model's training or validation data (in memory or in a feature store)."""
+    return data if isinstance(data, StoreWindows) else MemoryWindows(data.inputs, data.targets)
 
 
 def _copy_state(model: torch.nn.Module) -> dict:
     return {key: value.detach().clone() for key, value in model.state_dict().items()}
 
 
+class LossModule(torch.nn.Module):
+    """``model_loss`` as a module's ``forward``: DDP synchronises gradients only of what runs through the
+    wrapped module's forward, and the losses call ``model.logits`` (not ``forward``) for bce/cross-entropy."""
+
+    def __init__(self, model: KellyModel, spec: ModelSpec):
+        super().__init__()
+        self.model, self.spec = model, spec
+
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return model_loss(self.model, self.spec, inputs, targets)
+
+
 @torch.no_grad()
-def evaluate(model: KellyModel, spec: ModelSpec, data: Sequences, batch_size: int) -> float:
-    """Mean loss over ``data`` (frame-weighted, so independent of batch size)."""
+def evaluate(model: KellyModel, spec: ModelSpec, data, batch_size: int) -> float:
+    """Mean loss over ``data`` (frame-weighted, so independent of batch size). Under DDP every rank
+    evaluates the whole validation set: the ranks then take identical early-stopping decisions without
+    exchanging anything, for one forward pass over a fifth of the data."""
     model.eval()
-    inputs, targets = _tensors(data)
-    total = 0.0
-    for start in range(0, len(data), batch_size):
-        x, y = inputs[start:start + batch_size], targets[start:start + batch_size]
+    total, count = 0.0, 0
+    for x, y in windows_of(data).chunks(batch_size):
         total += float(model_loss(model, spec, x, y)) * x.shape[0]
-    return total / max(len(data), 1)
+        count += x.shape[0]
+    return total / max(count, 1)
 
 
-def train_epoch(model, optimizer, spec: ModelSpec, data: Sequences, batch_size: int,
-                generator: torch.Generator, reporter: Reporter) -> float:
+def train_epoch(model, optimizer, spec: ModelSpec, data, batch_size: int,
+                generator: torch.Generator, reporter: Reporter, seed: int = 0, epoch: int = 0,
+                loss_module: torch.nn.Module | None = None, rank: int = 0, world: int = 1) -> float:
+    """One epoch; ``loss_module`` (a DDP-wrapped :class:`LossModule`) replaces the plain loss under DDP,
+    and ``batch_size`` is then the per-rank share of the global batch."""
     model.train()
-    inputs, targets = _tensors(data)
-    order = torch.randperm(len(data), generator=generator)
-    total = 0.0
-    for start in range(0, len(data), batch_size):
-        index = order[start:start + batch_size]
+    loss_of = loss_module or (lambda x, y: model_loss(model, spec, x, y))
+    parameters = list(model.parameters())
+    total, count = 0.0, 0
+    for x, y in windows_of(data).epoch_batches(batch_size, seed, epoch, generator, rank, world):
         optimizer.zero_grad(set_to_none=True)
-        loss = model_loss(model, spec, inputs[index], targets[index])
+        loss = loss_of(x, y)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), GRADIENT_CLIP)
+        torch.nn.utils.clip_grad_norm_(parameters, GRADIENT_CLIP)
         optimizer.step()
-        total += float(loss.detach()) * len(index)
+        total += float(loss.detach()) * x.shape[0]
+        count += x.shape[0]
         reporter.advance()
-    return total / len(data)
+    return total / max(count, 1)
+
+
+def baseline_and_floor(spec: ModelSpec, data: ModelData) -> tuple[float, float]:
+    if isinstance(data.train, StoreWindows):
+        return streamed_baseline_and_floor(spec, data.train.target_chunks(), data.validation.target_chunks())
+    return (baseline_loss(spec, data.train.targets, data.validation.targets), floor_loss(spec, data.validation.targets))
 
 
 def _checkpoint_payload(model, optimizer, state: RunState, spec: ModelSpec, settings: dict) -> dict:
@@ -180,22 +210,26 @@ def _resume(path: Path, model, optimizer, spec: ModelSpec, settings: dict) -> Ru
                     payload["bad_epochs"], payload["stopped_early"], list(payload["history"]))
 
 
-def train_model(data: ModelData, config: TrainConfig, directory: Path, reporter: Reporter | None = None
-                ) -> tuple[KellyModel, ModelResult]:
-    """Train one model on ``data``; return it holding its best weights, and its result."""
+def train_model(data: ModelData, config: TrainConfig, directory: Path, reporter: Reporter | None = None,
+                context: distributed.Context | None = None) -> tuple[KellyModel, ModelResult]:
+    """Train one model on ``data``; return it holding its best weights, and its result. Under torchrun
+    (``context.active``) this runs on every rank with DDP; rank 0 alone writes files."""
     with torch_threads(config.threads):
-        return _train_model(data, config, directory, reporter or Reporter())
+        return _train_model(data, config, directory, reporter or Reporter(), context or distributed.Context())
 
 
-def _train_model(data: ModelData, config: TrainConfig, directory: Path, reporter: Reporter
-                 ) -> tuple[KellyModel, ModelResult]:
+def _train_model(data: ModelData, config: TrainConfig, directory: Path, reporter: Reporter,
+                 context: distributed.Context) -> tuple[KellyModel, ModelResult]:
     spec = get_spec(data.name)
     started = time.perf_counter()
-    model = build_model(spec.name, seed=model_seed(config.seed, spec.name))
+    model = build_model(spec.name, seed=model_seed(config.seed, spec.name))  # the same seed on every rank
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    baseline = baseline_loss(spec, data.train.targets, data.validation.targets)
+    loss_module = distributed.wrap(LossModule(model, spec), context)
+    rank_batch = config.batch_size // context.world
+    baseline, floor = baseline_and_floor(spec, data)
     settings = {**{key: getattr(config, key) for key in RESUME_KEYS}, "data": data_digest(data)}
-    if config.resume and directory.is_dir():
+    save = context.is_main  # rank 0 writes; the others compute the same state
+    if save and config.resume and directory.is_dir():
         # A killed run leaves its temporaries (.history.csv.XXXXXXXX.tmp, ...): this run owns the folder.
         for stale in atomic.remove_stale_temps(directory):
             reporter.note(f"{spec.name}: removed {stale.name}, a temporary file of an interrupted run")
@@ -206,36 +240,41 @@ def _train_model(data: ModelData, config: TrainConfig, directory: Path, reporter
             reporter.note(f"{spec.name}: no {directory / LATEST} to resume from; starting from scratch")
         initial = evaluate(model, spec, data.validation, config.batch_size)
         state = RunState(0, initial, 0, _copy_state(model))
-        save_checkpoint(directory / BEST, _best_payload(spec, state, baseline, data))
+        if save:
+            save_checkpoint(directory / BEST, _best_payload(spec, state, baseline, data))
     batches = math.ceil(len(data.train) / config.batch_size)
     remaining = 0 if state.stopped_early else max(config.epochs - state.epoch, 0)
     reporter.stage(f"{spec.name}: training", remaining * batches)
     for epoch in range(state.epoch + 1, state.epoch + 1 + remaining):
         epoch_started = time.perf_counter()
-        train_loss = train_epoch(model, optimizer, spec, data.train, config.batch_size,
-                                 epoch_generator(config.seed, epoch), reporter)
+        train_loss = train_epoch(model, optimizer, spec, data.train, rank_batch, epoch_generator(config.seed, epoch),
+                                 reporter, config.seed, epoch, loss_module, context.rank, context.world)
         val_loss = evaluate(model, spec, data.validation, config.batch_size)
         state.epoch = epoch
         state.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                               "seconds": time.perf_counter() - epoch_started})
-        if val_loss < state.best_val - config.min_delta:
+        improved = val_loss < state.best_val - config.min_delta
+        if improved:
             state.best_val, state.best_epoch, state.best_state, state.bad_epochs = val_loss, epoch, _copy_state(model), 0
-            save_checkpoint(directory / BEST, _best_payload(spec, state, baseline, data))
         else:
             state.bad_epochs += 1
             state.stopped_early = state.bad_epochs >= config.patience
-        save_checkpoint(directory / LATEST, _checkpoint_payload(model, optimizer, state, spec, settings))
-        write_history(directory, spec.name, state.history, baseline)
+        if save:
+            if improved:
+                save_checkpoint(directory / BEST, _best_payload(spec, state, baseline, data))
+            save_checkpoint(directory / LATEST, _checkpoint_payload(model, optimizer, state, spec, settings))
+            write_history(directory, spec.name, state.history, baseline)
+        distributed.barrier(context)  # no rank starts the next epoch (or resumes) before latest.ckpt exists
         reporter.advance(0, f"{spec.name}: epoch {epoch} val {val_loss:.4g} (baseline {baseline:.4g})")
         if state.stopped_early:
             break
     model.load_state_dict(state.best_state)  # early stopping: back to the best epoch's weights
-    if config.plot and state.history:
+    if save and config.plot and state.history:
         plot_history(directory, spec.name, state.history, baseline, state.best_epoch)
     result = ModelResult(spec.name, data.sources, spec.parameter_count(), spec.parameter_count("torch"),
                          len(data.train), len(data.validation), state.epoch, state.best_epoch,
                          evaluate(model, spec, data.validation, config.batch_size), baseline,
-                         floor_loss(spec, data.validation.targets), state.stopped_early,
+                         floor, state.stopped_early,
                          time.perf_counter() - started, data.skipped, data.notes)
     return model, result
 
@@ -247,13 +286,36 @@ def _best_payload(spec: ModelSpec, state: RunState, baseline: float, data: Model
 
 
 def train_models(config: TrainConfig, reporter: Reporter | None = None) -> TrainReport:
-    """Load the data, train every model of ``config.models``, write the summary; return the report."""
-    reporter = reporter or Reporter()
-    all_data, skips = load_model_data(config, reporter)
-    output = Path(config.output)
-    results = {}
-    for name in config.models:
-        _, results[name] = train_model(all_data[name], config, output / name, reporter)
-    report = TrainReport(str(output), results, skips.total, skips.reasons)
-    atomic.write_json(output / "training_summary.json", {"config": config.to_dict(), **report.to_dict()})
-    return report
+    """Load the data (in memory, or streamed from ``config.store``), train every model of
+    ``config.models``, write the summary; return the report. Under torchrun, every rank trains and rank
+    0 writes (the others get a silent reporter)."""
+    context = distributed.start()
+    try:
+        if context.active:
+            if not config.store:
+                raise InputError("distributed training reads a feature store: add --store STORE "
+                                 "(build it with `kelly-tc features --store STORE`)")
+            if config.batch_size % context.world:
+                raise InputError(f"--batch-size {config.batch_size} (the global batch) must be a multiple of the "
+                                 f"{context.world} processes", where="--batch-size")
+            if not context.is_main:
+                reporter = Reporter()
+        reporter = reporter or Reporter()
+        if config.store:
+            from toolchain.kelly.store_data import load_store_data
+
+            all_data, skips = load_store_data(config, reporter)
+        else:
+            all_data, skips = load_model_data(config, reporter)
+        output = Path(config.output)
+        results = {}
+        for name in config.models:
+            _, results[name] = train_model(all_data[name], config, output / name, reporter, context)
+        report = TrainReport(str(output), results, skips.total, skips.reasons)
+        if context.is_main:
+            atomic.write_json(output / "training_summary.json",
+                              {"config": config.to_dict(), "processes": context.world, **report.to_dict()})
+        distributed.barrier(context)
+        return report
+    finally:
+        distributed.stop(context)

@@ -69,6 +69,13 @@ def score_to_midi(path: Path):
     return pretty_midi.PrettyMIDI(io.BytesIO(translate.music21ObjectToMidiFile(score).writestr()))
 
 
+def corpus_piece(path: Path, index: int, seed: int, max_seconds: float) -> Piece:
+    """The ``index``-th chorale of the selection, performed with its own seeded choices and analysed."""
+    midi = score_to_midi(path)
+    perform(midi, np.random.default_rng([seed, index]))
+    return piece_from_midi(midi, path.stem, "corpus", max_seconds)
+
+
 def corpus_pieces(count: int, seed: int, max_seconds: float, cache_dir: str | Path | None,
                   skips: SkipCounter, on_piece=None) -> list[Piece]:
     """``count`` performed chorales as pieces (from the cache when present). ``on_piece()`` ticks progress."""
@@ -81,9 +88,7 @@ def corpus_pieces(count: int, seed: int, max_seconds: float, cache_dir: str | Pa
         piece = _read_cache(cache, path.stem) if cache else None
         if piece is None:
             try:
-                midi = score_to_midi(path)
-                perform(midi, np.random.default_rng([seed, index]))
-                piece = piece_from_midi(midi, path.stem, "corpus", max_seconds)
+                piece = corpus_piece(path, index, seed, max_seconds)
             except Exception as error:  # a score music21 or pretty_midi cannot handle: skip it, count it
                 skips.skip("corpus", path.name, f"{type(error).__name__}: {str(error)[:100]}")
                 continue

@@ -59,9 +59,14 @@ def find_audio_dir(root: Path) -> Path:
     return found[0]
 
 
-def deam_pieces(root: Path, max_files: int, max_seconds: float, skips: SkipCounter, on_piece=None) -> list[Piece]:
+def deam_piece(song: str, path: Path, label: tuple[float, float], max_seconds: float) -> Piece:
+    """The piece of one DEAM song: log-mel features of its audio and its (valence, arousal) label."""
     from toolchain.kelly.features import load_audio, log_mel
 
+    return Piece(song, "deam", features=log_mel(load_audio(path, max_seconds)), emotion=label)
+
+
+def deam_pieces(root: Path, max_files: int, max_seconds: float, skips: SkipCounter, on_piece=None) -> list[Piece]:
     root = Path(root)
     csv_files = sorted(root.rglob("static_annotations*.csv"))
     if not csv_files:
@@ -79,11 +84,11 @@ def deam_pieces(root: Path, max_files: int, max_seconds: float, skips: SkipCount
         try:
             if path is None:
                 raise InputError(f"no {song}.mp3 or {song}.wav in {audio_dir}")
-            features = log_mel(load_audio(path, max_seconds))
+            piece = deam_piece(song, path, labels[song], max_seconds)
         except InputError as error:
             skips.skip("deam", f"song {song}", error.reason)
             continue
-        pieces.append(Piece(song, "deam", features=features, emotion=labels[song]))
+        pieces.append(piece)
         if on_piece:
             on_piece()
     return pieces

@@ -39,14 +39,18 @@ def read_midi(path: Path):
     return midi
 
 
+def tree_piece(path: Path, root: Path, source: str, max_seconds: float, render: bool) -> Piece:
+    """The piece of one MIDI file (what ``tree_pieces`` and the feature store's tasks both call)."""
+    return piece_from_midi(read_midi(path), str(path.relative_to(root)), source, max_seconds, render=render)
+
+
 def tree_pieces(root: Path, source: str, max_files: int, max_seconds: float, render: bool,
                 skips: SkipCounter, on_piece=None) -> list[Piece]:
     """Pieces of every readable MIDI file under ``root`` (rendered to audio when ``render``)."""
     pieces = []
     for path in midi_files(root, max_files):
         try:
-            midi = read_midi(path)
-            pieces.append(piece_from_midi(midi, str(path.relative_to(root)), source, max_seconds, render=render))
+            pieces.append(tree_piece(path, root, source, max_seconds, render))
         except InputError as error:
             skips.skip(source, path.name, error.reason)
         except (ValueError, IndexError, ZeroDivisionError) as error:  # degenerate tempo maps and the like

@@ -78,32 +78,44 @@ def progression_midi(chords: list[Chord], tempo: float, beats_per_chord: float):
     return midi, np.arange(len(chords)) * length
 
 
+def progression_file_pieces(path: Path, max_seconds: float, skips: SkipCounter, limit: int | None = None) -> list[Piece]:
+    """The pieces of one progression file (one per progression it holds), at most ``limit``."""
+    try:
+        entries = read_progressions(path)
+    except InputError as error:
+        skips.skip("harmony", path.name, error.reason)
+        return []
+    pieces = []
+    for place, raw in entries:
+        if limit is not None and len(pieces) >= limit:
+            break
+        try:
+            symbols, tempo, beats = _progression(raw, place)
+            parsed = [parse_chord(symbol) for symbol in symbols]
+        except InputError as error:
+            skips.skip("harmony", f"{path.name} {place}", error.reason)
+            continue
+        chords = [c for c in parsed if c is not None]  # "N" (no chord) symbols are dropped
+        if not chords:
+            skips.skip("harmony", f"{path.name} {place}", "no chords")
+            continue
+        midi, starts = progression_midi(chords, tempo, beats)
+        classes = np.array([c.index for c in chords])
+        labels = lambda times, classes=classes, starts=starts: classes[  # noqa: E731
+            np.clip(np.searchsorted(starts, times, "right") - 1, 0, len(classes) - 1)]
+        pieces.append(piece_from_midi(midi, f"{path.name} {place}", "harmony", max_seconds, chord_labels=labels))
+    return pieces
+
+
 def progression_pieces(root: Path, max_files: int, max_seconds: float, skips: SkipCounter, on_piece=None) -> list[Piece]:
     files = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in (".json", ".csv") and p.is_file())
     pieces = []
     for path in files:
-        try:
-            entries = read_progressions(path)
-        except InputError as error:
-            skips.skip("harmony", path.name, error.reason)
-            continue
-        for place, raw in entries:
-            if len(pieces) >= max_files:
-                return pieces
-            try:
-                symbols, tempo, beats = _progression(raw, place)
-                parsed = [parse_chord(symbol) for symbol in symbols]
-            except InputError as error:
-                skips.skip("harmony", f"{path.name} {place}", error.reason)
-                continue
-            chords = [c for c in parsed if c is not None]  # "N" (no chord) symbols are dropped
-            if not chords:
-                skips.skip("harmony", f"{path.name} {place}", "no chords")
-                continue
-            midi, starts = progression_midi(chords, tempo, beats)
-            classes = np.array([c.index for c in chords])
-            labels = lambda times: classes[np.clip(np.searchsorted(starts, times, "right") - 1, 0, len(classes) - 1)]  # noqa: E731
-            pieces.append(piece_from_midi(midi, f"{path.name} {place}", "harmony", max_seconds, chord_labels=labels))
+        found = progression_file_pieces(path, max_seconds, skips, limit=max_files - len(pieces))
+        pieces += found
+        for _ in found:
             if on_piece:
                 on_piece()
+        if len(pieces) >= max_files:
+            break
     return pieces
