@@ -41,7 +41,7 @@ def parse_duration(text: str, option: str = "--budget") -> float:
         raise InputError(f"{hint}; durations take {', '.join(DURATION_UNITS)}", where=option)
     seconds = value * DURATION_UNITS[unit]
     if not math.isfinite(seconds) or value <= 0:  # "1e400ms" parses as inf: no budget at all
-        raise InputError(f"{text!r} must be a positive finite duration", where=option)
+        raise InputError(f"{text!r} must be positive and finite", where=option)
     return seconds
 
 
@@ -53,7 +53,7 @@ def parse_size(text: str, option: str = "--memory-budget") -> int:
         raise InputError(f"{hint}; sizes take B, KB, MB, GB (powers of 1024)", where=option)
     size = value * SIZE_UNITS[unit.lower()]
     if not math.isfinite(size) or value <= 0 or size > MAX_SIZE:  # int(round(inf)) raised OverflowError
-        raise InputError(f"{text!r} must be a positive size up to {MAX_SIZE >> 50} PB", where=option)
+        raise InputError(f"{text!r} must be positive and at most {MAX_SIZE >> 50} PB", where=option)
     return int(round(size))
 
 

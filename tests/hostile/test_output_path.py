@@ -118,7 +118,7 @@ def test_directory_target_for_every_file_output(model, converted, tmp_path):
                       ["check", model, converted, "--json", folder], ["run", converted, "-i", frames, "-o", folder],
                       ["quantize", model, "--int8", "-o", folder], ["prune", model, "-o", folder],
                       ["bench", converted, "--json", folder, "--frames", "10"],
-                      ["bench", converted, "--plot", folder, "--frames", "10"]):
+                      ["bench", converted, "--plot", folder, "--frames", "10"], ["validate", tmp_path, "--json", folder]):
         line = one_error_line(invoke(*arguments))
         assert line.endswith(": is a directory; give a file name") and str(folder) in line, (arguments, line)
     assert list(folder.iterdir()) == []

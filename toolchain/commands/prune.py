@@ -1,6 +1,7 @@
 """``kelly-tc prune MODEL.onnx --amount 0.5``: structured pruning to a smaller dense model, or magnitude sparsity."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -30,7 +31,7 @@ def prune(
 
     from toolchain import atomic, options
 
-    options.real(amount, "--amount", 0.0, 1.0, high_open=True)
+    options.real(amount, "--amount", -math.inf, math.inf)  # finite here; the range is prune_file's own check
     options.integer(epochs, "--finetune-epochs", 1, 100_000)
     output = output or model.with_suffix(".pruned.onnx")
     atomic.check_output(output, inputs=[model, calibration, report], what="--output")
