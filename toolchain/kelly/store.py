@@ -105,8 +105,7 @@ def write_shard(path: Path, pieces: list[dict[str, tuple[np.ndarray, np.ndarray]
             arrays[f"p{index}.{model}.inputs"] = np.ascontiguousarray(inputs, np.float32)
             arrays[f"p{index}.{model}.targets"] = np.ascontiguousarray(targets, np.float32)
     with atomic.atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+        np.savez(tmp, **arrays)  # tmp ends in .npz: numpy adds no second suffix
     return sha256_file(path)
 
 

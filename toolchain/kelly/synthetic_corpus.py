@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from toolchain import atomic
+
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)
 DRUMS = {"kick": 36, "snare": 38, "hihat": 42}
@@ -88,7 +90,7 @@ def write_corpus(root: str | Path, lakh: int = 0, groove: int = 0, corrupt: int 
         name = hashlib.md5(data).hexdigest()
         path = root / "lmd_full" / name[0] / f"{name}.mid"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        atomic.write_bytes(path, data)
         written.append(path)
     for index in range(groove):
         rng = np.random.default_rng([seed, 2, index])
@@ -97,11 +99,11 @@ def write_corpus(root: str | Path, lakh: int = 0, groove: int = 0, corrupt: int 
         midi.instruments.append(_drums(rng, seconds, 60.0 / tempo, int(rng.integers(60, 120))))
         path = root / "groove" / f"drummer{index % 5 + 1}" / f"session{index // 5 + 1}" / f"{index + 1}_rock_{tempo}_beat_4-4.mid"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(_bytes(midi))
+        atomic.write_bytes(path, _bytes(midi))
         written.append(path)
     for index in range(corrupt):
         path = root / "lmd_full" / "f" / f"corrupt{index:04d}.mid"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"MThd\x00\x00\x00\x06" + np.random.default_rng([seed, 3, index]).bytes(64))
+        atomic.write_bytes(path, b"MThd\x00\x00\x00\x06" + np.random.default_rng([seed, 3, index]).bytes(64))
         written.append(path)
     return written
