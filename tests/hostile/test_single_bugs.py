@@ -198,7 +198,7 @@ def test_the_int8_file_records_its_float_file_and_readers_check_it(model, tmp_pa
 
 
 def test_concurrent_int8_conversions_leave_a_consistent_pair(tmp_path):
-    """Three rounds of two processes converting different models into the same pair: the pair always
+    """Two rounds of two processes converting different models into the same pair: the pair always
     verifies (the folder lock serializes the two writes of a run)."""
     import subprocess
     import sys
@@ -212,7 +212,7 @@ def test_concurrent_int8_conversions_leave_a_consistent_pair(tmp_path):
     target = tmp_path / "pair.json"
     script = ("import sys\nfrom toolchain.cli import main\nsys.argv = ['kelly-tc', 'convert', sys.argv[1], '-o', sys.argv[2], '--int8']\n"
               "main()\n")
-    for _ in range(3):
+    for _ in range(2):
         runs = [subprocess.Popen([sys.executable, "-c", script, str(source), str(target)], cwd=REPO, env=kelly_tc_environment(),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for source in sources]
         for run in runs:
