@@ -12,9 +12,13 @@ engine runs it with int8 kernels. The format is RTNeural's, layer by layer, with
   scales, one per column (the LAST axis: one per output unit, per gate row of an LSTM/GRU). The real
   value is ``q * scale[column]`` (symmetric, zero point 0).
 
-- ``kelly-tc convert --int8`` adds ``"float_model": {"file": NAME, "sha256": HEX}``: the float JSON file
-  written in the same run; a reader refuses the int8 file when that file lies beside it with another
-  digest (:func:`check_pair`), so a pair never mixes two runs.
+A graph model (docs/GRAPH_FORMAT.md) is written as a kelly-tc graph file whose third key is
+``"weights_format": "kelly-tc-int8"`` (sniffed too) and whose layer objects carry the same change; a
+stack plus input skip keeps the sequential form with ``"in_skip": 1``.
+
+``kelly-tc convert --int8`` adds ``"float_model": {"file": NAME, "sha256": HEX}``: the float JSON file
+written in the same run; a reader refuses the int8 file when that file lies beside it with another
+digest (:func:`check_pair`), so a pair never mixes two runs.
 
 Because ``"weights"`` is missing, real RTNeural's parser throws on this file instead of silently
 reading integers as floats. Other layer kinds are written exactly as in float JSON.
@@ -28,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,8 +41,9 @@ import numpy as np
 from toolchain import atomic
 from toolchain.errors import InputError, KellyError
 from toolchain.layers import Layer, Model, f32
+from toolchain import graph_json
 from toolchain.inputs import read_bytes
-from toolchain.rtneural_json import MAX_JSON_BYTES, layer_to_json, model_from_json, read_document
+from toolchain.rtneural_json import MAX_JSON_BYTES, layer_from_json, layer_to_json, model_from_json, read_document
 
 from quant.int8 import QMAX, dequantize, quantize_symmetric
 
@@ -112,24 +116,35 @@ def _values_layer(layer: Layer, arrays: dict[str, QuantizedArray]) -> Layer:
     return replace(layer, **{name: f32(q.values) for name, q in arrays.items()})
 
 
+def _entry(layer: Layer, arrays: dict[str, QuantizedArray]) -> dict[str, Any]:
+    """One layer object: RTNeural's entry, with ``weights_int8`` and ``scales`` for a quantized layer."""
+    entry = layer_to_json(layer)
+    if arrays:
+        integers = layer_to_json(_values_layer(layer, arrays))["weights"]
+        weights = entry.pop("weights")
+        scales = [None] * len(weights)
+        for name, index in QUANTIZED_FIELDS[layer.kind]:
+            weights[index] = np.asarray(integers[index]).astype(np.int64).tolist()
+            scales[index] = arrays[name].scale.astype(np.float64).tolist()
+        entry["weights_int8"], entry["scales"] = weights, scales
+    return entry
+
+
 def to_json(int8_model: Int8Model) -> dict[str, Any]:
+    """The INT8 document: a graph file (``"weights_format"`` marks it INT8) for a graph, else the
+    sequential form (with ``"in_skip": 1`` for a stack plus input skip), per layer as described above."""
+    model, quantized = int8_model.model, int8_model.quantized
+    form = graph_json.output_form(model)
+    if form == "graph":
+        return graph_json.graph_to_json(model, lambda index, layer: _entry(layer, quantized[index]),
+                                        header={"weights_format": FORMAT})
+    kept = graph_json.in_skip_layers(model) if form == "in_skip" else range(len(model.layers))
     document: dict[str, Any] = {"format": FORMAT, "version": VERSION, "in_shape": [None, None, int8_model.input_size]}
-    entries = []
-    for layer, arrays in zip(int8_model.model.layers, int8_model.quantized):
-        entry = layer_to_json(layer)
-        if arrays:
-            integers = layer_to_json(_values_layer(layer, arrays))["weights"]
-            weights = entry.pop("weights")
-            scales = [None] * len(weights)
-            for name, index in QUANTIZED_FIELDS[layer.kind]:
-                weights[index] = np.asarray(integers[index]).astype(np.int64).tolist()
-                scales[index] = arrays[name].scale.astype(np.float64).tolist()
-            entry["weights_int8"], entry["scales"] = weights, scales
-        entries.append(entry)
-    document["layers"] = entries
-    for key, value in int8_model.model.metadata.items():
-        if key != PAIR_KEY:  # the pair record belongs to one written file, never carried over
-            document.setdefault(key, value)
+    document["layers"] = [_entry(model.layers[index], quantized[index]) for index in kept]
+    if form == "in_skip":
+        document["in_skip"] = 1
+    for key, value in model.metadata.items():
+        document.setdefault(key, value)
     return document
 
 
@@ -139,6 +154,7 @@ def write_int8_model(int8_model: Int8Model, path: str | Path, float_file: str | 
     to that exact float file (``convert --int8`` writes the two as a pair)."""
     try:
         document = to_json(int8_model)
+        document.pop(PAIR_KEY, None)  # a record read from another file belongs to that file only
         if float_file is not None:
             float_file = Path(float_file)
             document[PAIR_KEY] = {"file": float_file.name, "sha256": _sha256(float_file)}
@@ -172,7 +188,8 @@ def check_pair(path: str | Path, record: Any) -> None:
 
 # ----------------------------------------------------------------------------------------- reading
 def is_int8_json(path: str | Path) -> bool:
-    """True if ``path`` starts like an INT8 JSON file (the format key comes first, see above)."""
+    """True if ``path`` starts like an INT8 JSON file (the format key, or a graph file's ``weights_format``,
+    comes within the first bytes, see above)."""
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             return False  # a FIFO would block here; the strict reader names the problem
@@ -220,39 +237,49 @@ def _float_entry(entry: dict, where: str) -> tuple[dict, dict[int, tuple[np.ndar
     return plain, integers
 
 
+def _read_entry(entry: Any, where: str, found: dict, index: int) -> Any:
+    """``entry`` with float weights for the strict float reader; its int8 arrays go into ``found[index]``."""
+    if not (isinstance(entry, dict) and "weights_int8" in entry):
+        return entry
+    kind = entry.get("type")
+    if not isinstance(kind, str) or kind not in QUANTIZED_FIELDS:  # a list/dict type: unhashable (fuzz)
+        raise InputError(f"layer type {kind!r:.40} has no int8 form", where=f"{where}/type")
+    entry, integers = _float_entry(entry, f"{where} ({kind})")
+    if sorted(integers) != sorted(i for _, i in QUANTIZED_FIELDS[kind]):
+        raise InputError(f"int8 arrays at weights {sorted(integers)}, expected {[i for _, i in QUANTIZED_FIELDS[kind]]}",
+                         where=f"{where} ({kind})/scales")
+    found[index] = (kind, integers)
+    return entry
+
+
 def from_json(document: Any) -> Int8Model:
-    """Build and validate an :class:`Int8Model` from a parsed INT8 JSON document."""
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise InputError(f"not an INT8 JSON document (no \"format\": \"{FORMAT}\")", where="format")
-    if document.get("version") != VERSION:
-        raise InputError(f"version {document.get('version')!r} is not the supported {VERSION}", where="version")
-    entries = document.get("layers")
-    if not isinstance(entries, list):
-        raise InputError("missing or not an array", where="layers")
-    plain_entries, integer_arrays = [], []
-    for index, entry in enumerate(entries):
-        if isinstance(entry, dict) and "weights_int8" in entry:
-            kind = entry.get("type")
-            if not isinstance(kind, str) or kind not in QUANTIZED_FIELDS:  # a list/dict type: unhashable (fuzz)
-                raise InputError(f"layer type {kind!r:.40} has no int8 form", where=f"layers[{index}]/type")
-            entry, integers = _float_entry(entry, f"layers[{index}] ({kind})")
-            if sorted(integers) != sorted(i for _, i in QUANTIZED_FIELDS[kind]):
-                raise InputError(f"int8 arrays at weights {sorted(integers)}, expected {[i for _, i in QUANTIZED_FIELDS[kind]]}",
-                                 where=f"layers[{index}] ({kind})/scales")
-            integer_arrays.append((kind, integers))
-        else:
-            integer_arrays.append((None, {}))
-        plain_entries.append(entry)
-    plain = {k: v for k, v in document.items() if k not in ("format", "version")}
-    plain["layers"] = plain_entries
-    model = model_from_json(plain)  # every shape and value check of the float reader
-    return Int8Model(model, [_canonical(kind, integers, index, model) for index, (kind, integers) in enumerate(integer_arrays)])
+    """Build and validate an :class:`Int8Model` from a parsed INT8 JSON document (sequential, in_skip or graph)."""
+    found: dict[int, tuple[str, dict]] = {}
+    if graph_json.is_graph_document(document):
+        if document.get("weights_format") != FORMAT:
+            raise InputError(f"a float graph file, not INT8 (no \"weights_format\": \"{FORMAT}\")", where="weights_format")
+
+        def read_layer(entry, where, in_size, index):
+            return layer_from_json(_read_entry(entry, where, found, index), index, in_size, where)
+
+        model = graph_json.graph_from_json(document, read_layer)
+    else:
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            raise InputError(f"not an INT8 JSON document (no \"format\": \"{FORMAT}\")", where="format")
+        if document.get("version") != VERSION:
+            raise InputError(f"version {document.get('version')!r} is not the supported {VERSION}", where="version")
+        entries = document.get("layers")
+        if not isinstance(entries, list):
+            raise InputError("missing or not an array", where="layers")
+        plain = {k: v for k, v in document.items() if k not in ("format", "version")}
+        plain["layers"] = [_read_entry(entry, f"layers[{index}]", found, index) for index, entry in enumerate(entries)]
+        model = graph_json.with_in_skip_key(plain, model_from_json)  # every shape and value check of the float reader
+    return Int8Model(model, [_canonical(*found[index], index, model) if index in found else {}
+                             for index in range(len(model.layers))])
 
 
 def _canonical(kind, integers, index, model) -> dict[str, QuantizedArray]:
     """The int8 arrays in the canonical layout, read through the float reader so the layouts agree."""
-    if not integers:
-        return {}
     layer = model.layers[index]
     entry = layer_to_json(layer)
     for position, (array, _) in integers.items():

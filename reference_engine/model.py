@@ -6,7 +6,7 @@
     Y = engine.run(frames)                  # float32 [T, in] -> new [T, out], continuing the state
 
 A frame is one call into compiled code (``runner.run_frame``) over buffers allocated once here: the
-packed weights, the state, two ping-pong scratch rows, a work area and the input row (``program.py``
+packed weights, the state, the scratch slots (two ping-pong rows for a stack), a work area and the input row (``program.py``
 documents them). Nothing is allocated per frame, in Python or in compiled code (tested with numba's
 allocation counters and tracemalloc).
 
@@ -26,7 +26,7 @@ from reference_engine.program import Program, aligned_zeros, compile_program
 from reference_engine.runner import Buffers, frame_entry, run_frames
 from toolchain.errors import InputError
 from toolchain.layers import Model
-from toolchain.rtneural_json import read_model
+from toolchain.graph_json import read_model
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class MemoryReport:
     """Bytes the engine keeps resident, from the arrays it actually holds.
 
     ``weight_bytes``: the packed weight buffer (with its 64-byte alignment padding) and the opcode table;
-    ``state_bytes``: recurrent/conv1d state and ring cursors; ``scratch_bytes``: ping-pong rows, work area, input row.
+    ``state_bytes``: recurrent/conv1d state and ring cursors; ``scratch_bytes``: scratch slots, work area, input row.
     """
 
     weight_bytes: int
@@ -60,7 +60,7 @@ class Engine:
         self.input_size, self.output_size = program.input_size, program.output_size
         self.state = aligned_zeros(max(program.state_size, 1))
         self.cursors = np.zeros(max(program.cursor_count, 1), dtype=np.int64)
-        self.scratch = aligned_zeros(2 * program.scratch_width).reshape(2, program.scratch_width)
+        self.scratch = aligned_zeros(program.slots * program.scratch_width).reshape(program.slots, program.scratch_width)
         self.work = aligned_zeros(max(program.work_size, 1))
         self.frame = aligned_zeros(self.input_size)
         self.buffers = Buffers(program.table, program.weights, self.state, self.cursors, self.scratch, self.work, self.frame,
@@ -115,7 +115,7 @@ class Engine:
 
 
 def read_engine_model(path: str | Path):
-    """The model in an RTNeural JSON file (read strictly by ``toolchain.rtneural_json``), or in an INT8
+    """The model in an RTNeural JSON, in_skip or graph file (read strictly by ``toolchain.graph_json``), or in an INT8
     JSON file (``quant.int8_json``, run with the INT8 kernels)."""
     from quant.int8_json import is_int8_json, read_int8_model
 

@@ -24,10 +24,11 @@ from reference_engine.kernels.dense import dense
 from reference_engine.kernels.gru import gru
 from reference_engine.kernels.int8 import conv1d_int8, dense_int8, gru_int8, lstm_int8
 from reference_engine.kernels.lstm import lstm
+from reference_engine.kernels.merge import ADD, merge
 from reference_engine.kernels.prelu import prelu
 from reference_engine.program import (
     ACTIVATION, ACTIVATION_LAYER, ARRAY0, ARRAY1, ARRAY2, ARRAY3, BATCHNORM, CONV1D, CONV1D_INT8, CURSOR, DENSE,
-    DENSE_INT8, GRU, GRU_INT8, IN, LSTM, LSTM_INT8, OP, OUT, PARAM0, PARAM1, PARAM2, PRELU, STATE,
+    DENSE_INT8, DST, GRU, GRU_INT8, IN, LSTM, LSTM_INT8, OP, OUT, PARAM0, PARAM1, PARAM2, PRELU, SRC, SRC2, STATE,
 )
 
 
@@ -39,7 +40,7 @@ class BuffersType(types.StructRef):
 
 class Buffers(structref.StructRefProxy):
     """Everything a frame touches: ``table`` (int64 [layers, FIELDS]), ``weights``, ``state``, ``cursors``,
-    ``scratch`` ([2, width]), ``work``, ``frame`` (the input row, written by the caller) and ``qweights``
+    ``scratch`` ([slots, width]), ``work``, ``frame`` (the input row, written by the caller) and ``qweights``
     (int8 matrices of INT8 layers)."""
 
 
@@ -122,21 +123,24 @@ def run_int8_layer(row, weights, state, cursors, work, x, y, qweights):
 
 @njit(**JIT)
 def run_frame(buffers):
-    """One frame (``buffers.frame``) through every layer; the output is left in ``scratch[layers % 2, :OUT]``."""
+    """One frame (``buffers.frame``, copied into slot 0) through every row, each reading scratch slots
+    ``SRC`` (and ``SRC2``) and writing slot ``DST``; the output is left in the last row's ``DST`` slot."""
     table, scratch, frame = buffers.table, buffers.scratch, buffers.frame
     for i in range(frame.shape[0]):
         scratch[0, i] = frame[i]
     for layer in range(table.shape[0]):
         row = table[layer]
-        source = layer % 2
-        run_layer(row, buffers.weights, buffers.state, buffers.cursors, buffers.work,
-                  scratch[source, :row[IN]], scratch[1 - source, :row[OUT]], buffers.qweights)
+        x, y = scratch[row[SRC], :row[IN]], scratch[row[DST], :row[OUT]]
+        if row[OP] >= ADD:  # a merge row (kernels/merge.py)
+            merge(row[OP], row[PARAM0], x, scratch[row[SRC2], :row[IN]], y)
+        else:
+            run_layer(row, buffers.weights, buffers.state, buffers.cursors, buffers.work, x, y, buffers.qweights)
 
 
 @njit(**JIT)
 def run_frames(buffers, frames, outputs):
     """``frames [T, in]`` -> ``outputs [T, out]``, one :func:`run_frame` per frame, state carried."""
-    final = buffers.table.shape[0] % 2
+    final = buffers.table[buffers.table.shape[0] - 1, DST]
     frame = buffers.frame
     for t in range(frames.shape[0]):
         for i in range(frame.shape[0]):

@@ -71,3 +71,33 @@ def dense_stack(rng, sizes: list[int], activation: str = "relu", recurrent: dict
         else:
             layers.append(dense(rng, inputs, outputs, "" if last else activation))
     return model(sizes[0], layers)
+
+
+def wavenet(rng, input_size: int = 1, channels: int = 3, dilations: tuple[int, ...] = (1, 2, 4), kernel_size: int = 3) -> Model:
+    """A gated WaveNet-style graph (PedalNetRT's shape) exercising every merge kind: an input 1x1 conv; per
+    layer a dilated causal conv to 2C, ``slice`` halves, ``tanh(a) * sigmoid(b)`` (``mul``), a 1x1 residual
+    conv ``add``-ed to the layer input; the gated outputs ``concat``-enated into a dense head; the head
+    minus its input's first feature (``sub``) plus an input skip."""
+    layers: list[Layer] = [conv1d(rng, input_size, channels, 1)]
+    x, skips = 1, []
+
+    def append(layer: Layer, *inputs: int) -> int:
+        layer.inputs = inputs
+        layers.append(layer)
+        return len(layers)
+
+    from toolchain.layers import Add, Concat, Mul, Slice, Sub
+
+    for index, dilation in enumerate(dilations):
+        both = append(conv1d(rng, channels, 2 * channels, kernel_size, dilation), x)
+        a = append(Slice(start=0, size=channels), both)
+        b = append(Slice(start=channels, size=channels), both)
+        gate = append(Mul(), append(activation(channels, "tanh"), a), append(activation(channels, "sigmoid"), b))
+        skips.append(gate)
+        if index < len(dilations) - 1:  # the last residual would be a dead branch
+            x = append(Add(), x, append(conv1d(rng, channels, channels, 1), gate))
+    mixed = append(Concat(), *skips)
+    head = append(dense(rng, channels * len(dilations), 1), mixed)
+    difference = append(Sub(), head, append(Slice(start=0, size=1), mixed))
+    append(Add(), difference, append(Slice(start=0, size=1), 0), head)
+    return model(input_size, layers)

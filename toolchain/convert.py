@@ -1,4 +1,5 @@
-"""``convert``: an ONNX file in, a validated RTNeural JSON file out (or an error and no file)."""
+"""``convert``: an ONNX file in, a validated RTNeural JSON file out -- plain, with ``in_skip``, or a kelly-tc graph
+file, as the wiring needs (``toolchain.graph_json``) -- or an error and no file."""
 from __future__ import annotations
 
 import logging
@@ -6,7 +7,7 @@ from pathlib import Path
 
 from toolchain.layers import Model
 from toolchain.onnx_import import import_onnx
-from toolchain.rtneural_json import write_model
+from toolchain.graph_json import write_model
 
 log = logging.getLogger(__name__)
 

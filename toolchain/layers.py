@@ -343,8 +343,10 @@ class Model:
         return [tuple(layer.inputs) if layer.inputs else (index,) for index, layer in enumerate(self.layers)]
 
     def is_sequential(self) -> bool:
-        """True when every layer reads exactly the previous value: a plain RTNeural stack."""
-        return all(inputs == (index,) for index, inputs in enumerate(self.wiring()))
+        """True when every layer reads exactly the previous value and is an RTNeural layer: a plain RTNeural
+        stack (a path through a ``slice`` is not one: RTNeural has no such layer)."""
+        return all(inputs == (index,) and not isinstance(layer, Merge)
+                   for index, (layer, inputs) in enumerate(zip(self.layers, self.wiring())))
 
     def validate(self) -> "Model":
         """Check every layer, the wiring and that sizes agree; raise :class:`InputError` naming the layer."""

@@ -23,7 +23,7 @@ from onnx import external_data_helper
 from toolchain import __version__
 from toolchain.converters.axes import FEATURE, TIME, RoleConflict, check_tensor, resolve_tensor
 from toolchain.converters.folding import MAX_TENSOR_ELEMENTS, prepare_graph
-from toolchain.converters.walk import fill_sizes, walk_chain
+from toolchain.converters.walk import fill_sizes, walk_graph
 from toolchain.inputs import read_bytes
 from toolchain.errors import InputError, KellyError, UnsupportedError, node_where
 from toolchain.layers import Model
@@ -289,7 +289,7 @@ def _tensor_spec(name: str, roles, axes: list[int], dims) -> TensorSpec:
 def import_model_proto(proto: onnx.ModelProto, source: str = "") -> ImportedModel:
     """Convert an already loaded and checked model (see :func:`load_onnx`)."""
     graph = prepare_graph(proto)
-    chain = walk_chain(graph)
+    chain = walk_graph(graph)
     try:
         spec_in = _tensor_spec(graph.input_name, chain.roles, chain.input_axes, graph.dims.get(graph.input_name))
         spec_out = _tensor_spec(graph.output_name, chain.roles, chain.output_axes, graph.dims.get(graph.output_name))

@@ -27,6 +27,9 @@ MAX_JSON_BYTES = int(os.environ.get("KELLY_TC_MAX_JSON_BYTES", 256 * 1024 * 1024
 #: JSON ``type`` names read as each layer kind (RTNeural treats time-distributed-dense as dense).
 TYPE_ALIASES = {"time-distributed-dense": "dense"}
 
+#: Top-level keys that make a file more than a plain stack (``toolchain.graph_json`` reads them).
+GRAPH_KEYS = ("in_skip", "graph")
+
 
 # ----------------------------------------------------------------------------------------- writing
 def _shape(size: int) -> list:
@@ -190,8 +193,11 @@ READERS = {"dense": _read_dense, "lstm": _read_lstm, "gru": _read_gru, "conv1d":
            "batchnorm": _read_batchnorm, "prelu": _read_prelu, "activation": _read_activation}
 
 
-def layer_from_json(entry: Any, index: int, in_size: int) -> Layer:
-    where = f"layers[{index}]"
+def layer_from_json(entry: Any, index: int, in_size: int, where: str | None = None) -> Layer:
+    """One RTNeural layer entry read strictly; ``where`` names it in messages (default ``layers[index]``;
+    the graph reader passes ``graph.nodes[i] (name)/layer``)."""
+    reads = "its input" if where else "the previous layer"
+    where = where or f"layers[{index}]"
     if not isinstance(entry, dict):
         raise InputError(f"expected an object, got {type(entry).__name__}", where=where)
     kind = entry.get("type")
@@ -208,7 +214,7 @@ def layer_from_json(entry: Any, index: int, in_size: int) -> Layer:
     layer = READERS[kind](entry, where, in_size, out_size)
     layer.validate(where)
     if layer.in_size != in_size:
-        raise InputError(f"weights take {layer.in_size} inputs but the previous layer gives {in_size}", where=where)
+        raise InputError(f"weights take {layer.in_size} inputs but {reads} gives {in_size}", where=where)
     if layer.out_size != out_size:
         raise InputError(f"weights give {layer.out_size} outputs but shape declares {out_size}", where=f"{where}/shape")
     return layer
@@ -218,6 +224,10 @@ def model_from_json(document: Any) -> Model:
     """Build and validate a :class:`Model` from a parsed RTNeural JSON document."""
     if not isinstance(document, dict):
         raise InputError(f"the top level must be an object, got {type(document).__name__}")
+    for key in GRAPH_KEYS:  # a graph or in_skip file read as a plain stack would compute another model
+        if key in document:
+            raise InputError(f"a sequential-only reader cannot apply {key!r}; read the file with toolchain.graph_json",
+                             where=key)
     size = input_size = _size(document.get("in_shape"), "in_shape")
     entries = document.get("layers")
     if not isinstance(entries, list) or not entries:

@@ -227,6 +227,42 @@ def _both(reason: str) -> dict:
 
 
 #: ``validate`` judges each file itself (toolchain/kelly/validate.py) and words these two differently.
+def valid_graph_document() -> dict:
+    """The valid document's layers as a kelly-tc graph file, plus a residual add of the lstm's output."""
+    dense, lstm, head = valid_document()["layers"]
+    return {"format": "kelly-tc-graph", "version": 1, "in_shape": "graph file", "layers": "graph file",
+            "graph": {"input": {"name": "input", "size": 3}, "output": "head", "nodes": [
+                {"name": "dense", "inputs": ["input"], "layer": dense},
+                {"name": "lstm", "inputs": ["dense"], "layer": lstm},
+                {"name": "res", "inputs": ["lstm", "lstm"], "op": "add"},
+                {"name": "head", "inputs": ["res"], "layer": head}]}}
+
+
+def _broken_graph(change):
+    def build(folder: Path) -> Path:
+        document = valid_graph_document()
+        change(document)
+        return _write_document(folder, document)
+    return build
+
+
+#: Graph files (docs/GRAPH_FORMAT.md) and in_skip files, read by the commands that run any model file.
+GRAPH_JSON_CASES = {
+    "graph_unknown_version": (_broken_graph(_set(["version"], 7)), "version", r"version 7 is not supported \(this kelly-tc reads version 1\)"),
+    "graph_dangling_input": (_broken_graph(_set(["graph", "nodes", 2, "inputs"], ["lstm", "ghost"])), "graph.nodes[2] (res)/inputs",
+                             r"reads 'ghost': dangling"),
+    "graph_cycle": (_broken_graph(_set(["graph", "nodes", 1, "inputs"], ["head"])), "graph.nodes[1] (lstm)/inputs",
+                    r"reads 'head': a cycle or forward reference \(nodes must be in topological order\)"),
+    "graph_dead_branch": (_broken_graph(_set(["graph", "nodes", 3, "inputs"], ["lstm"])), "graph.nodes[2] (res)",
+                          r"is never read \(a dead branch\); every value but the output must feed a node"),
+    "graph_size_mismatch": (_broken_graph(_set(["graph", "nodes", 2, "inputs"], ["lstm", "dense"])), "graph.nodes[2] (res)/inputs",
+                            r"inputs have different sizes \[5, 4\]; an elementwise add needs equal sizes"),
+    "json_in_skip_not_0_or_1": (_broken(_set(["in_skip"], 2)), "in_skip",
+                                r"expected 0 or 1 \(AIDA-X adds input feature 0 to the output\), got 2"),
+    "json_in_skip_on_two_outputs": (_broken(_set(["in_skip"], 1)), "in_skip",
+                                    r"in_skip adds input feature 0 to a 1-feature output, but the model gives 2"),
+}
+
 VALIDATE_REASONS = {"json_missing_file": r"missing \(export writes it: kelly-tc export\)", "json_directory": r"not a regular file",
                     "json_fifo": r"not a regular file", "json_link_to_dev_zero": r"not a regular file"}
 

@@ -96,6 +96,9 @@ def file_invocations() -> list[Invocation]:
         for command in ("check", "run", "bench", "cpp", "validate"):
             specific = corpus_files.VALIDATE_REASONS.get(name) if command == "validate" else None
             found.append(Invocation(command, name, "json", build, where, specific or reason))
+    for name, (build, where, reason) in corpus_files.GRAPH_JSON_CASES.items():
+        for command in ("check", "run", "bench"):  # cpp: the graph header (issue 11, graphcpp branch)
+            found.append(Invocation(command, name, "json", build, where, reason))
     for name, (build, reasons) in corpus_files.FRAME_CASES.items():
         for command, reason in reasons.items():
             found.append(Invocation(command, name, "frames", build, None, reason))

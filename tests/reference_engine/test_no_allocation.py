@@ -2,7 +2,8 @@
 
 Two independent measurements, each with a control that proves it can fail:
 - numba's runtime (NRT) allocation counters, enabled with NUMBA_NRT_STATS=1 in a subprocess (the flag
-  must be set before numba is imported): zero NRT allocations over 10,000 ``forward`` calls, and a
+  must be set before numba is imported): zero NRT allocations over 10,000 ``forward`` calls of a stack
+  and of a graph with every merge row (``synthetic.wavenet``), and a
   ``run_frames`` call over 10,000 frames allocates no more than one over 10 frames, while a compiled
   function that does allocate moves the counter per call;
 - tracemalloc over 10,000 ``forward`` calls of a model with a 4096-wide output: the peak of traced
@@ -38,6 +39,7 @@ NRT_SCRIPT = textwrap.dedent("""
               synthetic.batchnorm(rng, 8), synthetic.prelu(rng, 8), synthetic.lstm(rng, 8, 7),
               synthetic.gru(rng, 7, 6), synthetic.activation(6, "softmax"), synthetic.dense(rng, 6, 3)]
     engine = Engine(synthetic.model(4, layers))
+    graph = Engine(synthetic.wavenet(rng, 4))   # every merge row: slice, mul, add (n-ary), concat, sub
     frames = rng.standard_normal((FRAMES, 4)).astype(np.float32)
     outputs = np.empty((FRAMES, 3), np.float32)
 
@@ -46,12 +48,17 @@ NRT_SCRIPT = textwrap.dedent("""
         return np.empty(x.shape[0], np.float32)
 
     engine.forward(frames[0]); engine.run(frames[:2]); allocating_control(frames[0])   # compile first
+    graph.forward(frames[0])
     def allocations():
         return rtsys.get_allocation_stats().alloc
     before = allocations()
     for frame in frames:
         engine.forward(frame)
     forward_delta = allocations() - before
+    before = allocations()
+    for frame in frames:
+        graph.forward(frame)
+    graph_delta = allocations() - before
     from reference_engine.runner import run_frames
     run_frames_deltas = []
     for count in (10, FRAMES):  # per call, the two array arguments cost the same whatever the length
@@ -62,7 +69,7 @@ NRT_SCRIPT = textwrap.dedent("""
     for frame in frames:
         allocating_control(frame)
     control_delta = allocations() - before
-    print(json.dumps({"forward": forward_delta, "run_frames": run_frames_deltas, "control": control_delta}))
+    print(json.dumps({"forward": forward_delta, "graph_forward": graph_delta, "run_frames": run_frames_deltas, "control": control_delta}))
 """).replace("FRAMES", str(FRAMES))
 
 
@@ -74,6 +81,7 @@ def test_numba_runtime_allocates_nothing_per_frame():
     counts = json.loads(result.stdout.strip().splitlines()[-1])
     assert counts["control"] >= FRAMES, f"the NRT counter does not see allocations: {counts}"
     assert counts["forward"] == 0, counts
+    assert counts["graph_forward"] == 0, counts
     short, long = counts["run_frames"]
     assert long == short <= 2, counts  # only the frames/outputs arguments, once per call
 

@@ -38,8 +38,10 @@ EXPECTED = {
                             "input frame (stride 1)"),
     "conv_too_much_left_padding": (CONV, "Conv with 3 frames of left padding but (K-1)*dilation = 2: the output would be "
                                          "delayed by 1 frames"),
-    "skip_connection": ("node 'skip' (Add)", "tensor 'x' feeds 2 nodes (node 'matmul' (MatMul), node 'skip' (Add)): a branch "
-                                             "or skip connection; RTNeural models are sequential"),
+    "mismatched_branch_delays": ("node 'skip' (Add)", "merges branches whose delays differ: the branch through node 'conv' "
+                                                      "(Conv) lags by 1 frames, the branch 'x' by 0; both must see frame t"),
+    "concat_over_time": ("node 'concat' (Concat)", "Concat joins its inputs along axis 2 (a merge over time or batch would "
+                                                   "mix frames), but that axis is the time axis"),
     "two_inputs": ("graph inputs", "the graph has 2 inputs ('x', 'x2'); an RTNeural model takes one frame stream"),
     "two_outputs": ("graph outputs", "the graph has 2 outputs ('y', 'y2'); an RTNeural model gives one frame stream"),
     "matmul_over_time": ("node 'matmul' (MatMul)", "MatMul contracts over this axis as features, but that axis is the time axis"),
@@ -48,7 +50,7 @@ EXPECTED = {
     "softmax_over_time": ("node 'softmax' (Softmax)", "tensor 'y' would have 2 feature axes (axes [1, 2]): frames would be mixed"),
     "unsupported_op": ("node 'log_softmax' (LogSoftmax)", "unsupported op LogSoftmax: RTNeural has no equivalent layer (supported: "
                        "Add, BatchNormalization, Cast, Conv, Dropout, Elu, Flatten, GRU, Gemm, Identity, LSTM, LeakyRelu, MatMul, "
-                       "PRelu, Pad, Relu, Reshape, Sigmoid, Softmax, Squeeze, Sub, Tanh, Transpose, Unsqueeze)"),
+                       "PRelu, Pad, Relu, Reshape, Sigmoid, Slice, Softmax, Split, Squeeze, Sub, Tanh, Transpose, Unsqueeze)"),
     "bias_after_activation": ("node 'add' (Add)", "Add of a constant that no preceding dense/conv1d layer without activation "
                                                   "can absorb (RTNeural has no bias-only layer)"),
     "bias_varying_over_time": ("node 'add' (Add)", "added constant of shape [5, 4] varies along 2 axes; a per-frame layer holds "

@@ -12,6 +12,7 @@ from toolchain.cli import command
 from toolchain.commands.check import finish
 from toolchain.convert import convert_file, default_json_path
 from toolchain.errors import InputError
+from toolchain.graph_json import MESSAGE_GRAPH, MESSAGE_IN_SKIP, output_form
 
 
 @command
@@ -44,6 +45,9 @@ def convert(
     layers = ", ".join(f"{layer.kind} {layer.in_size}->{layer.out_size}" + (f" {layer.activation}" if getattr(layer, "activation", "") else "")
                        for layer in converted.layers)
     console.print(f"wrote {'standard output' if to_stdout else target}: {layers} ({converted.parameter_count()} parameters)")
+    form = output_form(converted)
+    if form != "sequential":  # stderr: what a plain RTNeural loader does with this file
+        Console(stderr=True, soft_wrap=True).print(MESSAGE_IN_SKIP if form == "in_skip" else MESSAGE_GRAPH, markup=False)
     for note in converted.metadata.get("kelly_tc", {}).get("notes", []):
         console.print(f"[yellow]note:[/] {note}")
     if int8_target is not None:

@@ -2,7 +2,7 @@
 
 Importing this package registers every converter. The graph machinery they share: :mod:`folding`
 (constant folding, tensor kinds), :mod:`axes` (axis roles), :mod:`context` (what a converter sees),
-:mod:`walk` (the chain from input to output).
+:mod:`walk` (the DAG from input to output; :mod:`merges` routes branches).
 """
-from toolchain.converters import activations, conv, gemm, gru, lstm, shape_ops  # noqa: F401  (registration)
+from toolchain.converters import activations, conv, gemm, gru, lstm, merges, shape_ops  # noqa: F401  (registration)
 from toolchain.converters.registry import REGISTRY, lookup  # noqa: F401  (the package's interface)

@@ -28,8 +28,16 @@ class WalkState:
     """What the walk has built so far (shared by the converters of one graph, in order)."""
 
     layers: list[Layer] = field(default_factory=list)
-    pending_pad: PendingPad | None = None
+    pending_pad: PendingPad | None = None  # of the node's data input; a Pad or shape-only op passes it on
     notes: list[str] = field(default_factory=list)
+    #: Frames by which the current node delays its output (an over-padded Conv; walk.py refuses a
+    #: delayed stream wherever a layer or an undelayed branch reads it).
+    delay: int = 0
+    delay_reason: str = ""  # the refusal, should the delayed stream reach a layer or the output
+
+
+class Outputs(dict):
+    """What a converter with several outputs (Split) returns: ``{output index: (value, axes)}``."""
 
 
 @dataclass
@@ -40,6 +48,18 @@ class NodeContext:
     state: WalkState
     data_index: int
     in_axes: list[int]
+    #: The model value the (first) data input holds (walk.py: 0 = the input, i + 1 = layers[i]).
+    value: int = 0
+    #: True when the data input is the last layer's value and nothing else reads it: a per-feature op may
+    #: fold into that layer (bias, activation) without changing what another branch sees.
+    foldable: bool = False
+    #: Every data input as (value, axes), in input order (merges read several).
+    sources: list = field(default_factory=list)
+    #: Frames by which the data input lags the model input (walk.py's delay tracking).
+    source_delay: int = 0
+    #: The axis variables of a data tensor walked so far (None if not reached): Slice bounds computed from
+    #: a tensor's shape are evaluated through it.
+    tensor_axes: object = lambda name: None
 
     # ----------------------------------------------------------------------------- messages
     @property
@@ -136,13 +156,22 @@ class NodeContext:
         return axis % rank
 
     # ----------------------------------------------------------------------------- layers
-    def emit(self, layer: Layer) -> None:
+    def emit(self, layer: Layer, inputs: tuple[int, ...] | None = None) -> int:
+        """Append ``layer`` reading ``inputs`` (default: the node's data value, then the previous layer's
+        output for a node emitting several layers); return the value it computes."""
         layer.source = self.node.name or self.node.op_type
+        if inputs is None:
+            inputs = (self.value,)
+        layer.inputs = tuple(inputs)
         self.state.layers.append(layer)
+        self.value = len(self.state.layers)
+        self.foldable = False  # a node's own layers never fold into each other by accident
+        return self.value
 
     def foldable_layer(self) -> Dense | Conv1D | None:
-        """The previous layer if this node's per-feature op can merge into it (a linear dense/conv1d)."""
-        previous = self.state.layers[-1] if self.state.layers else None
+        """The previous layer if this node's per-feature op can merge into it (a linear dense/conv1d whose
+        output nothing else reads)."""
+        previous = self.state.layers[-1] if self.state.layers and self.foldable else None
         if isinstance(previous, (Dense, Conv1D)) and previous.activation == "":
             return previous
         return None

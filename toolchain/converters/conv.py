@@ -92,8 +92,10 @@ def conv(ctx: NodeContext) -> list[int]:
         raise ctx.unsupported(f"Conv with {total} frames of left padding but (K-1)*dilation = {needed}: a valid (unpadded) "
                               f"convolution's output is the streaming output shifted by {needed - total} frames (and shorter); "
                               f"pad {needed} zeros on the left to make it causal")
-    if total > needed:
-        raise ctx.unsupported(f"Conv with {total} frames of left padding but (K-1)*dilation = {needed}: "
+    # More left padding than the causal (K-1)*dilation delays the output: walk.py refuses the delayed
+    # stream where a layer, the output or an undelayed branch reads it (naming both branches).
+    ctx.state.delay = total - needed
+    ctx.state.delay_reason = (f"Conv with {total} frames of left padding but (K-1)*dilation = {needed}: "
                               f"the output would be delayed by {total - needed} frames")
     bias = ctx.optional_weight(2, "bias B", ndim=1)
     batch, channels, time = ctx.in_axes

@@ -24,26 +24,37 @@ class Converter:
 
 
 REGISTRY: dict[str, Converter] = {}
+#: Converters of nodes reading SEVERAL data tensors (merges: ``merges.py``), by op type.
+MERGE_REGISTRY: dict[str, Converter] = {}
 
 #: ONNX domains whose ops we know (the default one has two spellings).
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
-def converter(*op_types: str, shape_only: bool = False, summary: str = ""):
-    """Register the decorated function as the converter of ``op_types``."""
+def converter(*op_types: str, shape_only: bool = False, summary: str = "", merge: bool = False):
+    """Register the decorated function as the converter of ``op_types`` (``merge``: of their nodes
+    reading several data tensors)."""
+    registry = MERGE_REGISTRY if merge else REGISTRY
 
     def register(function: Callable) -> Callable:
         for op_type in op_types:
-            if op_type in REGISTRY:
+            if op_type in registry:
                 raise ValueError(f"two converters for {op_type}")
-            REGISTRY[op_type] = Converter(op_type, function, shape_only, summary or (function.__doc__ or "").strip().splitlines()[0])
+            registry[op_type] = Converter(op_type, function, shape_only, summary or (function.__doc__ or "").strip().splitlines()[0])
         return function
 
     return register
 
 
-def lookup(op_type: str, domain: str, name: str) -> Converter:
-    """The converter of ``op_type``, or an :class:`UnsupportedError` naming the node."""
+def lookup(op_type: str, domain: str, name: str, merge: bool = False) -> Converter:
+    """The converter of ``op_type`` (``merge``: for a node reading several data tensors), or an
+    :class:`UnsupportedError` naming the node."""
+    if merge:
+        entry = MERGE_REGISTRY.get(op_type) if domain in DEFAULT_DOMAINS else None
+        if entry is None:
+            raise UnsupportedError(f"{op_type} combines several data tensors; the merges kelly-tc routes are "
+                                   f"{', '.join(sorted(MERGE_REGISTRY))} on the feature axis", where=node_where(name, op_type))
+        return entry
     entry = REGISTRY.get(op_type) if domain in DEFAULT_DOMAINS else None
     if entry is None:
         qualified = f"{domain}::{op_type}" if domain not in DEFAULT_DOMAINS else op_type

@@ -7,7 +7,9 @@ The APIs, by name:
   ``ModelT::parseJson`` from the same file;
 - ``embedded``: the same type with ``--embed-weights`` (weights set through RTNeural's setters).
 
-The C++ is built once per (model, RTNeural tree, backend) into the build cache and reused.
+The C++ is built once per (model, RTNeural tree, backend) into the build cache and reused. For a kelly-tc
+graph file or an in_skip file only the header APIs apply (``dynamic`` is dropped, with a log line):
+RTNeural's dynamic parser returns no model for a graph file and runs an in_skip file without its skip.
 """
 from __future__ import annotations
 
@@ -17,11 +19,16 @@ from typing import Sequence
 
 import numpy as np
 
+import logging
+
 from toolchain.cpp.build import harness_binary
 from toolchain.cpp.runner import run_program, time_program
 from toolchain.cpp.static_program import StaticModel, StaticProgram, build_static_program
 from toolchain.errors import InputError
-from toolchain.rtneural_json import read_model
+from toolchain.graph_json import output_form, read_model
+from toolchain.layers import Model
+
+log = logging.getLogger(__name__)
 
 APIS = ("dynamic", "compile-time", "embedded")
 DEFAULT_APIS = ("dynamic", "compile-time")
@@ -45,9 +52,19 @@ def _check_apis(apis: Sequence[str]) -> None:
         raise InputError(f"unknown RTNeural API(s) {unknown or list(apis)}; known: {APIS}", where="apis")
 
 
-def _static_program(json_path: Path, apis: Sequence[str], src, backend: str) -> StaticProgram | None:
+def applicable_apis(model: Model, apis: Sequence[str]) -> list[str]:
+    """``apis`` without ``dynamic`` when RTNeural's dynamic parser cannot run the model's file form
+    (then ``compile-time`` if nothing is left)."""
+    form = output_form(model)
+    if form == "sequential" or "dynamic" not in apis:
+        return list(apis)
+    reason = "returns no model for a kelly-tc graph file" if form == "graph" else "would run an in_skip file without its skip"
+    log.info("RTNeural's dynamic API left out: its parser %s; the kelly-tc header runs it", reason)
+    return [api for api in apis if api != "dynamic"] or ["compile-time"]
+
+
+def _static_program(json_path: Path, model: Model, apis: Sequence[str], src, backend: str) -> StaticProgram | None:
     """One program holding the compile-time variants asked for (None if only ``dynamic`` is)."""
-    model = read_model(json_path)
     entries = [StaticModel(api, model, json_path, embed_weights=(api == "embedded")) for api in apis if api != "dynamic"]
     return build_static_program(entries, src=src, backend=backend) if entries else None
 
@@ -62,7 +79,9 @@ def rtneural_check(json_path: str | Path, frames: np.ndarray, src: str | Path | 
     """
     _check_apis(apis)
     json_path = Path(json_path)
-    program = _static_program(json_path, apis, src, backend)
+    model = read_model(json_path).validate()
+    apis = applicable_apis(model, apis)
+    program = _static_program(json_path, model, apis, src, backend)
     reset = ["--reset-every", str(int(reset_every))] if reset_every else []
     outputs = {}
     for api in apis:
@@ -79,7 +98,9 @@ def time_rtneural(json_path: str | Path, frames: np.ndarray, src: str | Path | N
     """Per-frame timing of each API on ``frames`` (``repeats`` passes, model reset before each)."""
     _check_apis(apis)
     json_path = Path(json_path)
-    program = _static_program(json_path, apis, src, backend)
+    model = read_model(json_path).validate()
+    apis = applicable_apis(model, apis)
+    program = _static_program(json_path, model, apis, src, backend)
     timings = {}
     for api in apis:
         if api == "dynamic":

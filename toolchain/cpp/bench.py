@@ -17,7 +17,7 @@ from toolchain.cpp.apis import DEFAULT_APIS, rtneural_check, time_rtneural
 from toolchain.cpp.build import eigen_include, find_rtneural
 from toolchain.errors import CheckFailed
 from toolchain.layers import Model
-from toolchain.rtneural_json import write_model
+from toolchain.graph_json import write_model
 
 #: Runtime names of RTNeural's APIs in benchmark tables and JSON reports.
 RUNTIME_NAMES = {"dynamic": "rtneural", "compile-time": "rtneural-modelt"}
@@ -87,7 +87,12 @@ def rtneural_table(names: list[str], engine_p50_us: list[float], measured: list[
                    "engine / dynamic", "engine / ModelT", "dynamic / ModelT"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for name, engine, figures in zip(names, engine_p50_us, measured):
-        dynamic, modelt = figures["rtneural"], figures["rtneural-modelt"]
+        modelt = figures["rtneural-modelt"]
+        dynamic = figures.get("rtneural")  # absent for graph and in_skip files (apis.applicable_apis)
+        if dynamic is None:
+            table.add_row(name, f"{engine:.2f} us", "n/a (graph header)", "", f"{modelt['p50']:.2f} us", f"{modelt['p99']:.2f} us",
+                          "", f"{engine / modelt['p50']:.2f}", "")
+            continue
         table.add_row(name, f"{engine:.2f} us", f"{dynamic['p50']:.2f} us", f"{dynamic['p99']:.2f} us",
                       f"{modelt['p50']:.2f} us", f"{modelt['p99']:.2f} us", f"{engine / dynamic['p50']:.2f}",
                       f"{engine / modelt['p50']:.2f}", f"{dynamic['p50'] / modelt['p50']:.2f}")

@@ -24,13 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from toolchain import atomic
+from toolchain.cpp import graph_text
 from toolchain.cpp import header_text as text_
 from toolchain.cpp.cpp_text import CPP_RESERVED, comment, identifier, string_literal
+from toolchain.cpp.graph_header import Form, graph_form, in_skip_form
+from toolchain.graph_json import in_skip_body, output_form, read_model
 from toolchain.cpp.layer_code import EMITTERS, Arrays, Emitted
 from toolchain.cpp.reference_pair import reference_pair
 from toolchain.errors import InputError, KellyError, UnsupportedError
-from toolchain.layers import Model, layer_where
-from toolchain.rtneural_json import read_model
+from toolchain.layers import Merge, Model, layer_where
 
 PRECISIONS = {"float": 4, "double": 8}
 #: Eigen's default EIGEN_STACK_ALLOCATION_LIMIT: a fixed-size matrix above it does not compile.
@@ -49,6 +51,8 @@ class HeaderInfo:
     types: list[str]
     embedded_values: int
     reference_frames: int
+    form: str = "sequential"  # or "in_skip", "graph" (graph_json.output_form)
+    merges: int = 0  # a graph's merge nodes
 
 
 def default_name(path: str | Path) -> str:
@@ -95,11 +99,11 @@ def emit_layers(model: Model, scalar: str, arrays: Arrays | None, file_layers: l
     return emitted
 
 
-def eigen_guard(emitted: list[tuple[int, Emitted]], scalar_bytes: int) -> tuple[list[str], list[str]]:
+def eigen_guard(emitted: list[Emitted], scalar_bytes: int) -> tuple[list[str], list[str]]:
     """Lines before and after the RTNeural include. Eigen refuses fixed-size matrices above its stack
     limit; lift it (when Eigen is not yet included) or fail the build with a message saying what to do,
     instead of Eigen's cryptic static assertion."""
-    largest = max(code.eigen_elements for _, code in emitted) * scalar_bytes
+    largest = max(code.eigen_elements for code in emitted) * scalar_bytes
     if largest <= EIGEN_DEFAULT_LIMIT:
         return [], []
     return [
@@ -149,26 +153,45 @@ def _describe(model: Model) -> str:
     return ", ".join(parts)
 
 
-def _banner(model: Model, fields: dict, arrays: Arrays, embed_weights: bool, frames: int, source: str, header: str) -> str:
+def _banner(description: str, fields: dict, arrays: Arrays, embed_weights: bool, frames: int, source: str, header: str) -> str:
     namespace, precision = fields["namespace"], fields["scalar"]
     values = sum(a.size for n, a in arrays.declarations if not n.startswith("reference_"))
     options = f" --name {fields['name']} --namespace {namespace}" + (" --embed-weights" if embed_weights else "") + \
         (f" --precision {precision}" if precision != "float" else "")
-    # The banner is // comments: the file names and layer list pass through comment(), the example
-    # path through string_literal() (whose output is comment-safe too) -- see cpp_text.py.
+    # The banner is // comments: file names and the layer list pass through comment(), the example path
+    # through string_literal() (whose output is comment-safe too) -- see cpp_text.py (issue 17, point 7).
     return text_.BANNER.format(
-        **fields, source=comment(source), header=comment(header), options=options, layers=comment(_describe(model), 2000),
+        **fields, header=comment(header), options=options, layers="\n//   ".join(comment(line, 400) for line in description.split("\n//   ")),
         weights=f"{values} values compiled in (load(model))" if embed_weights else "read from the JSON file (load(model, path))",
         self_test=f"{frames} reference frames" if frames else "no reference pair in the model file (self_test returns NaN)",
         load_call=f"{namespace}::load(*model);" if embed_weights else f'{namespace}::load(*model, {string_literal(source)});  // false on failure')
+
+
+def _form(model: Model, scalar: str, arrays: Arrays | None, fields: dict, file_layers: list | None) -> Form:
+    """The header's form: a ModelT type (a sequential stack), a ModelT inside a class adding the input
+    skip (in_skip), or a class wiring RTNeural's layers as a graph (graph_header.py)."""
+    stack = model if model.is_sequential() else in_skip_body(model)
+    if stack is None:
+        return graph_form(model, scalar, arrays, fields, file_layers)
+    emitted = emit_layers(stack, scalar, arrays, file_layers)
+    json_check = text_.JSON_CHECK.format(json_layers=_json_layer_rows(stack, file_layers))
+    if stack is not model:
+        form = in_skip_form(stack, emitted, fields, _describe(stack))
+        form.json_check = json_check + "\n" + form.json_check
+        return form
+    types = [t for _, code in emitted for t in code.types]
+    return Form([code for _, code in emitted], text_.MODEL_TYPE.format(**fields, types=",\n".join(f"    {t}" for t in types)),
+                json_check=json_check, load_json=text_.LOAD_JSON.format(**fields), setters=_setters_text(emitted),
+                description=_describe(model), types=types)
 
 
 def generate_header(model: Model, *, name: str, namespace: str, embed_weights: bool = False, precision: str = "float",
                     source: str = "model.json", header: str = "model.h", file_layers: list | None = None) -> str:
     """The header text for ``model`` (validated). Raises :class:`UnsupportedError` for a model the
     compile-time API cannot express, :class:`InputError` for a bad name or reference pair.
-    ``file_layers`` (``raw_layers(json_path)``) makes the types follow the file's own layout where
-    RTNeural's loader depends on it; without it the layout ``rtneural_json.write_model`` writes is assumed."""
+    ``file_layers`` (``raw_layers(json_path)``: a file's ``layers``, or a graph file's ``graph.nodes``)
+    makes the types follow the file's own layout where RTNeural's loader depends on it, and gives a graph
+    header the file's node names; without it the layout and names the writers produce are assumed."""
     if precision not in PRECISIONS:
         raise InputError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}", where="--precision")
     identifier(name, "--name")
@@ -176,40 +199,41 @@ def generate_header(model: Model, *, name: str, namespace: str, embed_weights: b
     model.validate()
     pair = reference_pair(model)
     arrays = Arrays(precision)
-    emitted = emit_layers(model, precision, arrays if embed_weights else None, file_layers)
-    before_include, after_include = eigen_guard(emitted, PRECISIONS[precision])
+    fields = dict(name=name, namespace=namespace, scalar=precision, input_size=model.input_size, output_size=model.output_size,
+                  source=comment(source))  # {source} appears in comments only (banner, class doc comments)
+    form = _form(model, precision, arrays if embed_weights else None, fields, file_layers)
+    before_include, after_include = eigen_guard(form.emitted, PRECISIONS[precision])
     frames = 0 if pair is None else pair[0].shape[0]
     if pair is not None:
         arrays.add("reference_input", pair[0])
         arrays.add("reference_output", pair[1])
-    fields = dict(name=name, namespace=namespace, scalar=precision, input_size=model.input_size, output_size=model.output_size)
-    text = [_banner(model, fields, arrays, embed_weights, frames, source, header)]
+    text = [_banner(form.description, fields, arrays, embed_weights, frames, source, header)]
     text += [*before_include, text_.INCLUDES + ("" if embed_weights else "#include <fstream>\n"), *after_include]
-    types = ",\n".join(f"    {t}" for _, code in emitted for t in code.types)
-    text.append(text_.NAMESPACE_OPEN.format(**fields, types=types))
+    if form.detail_before:
+        text.append(graph_text.BACKEND_CHECK)
+    text.append(text_.NAMESPACE_OPEN.format(**fields))
+    if form.detail_before:
+        text += ["namespace detail\n{", *form.detail_before, "} // namespace detail\n"]
+    text.append(form.definition)
     text.append("namespace detail\n{")
-    if embed_weights:
-        text.append(text_.VECTOR_HELPERS.format())
-    else:
-        text.append(text_.JSON_CHECK.format(json_layers=_json_layer_rows(model, file_layers)))
+    text.append(text_.VECTOR_HELPERS.format() if embed_weights else form.json_check)
     text.append(f"constexpr int reference_frames = {frames};\n")
     text += _arrays_text(arrays)
     text.append("} // namespace detail\n")
-    if embed_weights:
-        text.append(text_.LOAD_EMBEDDED.format(**fields, setters=_setters_text(emitted)))
-    else:
-        text.append(text_.LOAD_JSON.format(**fields))
+    text.append(text_.LOAD_EMBEDDED.format(**fields, setters=form.setters) if embed_weights else form.load_json)
     text.append((text_.SELF_TEST if frames else text_.SELF_TEST_NO_REFERENCE).format(**fields))
     text.append(text_.NAMESPACE_CLOSE.format(**fields))
     return "\n".join(text)
 
 
 def raw_layers(json_path: str | Path) -> list:
-    """The raw layer entries of a JSON file that ``read_model`` has already accepted."""
-    from toolchain.rtneural_json import MAX_JSON_BYTES
+    """The raw layer entries of a model file a strict reader has already accepted: ``layers`` (a
+    sequential or in_skip file) or ``graph.nodes`` (a graph file)."""
     from toolchain.inputs import read_bytes
+    from toolchain.rtneural_json import MAX_JSON_BYTES
 
-    return json.loads(read_bytes(json_path, MAX_JSON_BYTES))["layers"]
+    document = json.loads(read_bytes(json_path, MAX_JSON_BYTES))
+    return document["graph"]["nodes"] if "graph" in document else document["layers"]
 
 
 def write_header(json_path: str | Path, output: str | Path, *, name: str | None = None, namespace: str | None = None,
@@ -227,6 +251,9 @@ def write_header(json_path: str | Path, output: str | Path, *, name: str | None 
         raise error.with_file(json_path)
     atomic.write_text(output, text)
     pair = reference_pair(model)
-    types = [t for _, code in emit_layers(model, precision, None, file_layers) for t in code.types]
+    fields = dict(name=name, namespace=namespace, scalar=precision, input_size=model.input_size,
+                  output_size=model.output_size, source=json_path.name)
+    types = _form(model, precision, None, fields, file_layers).types
     return HeaderInfo(output, name, namespace, types, model.parameter_count() if embed_weights else 0,
-                      0 if pair is None else int(pair[0].shape[0]))
+                      0 if pair is None else int(pair[0].shape[0]), output_form(model),
+                      sum(isinstance(layer, Merge) for layer in model.layers))

@@ -37,8 +37,9 @@ namespace {namespace}
 using scalar_type = {scalar};
 constexpr int input_size = {input_size};
 constexpr int output_size = {output_size};
+"""
 
-using {name} = RTNeural::ModelT<{scalar}, {input_size}, {output_size},
+MODEL_TYPE = """using {name} = RTNeural::ModelT<{scalar}, {input_size}, {output_size},
 {types}>;
 """
 

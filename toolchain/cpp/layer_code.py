@@ -10,7 +10,10 @@ model the compile-time API cannot express and ``kelly-tc cpp`` refuses it. Each 
 - ``setters``: statements run on ``layer`` (the layer's tuple entry) in the embedded-weights loader,
   through RTNeural's own setters, with arrays laid out as each setter expects (documented per kind);
 - ``eigen_elements``: the element count of the largest fixed-size Eigen matrix the layer holds with the Eigen backend
-  (Eigen refuses fixed-size objects above ``EIGEN_STACK_ALLOCATION_LIMIT``, 128 KiB by default).
+  (Eigen refuses fixed-size objects above ``EIGEN_STACK_ALLOCATION_LIMIT``, 128 KiB by default);
+- ``loader``: statements that load ``layer`` from ``entry`` (its RTNeural JSON layer object) through
+  RTNeural's own per-layer loaders (``RTNeural::json_parser::loadDense<T>`` and friends): how a graph
+  header reads a graph file, where ``ModelT::parseJson`` cannot (it walks a flat ``layers`` array).
 """
 from __future__ import annotations
 
@@ -48,6 +51,7 @@ class Emitted:
     types: list[str]
     setters: list[str] = field(default_factory=list)
     eigen_elements: int = 0
+    loader: list[str] = field(default_factory=list)
 
 
 #: kind -> emitter(layer, scalar, arrays or None (JSON loader), array name prefix, the layer's raw JSON
@@ -63,6 +67,10 @@ def emitter(kind: str):
     return register
 
 
+#: RTNeural's per-layer JSON loaders, as called on ``layer`` from ``entry``.
+JSON_PARSER = "RTNeural::json_parser"
+
+
 def activation_types(activation: str, size: int, scalar: str) -> list[str]:
     return [f"RTNeural::{ACTIVATION_TYPES[activation]}<{scalar}, {size}>"] if activation else []
 
@@ -71,7 +79,8 @@ def activation_types(activation: str, size: int, scalar: str) -> list[str]:
 def dense(layer: Dense, scalar: str, arrays: Arrays | None, prefix: str, entry: dict | None = None) -> Emitted:
     emitted = Emitted([f"RTNeural::DenseT<{scalar}, {layer.in_size}, {layer.out_size}>",
                        *activation_types(layer.activation, layer.out_size, scalar)],
-                      eigen_elements=layer.out_size * (layer.in_size + 1))  # weights and bias in one matrix
+                      eigen_elements=layer.out_size * (layer.in_size + 1),  # weights and bias in one matrix
+                      loader=[f'{JSON_PARSER}::loadDense<{scalar}>(layer, entry.at("weights"));'])
     if arrays is not None:
         # DenseT::setWeights takes [out][in] (our canonical layout); setBias a pointer to [out].
         weight = arrays.add(f"{prefix}_weight", layer.weight)
@@ -85,7 +94,8 @@ def dense(layer: Dense, scalar: str, arrays: Arrays | None, prefix: str, entry: 
 def lstm(layer: LSTM, scalar: str, arrays: Arrays | None, prefix: str, entry: dict | None = None) -> Emitted:
     size, hidden = layer.in_size, layer.hidden_size
     emitted = Emitted([f"RTNeural::LSTMLayerT<{scalar}, {size}, {hidden}>"],
-                      eigen_elements=4 * hidden * (size + hidden + 1))  # W, U and bias combined
+                      eigen_elements=4 * hidden * (size + hidden + 1),  # W, U and bias combined
+                      loader=[f'{JSON_PARSER}::loadLSTM<{scalar}>(layer, entry.at("weights"));'])
     if arrays is not None:
         # setWVals takes [in][4H], setUVals [H][4H] (RTNeural JSON layouts, gates i,f,c,o), setBVals [4H].
         w = arrays.add(f"{prefix}_kernel", layer.weight_ih.T)
@@ -101,7 +111,8 @@ def lstm(layer: LSTM, scalar: str, arrays: Arrays | None, prefix: str, entry: di
 def gru(layer: GRU, scalar: str, arrays: Arrays | None, prefix: str, entry: dict | None = None) -> Emitted:
     size, hidden = layer.in_size, layer.hidden_size
     emitted = Emitted([f"RTNeural::GRULayerT<{scalar}, {size}, {hidden}>"],
-                      eigen_elements=3 * hidden * (max(size, hidden) + 1))
+                      eigen_elements=3 * hidden * (max(size, hidden) + 1),
+                      loader=[f'{JSON_PARSER}::loadGRU<{scalar}>(layer, entry.at("weights"));'])
     if arrays is not None:
         # setWVals [in][3H], setUVals [H][3H] (gates z,r,h), setBVals [2][3H]: input bias row, then
         # recurrent bias row (kept apart: the recurrent candidate bias sits inside r * (...)).
@@ -120,7 +131,10 @@ def conv1d(layer: Conv1D, scalar: str, arrays: Arrays | None, prefix: str, entry
     state = (taps - 1) * layer.dilation + 1
     emitted = Emitted([f"RTNeural::Conv1DT<{scalar}, {layer.in_size}, {layer.out_size}, {taps}, {layer.dilation}, {layer.groups}>",
                        *activation_types(layer.activation, layer.out_size, scalar)],
-                      eigen_elements=max(layer.in_size * state, per_group * taps))
+                      eigen_elements=max(layer.in_size * state, per_group * taps),
+                      # loadConv1D takes the kernel size and dilation as arguments (ModelT's loader reads them
+                      # from the file); the header checks the file holds these before loading.
+                      loader=[f'{JSON_PARSER}::loadConv1D<{scalar}>(layer, {taps}, {layer.dilation}, entry.at("weights"));'])
     if arrays is not None:
         # Conv1DT::setWeights takes [out][in/groups][K] with tap 0 = the CURRENT frame (RTNeural's JSON
         # loader reverses the file's taps before calling it); our tap K-1 is the current frame: reverse.
@@ -137,7 +151,10 @@ def batchnorm(layer: BatchNorm, scalar: str, arrays: Arrays | None, prefix: str,
     # A file may store [mean, var] only; ModelT::parseJson then loads nothing into an affine
     # BatchNorm1DT (its check demands 4 arrays), so the type must say affine=false.
     affine = entry is None or len(entry.get("weights", ())) == 4
-    emitted = Emitted([f"RTNeural::BatchNorm1DT<{scalar}, {size}{'' if affine else ', false'}>"], eigen_elements=size)
+    emitted = Emitted([f"RTNeural::BatchNorm1DT<{scalar}, {size}{'' if affine else ', false'}>"], eigen_elements=size,
+                      # the epsilon read as float, as ModelT's batchnorm loader does (also for double models)
+                      loader=[f'{JSON_PARSER}::loadBatchNorm<{scalar}>(layer, entry.at("weights"));',
+                              'layer.setEpsilon(entry.at("epsilon").get<float>());'])
     if arrays is not None:
         setters = []
         fields = (("gamma", "setGamma"), ("beta", "setBeta")) if affine else ()
@@ -152,7 +169,8 @@ def batchnorm(layer: BatchNorm, scalar: str, arrays: Arrays | None, prefix: str,
 
 @emitter("prelu")
 def prelu(layer: PRelu, scalar: str, arrays: Arrays | None, prefix: str, entry: dict | None = None) -> Emitted:
-    emitted = Emitted([f"RTNeural::PReLUActivationT<{scalar}, {layer.in_size}>"], eigen_elements=layer.in_size)
+    emitted = Emitted([f"RTNeural::PReLUActivationT<{scalar}, {layer.in_size}>"], eigen_elements=layer.in_size,
+                      loader=[f'{JSON_PARSER}::loadPReLU<{scalar}>(layer, entry.at("weights"));'])
     if arrays is not None:
         # setAlphaVals broadcasts a single value and copies a per-channel vector.
         alpha = arrays.add(f"{prefix}_alpha", layer.alpha)

@@ -104,8 +104,8 @@ def write_shard(path: Path, pieces: list[dict[str, tuple[np.ndarray, np.ndarray]
         for model, (inputs, targets) in piece.items():
             arrays[f"p{index}.{model}.inputs"] = np.ascontiguousarray(inputs, np.float32)
             arrays[f"p{index}.{model}.targets"] = np.ascontiguousarray(targets, np.float32)
-    with atomic.atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, **arrays)  # tmp ends in .npz: numpy adds no second suffix
+    with atomic.atomic_path(path, suffix=".npz") as tmp:  # ends in .npz, so numpy keeps the name
+        np.savez(tmp, **arrays)
     return sha256_file(path)
 
 

@@ -89,7 +89,6 @@ def write_corpus(root: str | Path, lakh: int = 0, groove: int = 0, corrupt: int 
         data = _bytes(_song(np.random.default_rng([seed, 1, index]), seconds))
         name = hashlib.md5(data).hexdigest()
         path = root / "lmd_full" / name[0] / f"{name}.mid"
-        path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_bytes(path, data)
         written.append(path)
     for index in range(groove):
@@ -98,12 +97,10 @@ def write_corpus(root: str | Path, lakh: int = 0, groove: int = 0, corrupt: int 
         midi = pretty_midi.PrettyMIDI(initial_tempo=tempo)
         midi.instruments.append(_drums(rng, seconds, 60.0 / tempo, int(rng.integers(60, 120))))
         path = root / "groove" / f"drummer{index % 5 + 1}" / f"session{index // 5 + 1}" / f"{index + 1}_rock_{tempo}_beat_4-4.mid"
-        path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_bytes(path, _bytes(midi))
         written.append(path)
     for index in range(corrupt):
         path = root / "lmd_full" / "f" / f"corrupt{index:04d}.mid"
-        path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_bytes(path, b"MThd\x00\x00\x00\x06" + np.random.default_rng([seed, 3, index]).bytes(64))
         written.append(path)
     return written

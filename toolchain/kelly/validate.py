@@ -117,7 +117,7 @@ def load_model_file(path: Path):
     """(float layer list, engine) of an RTNeural JSON or an INT8 JSON file; :class:`KellyError` if unusable."""
     from quant.int8_json import is_int8_json, read_int8_model
     from reference_engine.model import Engine
-    from toolchain.rtneural_json import read_model
+    from toolchain.graph_json import read_model
 
     if not path.is_file():
         raise KellyError("missing (export writes it: kelly-tc export)" if not path.exists() else "not a regular file", file=path)
