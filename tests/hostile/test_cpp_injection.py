@@ -107,6 +107,19 @@ def test_hostile_file_names_change_no_code_token(source, header):
     assert code_tokens(hostile) == code_tokens(plain)
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(HOSTILE)
+def test_hostile_file_names_change_no_code_token_in_graph_and_in_skip_headers(source):
+    """The graph form puts ``{source}`` in a ``/** */`` doc comment: ``*/`` in a name must not close it."""
+    from tests.cpp.graph_cases import in_skip, residual_dense
+
+    for build in (residual_dense, in_skip):
+        model = build(np.random.default_rng(5))
+        plain = generate_header(model, name="M", namespace="m", source="model.json", header="model.h")
+        hostile = generate_header(model, name="M", namespace="m", source=source, header=source + ".h")
+        assert code_tokens(hostile) == code_tokens(plain)
+
+
 @settings(max_examples=100, deadline=None)
 @given(HOSTILE)
 def test_hostile_static_keys_change_no_code_token(key):
