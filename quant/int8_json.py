@@ -52,7 +52,7 @@ FORMAT, VERSION = "kelly-tc-int8", 1
 PAIR_KEY = "float_model"
 #: Per layer kind: (field of the layer record, index in RTNeural's "weights" array) of each int8 matrix.
 QUANTIZED_FIELDS = {"dense": (("weight", 0),), "lstm": (("weight_ih", 0), ("weight_hh", 1)),
-                    "gru": (("weight_ih", 0), ("weight_hh", 1)), "conv1d": (("weight", 0),)}
+                    "gru": (("weight_ih", 0), ("weight_hh", 1)), "conv1d": (("weight", 0),), "conv2d": (("weight", 0),)}
 SNIFF_BYTES = 256
 
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference_engine.kernels import activation, batchnorm, conv1d, dense, gru, int8, lstm, merge, prelu
+from reference_engine.kernels import activation, batchnorm, batchnorm2d, conv1d, conv2d, dense, gru, int8, lstm, merge, prelu
 from toolchain.layers import Concat, Layer, Merge, Model, Slice
 
 # Table columns.
@@ -57,6 +57,12 @@ PACKERS = {"dense": dense.pack, "lstm": lstm.pack, "gru": gru.pack, "conv1d": co
 # INT8 layers (``quant.int8_json.Int8Model``): int8 weight matrices in ``qweights``, the rest float.
 DENSE_INT8, LSTM_INT8, GRU_INT8, CONV1D_INT8 = range(8, 12)
 INT8_OPCODES = {"dense": DENSE_INT8, "lstm": LSTM_INT8, "gru": GRU_INT8, "conv1d": CONV1D_INT8}
+# The 2-D layers (RTNeural's conv2d/batchnorm2d; frames are feature-major [features x channels] maps).
+# Numbered apart from the rows above so that other additions cannot collide with them.
+CONV2D, BATCHNORM2D, CONV2D_INT8 = 40, 41, 42
+OPCODES.update(conv2d=CONV2D, batchnorm2d=BATCHNORM2D)
+INT8_OPCODES.update(conv2d=CONV2D_INT8)
+PACKERS.update(conv2d=conv2d.pack, batchnorm2d=batchnorm2d.pack)
 # Merge rows (weightless; ``kernels/merge.py``). An n-ary add is a chain of ADD rows; a concat, COPY_INTO rows.
 MERGE_OPCODES = {"add": merge.ADD, "sub": merge.SUB, "mul": merge.MUL, "concat": merge.COPY_INTO, "slice": merge.SLICE}
 

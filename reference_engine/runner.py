@@ -19,16 +19,18 @@ from numba.experimental import structref
 from reference_engine.kernels import JIT
 from reference_engine.kernels.activation import activation
 from reference_engine.kernels.batchnorm import batchnorm
+from reference_engine.kernels.batchnorm2d import batchnorm2d
 from reference_engine.kernels.conv1d import conv1d
+from reference_engine.kernels.conv2d import conv2d
 from reference_engine.kernels.dense import dense
 from reference_engine.kernels.gru import gru
-from reference_engine.kernels.int8 import conv1d_int8, dense_int8, gru_int8, lstm_int8
+from reference_engine.kernels.int8 import conv1d_int8, conv2d_int8, dense_int8, gru_int8, lstm_int8
 from reference_engine.kernels.lstm import lstm
-from reference_engine.kernels.merge import ADD, merge
+from reference_engine.kernels.merge import ADD, SLICE, merge
 from reference_engine.kernels.prelu import prelu
 from reference_engine.program import (
-    ACTIVATION, ACTIVATION_LAYER, ARRAY0, ARRAY1, ARRAY2, ARRAY3, BATCHNORM, CONV1D, CONV1D_INT8, CURSOR, DENSE,
-    DENSE_INT8, DST, GRU, GRU_INT8, IN, LSTM, LSTM_INT8, OP, OUT, PARAM0, PARAM1, PARAM2, PRELU, SRC, SRC2, STATE,
+    ACTIVATION, ACTIVATION_LAYER, ARRAY0, ARRAY1, ARRAY2, ARRAY3, BATCHNORM, BATCHNORM2D, CONV1D, CONV1D_INT8, CONV2D, CONV2D_INT8,
+    CURSOR, DENSE, DENSE_INT8, DST, GRU, GRU_INT8, IN, LSTM, LSTM_INT8, OP, OUT, PARAM0, PARAM1, PARAM2, PRELU, SRC, SRC2, STATE,
 )
 
 
@@ -62,7 +64,9 @@ def matrix(buffer, offset, rows, cols):
 def run_layer(row, weights, state, cursors, work, x, y, qweights):
     """Run the layer described by table ``row`` from ``x`` [IN] into ``y`` [OUT]."""
     op, inputs, outputs = row[OP], row[IN], row[OUT]
-    if op >= DENSE_INT8:
+    if op == CONV2D or op == BATCHNORM2D or op == CONV2D_INT8:
+        run_2d_layer(row, weights, state, cursors, x, y, qweights)
+    elif op >= DENSE_INT8:
         run_int8_layer(row, weights, state, cursors, work, x, y, qweights)
     elif op == DENSE:
         dense(matrix(weights, row[ARRAY0], outputs, inputs), vector(weights, row[ARRAY1], outputs), x, y)
@@ -92,6 +96,36 @@ def run_layer(row, weights, state, cursors, work, x, y, qweights):
         for i in range(inputs):
             y[i] = x[i]
     activation(row[ACTIVATION], y)
+
+
+@njit(**JIT)
+def run_2d_layer(row, weights, state, cursors, x, y, qweights):
+    """conv2d (float and INT8) and batchnorm2d (``kernels/conv2d.py``, ``kernels/int8.py``,
+    ``kernels/batchnorm2d.py``); the caller applies the activation."""
+    op, inputs = row[OP], row[IN]
+    if op == CONV2D_INT8:  # ARRAY0: int8 values in qweights; ARRAY1 scale, ARRAY2 bias, ARRAY3 geometry
+        taps, dilation, stride = row[PARAM0], row[PARAM1], row[PARAM2]
+        geometry = weights[row[ARRAY3]:row[ARRAY3] + 4]
+        filters_in, kernel_features, pad_left, filters_out = int(geometry[0]), int(geometry[1]), int(geometry[2]), int(geometry[3])
+        window = kernel_features * filters_in
+        history = (taps - 1) * dilation + 1
+        conv2d_int8(qweights[row[ARRAY0]:row[ARRAY0] + filters_out * taps * window].reshape((filters_out, taps, window)),
+                    vector(weights, row[ARRAY1], filters_out), vector(weights, row[ARRAY2], filters_out),
+                    matrix(state, row[STATE], history, inputs), cursors[row[CURSOR]:row[CURSOR] + 1], dilation, stride,
+                    pad_left, filters_in, x, y)
+    elif op == CONV2D:
+        taps, dilation, stride = row[PARAM0], row[PARAM1], row[PARAM2]
+        geometry = weights[row[ARRAY2]:row[ARRAY2] + 4]  # [Ci, Kf, pad_left, Co], exact small integers
+        filters_in, kernel_features, pad_left, filters_out = int(geometry[0]), int(geometry[1]), int(geometry[2]), int(geometry[3])
+        window = kernel_features * filters_in
+        history = (taps - 1) * dilation + 1
+        conv2d(weights[row[ARRAY0]:row[ARRAY0] + filters_out * taps * window].reshape((filters_out, taps, window)),
+               vector(weights, row[ARRAY1], filters_out), matrix(state, row[STATE], history, inputs),
+               cursors[row[CURSOR]:row[CURSOR] + 1], dilation, stride, pad_left, filters_in, x, y)
+    else:
+        channels = row[PARAM0]
+        batchnorm2d(vector(weights, row[ARRAY0], channels), vector(weights, row[ARRAY1], channels),
+                    vector(weights, row[ARRAY2], channels), x, y)
 
 
 @njit(**JIT)
@@ -131,7 +165,7 @@ def run_frame(buffers):
     for layer in range(table.shape[0]):
         row = table[layer]
         x, y = scratch[row[SRC], :row[IN]], scratch[row[DST], :row[OUT]]
-        if row[OP] >= ADD:  # a merge row (kernels/merge.py)
+        if ADD <= row[OP] <= SLICE:  # a merge row (kernels/merge.py)
             merge(row[OP], row[PARAM0], x, scratch[row[SRC2], :row[IN]], y)
         else:
             run_layer(row, buffers.weights, buffers.state, buffers.cursors, buffers.work, x, y, buffers.qweights)

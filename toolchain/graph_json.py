@@ -82,7 +82,7 @@ def with_in_skip(body: Model) -> Model:
     n = len(body.layers)
     skip = Slice(start=0, size=1, inputs=(0,), source="in_skip")
     add = Add(inputs=(n, n + 1), source="in_skip_add")
-    return Model(body.input_size, list(body.layers) + [skip, add], dict(body.metadata))
+    return Model(body.input_size, list(body.layers) + [skip, add], dict(body.metadata)).validate()
 
 
 # ------------------------------------------------------------------------------------------ writing

@@ -11,6 +11,12 @@ Canonical layouts (chosen so that every matrix-vector product in the engine read
 - ``Conv1D``:    ``weight [out, in/groups, K]`` (ONNX/PyTorch layout), ``bias [out]``; causal, stride 1:
                  tap ``K-1`` multiplies the current frame, tap ``k`` the frame ``(K-1-k)*dilation`` back
 - ``BatchNorm``: ``gamma, beta, mean, var [n]`` and ``epsilon``
+- ``Conv2D``:    ``weight [out, in, Kt, Kf]`` (ONNX/PyTorch layout with the TIME axis first), ``bias [out]``,
+                 ``num_features_in``, ``dilation`` (time), ``stride`` (feature), ``valid_pad``: RTNeural's
+                 conv2d, causal over time like conv1d, "valid"/"same" (TensorFlow's rule) over features.
+                 Its frames are 2-D maps flattened feature-major: value ``f * channels + c`` (RTNeural's layout)
+- ``BatchNorm2D``: ``gamma, beta, mean, var [channels]``, ``num_features``, ``epsilon``: one normalisation
+                 per channel of a feature-major ``[num_features x channels]`` frame
 - ``PRelu``:     ``alpha [1]`` (shared) or ``[n]`` (per channel)
 - ``Activation``: a standalone activation of ``size`` features
 - merge/split kinds (graph files and generated headers only, not RTNeural layers): ``Add`` (n inputs,
@@ -194,15 +200,111 @@ class BatchNorm(Layer):
         return {"gamma": (n,), "beta": (n,), "mean": (n,), "var": (n,)}
 
     def validate(self, where: str) -> None:
+        Layer.validate(self, where)
+        check_normalisation(self, where)
+
+
+def check_normalisation(layer, where: str) -> None:
+    """The checks shared by batchnorm and batchnorm2d (per-feature or per-channel vectors alike)."""
+    if not (np.isfinite(layer.epsilon) and 0 <= layer.epsilon <= FLOAT32_MAX):
+        raise InputError(f"epsilon {layer.epsilon} must be finite (in float32) and >= 0", where=f"{where}/epsilon")
+    if np.any(layer.var + np.float32(layer.epsilon) <= 0):
+        raise InputError("var + epsilon must be positive", where=f"{where}/var")
+    with np.errstate(over="ignore", divide="ignore"):  # RTNeural folds gamma / sqrt(var + eps) at load:
+        scale = layer.gamma / np.sqrt(layer.var + np.float32(layer.epsilon), dtype=np.float32)  # Inf there = Inf
+    if not np.all(np.isfinite(scale)):  # every frame (found by tests/hostile/fuzz.py)
+        raise InputError("gamma / sqrt(var + epsilon) overflows float32", where=f"{where}/gamma")
+
+
+def conv2d_features_out(features_in: int, kernel: int, stride: int, valid_pad: bool) -> int:
+    """RTNeural's ``Conv1DStateless::computeNumFeaturesOut`` (TensorFlow's rule): ceil((n - k + 1) / s) for
+    "valid", ceil(n / s) for "same"."""
+    return -(-(features_in - kernel + 1) // stride) if valid_pad else -(-features_in // stride)
+
+
+def conv2d_pads(features_in: int, kernel: int, stride: int, valid_pad: bool) -> tuple[int, int]:
+    """The zeros RTNeural's "same" padding puts (left, right) of the feature axis (TensorFlow's rule: the odd
+    one goes right); (0, 0) for "valid"."""
+    if valid_pad:
+        return 0, 0
+    total = max(kernel - (features_in % stride or stride), 0)
+    return total // 2, total - total // 2
+
+
+@dataclass(eq=False)
+class Conv2D(Layer):
+    """RTNeural's conv2d: a 2-D map per frame (``num_features_in`` x in channels, feature-major), convolved
+    causally over time (tap ``Kt-1`` on the current frame, tap ``k`` on the frame ``(Kt-1-k)*dilation``
+    back) and over the feature axis with ``stride`` and "valid"/"same" padding."""
+
+    kind: ClassVar[str] = "conv2d"
+    weight: np.ndarray  # [out, in, Kt, Kf]
+    bias: np.ndarray  # [out]
+    num_features_in: int = 0
+    dilation: int = 1
+    stride: int = 1
+    valid_pad: bool = True
+    activation: str = ""
+
+    filters_in = property(lambda self: int(self.weight.shape[1]))
+    filters_out = property(lambda self: int(self.weight.shape[0]))
+    kernel_size_time = property(lambda self: int(self.weight.shape[2]))
+    kernel_size_feature = property(lambda self: int(self.weight.shape[3]))
+    num_features_out = property(lambda self: conv2d_features_out(self.num_features_in, self.kernel_size_feature,
+                                                                  self.stride, self.valid_pad))
+    in_size = property(lambda self: int(self.num_features_in) * self.filters_in)
+    out_size = property(lambda self: self.num_features_out * self.filters_out)
+
+    def expected_shapes(self):
+        return {"weight": (self.filters_out, self.filters_in, self.kernel_size_time, self.kernel_size_feature),
+                "bias": (self.filters_out,)}
+
+    def validate(self, where: str) -> None:
+        if not isinstance(self.weight, np.ndarray) or self.weight.ndim != 4:
+            raise InputError("must be a 4-D array [out, in, Kt, Kf]", where=f"{where}/weight")
+        for name in ("num_features_in", "dilation", "stride"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LAYER_SIZE:
+                raise InputError(f"{name} {value!r:.40} must be an integer in 1..{MAX_LAYER_SIZE}", where=f"{where}/{name}")
+        if not isinstance(self.valid_pad, bool):
+            raise InputError(f"valid_pad must be a boolean, got {self.valid_pad!r:.40}", where=f"{where}/padding")
+        if self.kernel_size_feature > self.num_features_in:
+            # valid: no output feature at all; same: RTNeural's edge loops assume the kernel fits in the frame
+            raise InputError(f"kernel_size_feature {self.kernel_size_feature} is wider than the {self.num_features_in} input "
+                             "features", where=f"{where}/kernel_size_feature")
         super().validate(where)
-        if not (np.isfinite(self.epsilon) and 0 <= self.epsilon <= FLOAT32_MAX):
-            raise InputError(f"epsilon {self.epsilon} must be finite (in float32) and >= 0", where=f"{where}/epsilon")
-        if np.any(self.var + np.float32(self.epsilon) <= 0):
-            raise InputError("var + epsilon must be positive", where=f"{where}/var")
-        with np.errstate(over="ignore", divide="ignore"):  # RTNeural folds gamma / sqrt(var + eps) at load:
-            scale = self.gamma / np.sqrt(self.var + np.float32(self.epsilon), dtype=np.float32)  # Inf there = Inf
-        if not np.all(np.isfinite(scale)):  # every frame (found by tests/hostile/fuzz.py)
-            raise InputError("gamma / sqrt(var + epsilon) overflows float32", where=f"{where}/gamma")
+        history = (self.kernel_size_time - 1) * self.dilation + 1
+        if history * self.in_size > MAX_CONV_HISTORY_VALUES:
+            raise InputError(f"a streaming conv2d keeps (Kt-1)*dilation+1 = {history} past frames of {self.in_size} values: "
+                             f"{history * self.in_size} values of state, above the {MAX_CONV_HISTORY_VALUES} limit", where=where)
+
+
+@dataclass(eq=False)
+class BatchNorm2D(Layer):
+    """RTNeural's batchnorm2d: ``BatchNorm`` per channel of a feature-major ``[num_features x channels]`` frame."""
+
+    kind: ClassVar[str] = "batchnorm2d"
+    gamma: np.ndarray  # [channels]
+    beta: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    num_features: int = 0
+    epsilon: float = 1e-5
+
+    channels = property(lambda self: int(self.mean.shape[0]))
+    in_size = property(lambda self: self.channels * int(self.num_features))
+    out_size = in_size
+
+    def expected_shapes(self):
+        n = self.channels
+        return {"gamma": (n,), "beta": (n,), "mean": (n,), "var": (n,)}
+
+    def validate(self, where: str) -> None:
+        if isinstance(self.num_features, bool) or not isinstance(self.num_features, int) or not 1 <= self.num_features <= MAX_LAYER_SIZE:
+            raise InputError(f"num_features {self.num_features!r:.40} must be an integer in 1..{MAX_LAYER_SIZE}",
+                             where=f"{where}/num_features_in")
+        super().validate(where)
+        check_normalisation(self, where)  # the same per-channel checks as a 1-D batchnorm
 
 
 @dataclass(eq=False)
@@ -316,7 +418,8 @@ class Slice(Merge):
 
 
 MERGE_TYPES: dict[str, type[Merge]] = {cls.kind: cls for cls in (Add, Sub, Mul, Concat, Slice)}
-LAYER_TYPES: dict[str, type[Layer]] = {cls.kind: cls for cls in (Dense, LSTM, GRU, Conv1D, BatchNorm, PRelu, Activation)}
+LAYER_TYPES: dict[str, type[Layer]] = {cls.kind: cls for cls in (Dense, LSTM, GRU, Conv1D, BatchNorm, PRelu, Activation,
+                                                                Conv2D, BatchNorm2D)}
 
 
 @dataclass(eq=False)

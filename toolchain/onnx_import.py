@@ -21,7 +21,7 @@ import onnx.inliner
 from onnx import external_data_helper
 
 from toolchain import __version__
-from toolchain.converters.axes import FEATURE, TIME, RoleConflict, check_tensor, resolve_tensor
+from toolchain.converters.axes import CHANNEL, FEATURE, TIME, RoleConflict, check_tensor, resolve_tensor
 from toolchain.converters.folding import MAX_TENSOR_ELEMENTS, prepare_graph
 from toolchain.converters.walk import fill_sizes, walk_graph
 from toolchain.inputs import read_bytes
@@ -239,15 +239,18 @@ class IOSpec:
         count = frames.shape[0]
         if self.fixed_time is not None and count != self.fixed_time:
             raise ValueError(f"the model takes exactly {self.fixed_time} frames per run, got {count}")
-        time_axis, feature_axis = self.input.axis(TIME), self.input.axis(FEATURE)
+        time_axis, feature_axis, channel_axis = self.input.axis(TIME), self.input.axis(FEATURE), self.input.axis(CHANNEL)
+        channels = self.input.dims[channel_axis] if channel_axis is not None else 1  # a 2-D map: frames are [F * C], feature-major
         shape = []
         for index, role in enumerate(self.input.roles):
-            size = {TIME: count, FEATURE: self.input_size}.get(role)
+            size = {TIME: count, FEATURE: self.input_size // channels}.get(role)
             shape.append(size if size is not None else (self.input.dims[index] if isinstance(self.input.dims[index], int) else 1))
         array = np.empty(shape, np.float32)
-        moved = [a for a in (time_axis, feature_axis) if a is not None]
+        moved = [a for a in (time_axis, feature_axis, channel_axis) if a is not None]
         view = np.moveaxis(array, moved, list(range(-len(moved), 0))) if moved else array
         source = frames if time_axis is not None else frames[0]
+        if channel_axis is not None:
+            source = source.reshape(source.shape[:-1] + (self.input_size // channels, channels))
         source = source if feature_axis is not None else source[..., 0]
         view[...] = source
         return array
@@ -255,6 +258,14 @@ class IOSpec:
     def frames(self, output: np.ndarray) -> np.ndarray:
         """The ONNX output as ``[T, output_size]`` (batch row 0)."""
         output = np.asarray(output)
+        if CHANNEL in self.output.roles:  # a 2-D map: [T, F, C] flattened feature-major
+            order = [self.output.axis(role) for role in (TIME, FEATURE, CHANNEL) if role in self.output.roles]
+            index = tuple(slice(None) if role in (TIME, FEATURE, CHANNEL) else 0 for role in self.output.roles)
+            kept = [role for role in self.output.roles if role in (TIME, FEATURE, CHANNEL)]
+            result = np.moveaxis(output[index], [kept.index(self.output.roles[a]) for a in order], list(range(len(order))))
+            if TIME not in kept:
+                result = result[None]
+            return np.ascontiguousarray(result.reshape(result.shape[0], -1), dtype=np.float32)
         index = tuple(slice(None) if role in (TIME, FEATURE) else 0 for role in self.output.roles)
         kept = [role for role in self.output.roles if role in (TIME, FEATURE)]
         result = output[index]
@@ -300,6 +311,9 @@ def import_model_proto(proto: onnx.ModelProto, source: str = "") -> ImportedMode
         raise UnsupportedError("the output's time axis is not the input's time axis: frames do not map one to one", where="graph outputs")
     feature = spec_in.axis(FEATURE)
     input_size = spec_in.dims[feature] if feature is not None else 1
+    channel = spec_in.axis(CHANNEL)
+    if channel is not None and input_size is not None:  # a 2-D map per frame (conv2d): [features x channels]
+        input_size = input_size * spec_in.dims[channel] if spec_in.dims[channel] is not None else None
     if input_size is None:
         raise UnsupportedError(f"input '{graph.input_name}' has no fixed feature size (axis {feature})", where="graph inputs")
     fill_sizes(chain.layers, input_size)
@@ -308,6 +322,8 @@ def import_model_proto(proto: onnx.ModelProto, source: str = "") -> ImportedMode
     model.validate()
     out_feature = spec_out.axis(FEATURE)
     declared = spec_out.dims[out_feature] if out_feature is not None else 1
+    if spec_out.axis(CHANNEL) is not None and declared is not None:
+        declared = declared * spec_out.dims[spec_out.axis(CHANNEL)] if spec_out.dims[spec_out.axis(CHANNEL)] is not None else None
     if declared is not None and declared != model.output_size:
         raise InputError(f"the layers give {model.output_size} features but output '{graph.output_name}' declares {declared}", where="graph outputs")
     io = IOSpec(spec_in, spec_out, input_size, model.output_size, fixed_time)

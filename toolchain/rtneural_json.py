@@ -17,7 +17,7 @@ import numpy as np
 from toolchain import atomic
 from toolchain.errors import InputError, KellyError
 from toolchain.layers import (
-    ACTIVATIONS, GRU, LSTM, MAX_LAYER_SIZE, Activation, BatchNorm, Conv1D, Dense, Layer, Model, PRelu, f32,
+    ACTIVATIONS, GRU, LSTM, MAX_LAYER_SIZE, Activation, BatchNorm, BatchNorm2D, Conv1D, Conv2D, Dense, Layer, Model, PRelu, f32,
 )
 
 #: Files above this size are refused before parsing (override with KELLY_TC_MAX_JSON_BYTES).
@@ -42,10 +42,26 @@ def _list(array: np.ndarray) -> list:
     return np.asarray(array, dtype=np.float32).astype(np.float64).tolist()
 
 
+def _shape_2d(features: int, channels: int) -> list:
+    # RTNeural's conv2d layout (Keras [batch, time, features, channels]); its parser reads [2] * [3].
+    return [None, None, int(features), int(channels)]
+
+
 def layer_to_json(layer: Layer) -> dict[str, Any]:
     """One RTNeural layer entry (the layer is assumed validated)."""
     entry: dict[str, Any] = {"type": layer.kind, "activation": getattr(layer, "activation", ""), "shape": _shape(layer.out_size)}
-    if isinstance(layer, Dense):
+    if isinstance(layer, Conv2D):  # keys as RTNeural's Keras exporter writes them (scalars)
+        entry["shape"] = _shape_2d(layer.num_features_out, layer.filters_out)
+        entry.update(kernel_size_time=layer.kernel_size_time, kernel_size_feature=layer.kernel_size_feature,
+                     dilation=layer.dilation, strides=layer.stride, num_filters_in=layer.filters_in,
+                     num_features_in=layer.num_features_in, num_filters_out=layer.filters_out,
+                     padding="valid" if layer.valid_pad else "same")
+        entry["weights"] = [_list(layer.weight.transpose(2, 3, 1, 0)), _list(layer.bias)]  # [Kt][Kf][in][out]
+    elif isinstance(layer, BatchNorm2D):  # num_filters_in/num_features_in must be scalars: the parser casts them to int
+        entry["shape"] = _shape_2d(layer.num_features, layer.channels)
+        entry.update(epsilon=float(layer.epsilon), num_filters_in=layer.channels, num_features_in=layer.num_features)
+        entry["weights"] = [_list(layer.gamma), _list(layer.beta), _list(layer.mean), _list(layer.var)]
+    elif isinstance(layer, Dense):
         entry["weights"] = [_list(layer.weight.T), _list(layer.bias)]
     elif isinstance(layer, LSTM):
         entry["weights"] = [_list(layer.weight_ih.T), _list(layer.weight_hh.T), _list(layer.bias)]
@@ -68,7 +84,10 @@ def layer_to_json(layer: Layer) -> dict[str, Any]:
 
 def model_to_json(model: Model) -> dict[str, Any]:
     model.validate()
-    document = {"in_shape": _shape(model.input_size), "layers": [layer_to_json(layer) for layer in model.layers]}
+    first = model.layers[0]
+    in_shape = (_shape_2d(first.num_features_in, first.filters_in) if isinstance(first, Conv2D) else
+                _shape_2d(first.num_features, first.channels) if isinstance(first, BatchNorm2D) else _shape(model.input_size))
+    document = {"in_shape": in_shape, "layers": [layer_to_json(layer) for layer in model.layers]}
     for key, value in model.metadata.items():
         if key not in document:
             document[key] = value
@@ -105,6 +124,9 @@ def _size(value: Any, where: str) -> int:
     """The last element of an RTNeural ``shape``/``in_shape`` array: must be a positive integer."""
     if not isinstance(value, list) or not value:
         raise InputError(f"expected an array like [null, null, N], got {value!r:.60}", where=where)
+    if len(value) == 4:  # the conv2d layout [batch, time, features, channels]: RTNeural reads [2] * [3]
+        features, channels = (_size([v], where) for v in value[2:])
+        return _size([features * channels], where)
     size = value[-1]
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise InputError(f"the last element must be a positive integer, got {size!r:.40}", where=where)
@@ -189,7 +211,33 @@ def _read_activation(entry, where, in_size, out_size):
     return Activation(activation=entry.get("activation", ""), size=out_size)
 
 
-READERS = {"dense": _read_dense, "lstm": _read_lstm, "gru": _read_gru, "conv1d": _read_conv1d,
+def _read_conv2d(entry, where, in_size, out_size):
+    weights = _weights(entry, where, (2,))
+    kernel = _array(weights[0], f"{where}/weights[0]", 4)  # [Kt][Kf][in][out]
+    declared = {key: _int_attribute(entry, key, where) for key in
+                ("kernel_size_time", "kernel_size_feature", "num_filters_in", "num_filters_out")}
+    for axis, key in enumerate(declared):
+        if kernel.shape[axis] != declared[key]:
+            raise InputError(f"kernel axis {axis} has {kernel.shape[axis]} entries but {key} is {declared[key]}", where=f"{where}/weights[0]")
+    padding = entry.get("padding")
+    if padding not in ("valid", "same"):  # RTNeural reads anything but "valid" as "same": refuse the ambiguity
+        raise InputError(f"expected \"valid\" or \"same\", got {padding!r:.40}", where=f"{where}/padding")
+    return Conv2D(f32(kernel.transpose(3, 2, 0, 1)), _array(weights[1], f"{where}/weights[1]", 1),
+                  num_features_in=_int_attribute(entry, "num_features_in", where), dilation=_int_attribute(entry, "dilation", where),
+                  stride=_int_attribute(entry, "strides", where), valid_pad=padding == "valid", activation=entry.get("activation", ""))
+
+
+def _read_batchnorm2d(entry, where, in_size, out_size):
+    for key in ("num_filters_in", "num_features_in"):  # RTNeural casts the value itself to int: [n] would throw
+        value = entry.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise InputError(f"expected a positive integer (not an array: RTNeural reads it as a number), got {value!r:.40}",
+                             where=f"{where}/{key}")
+    plain = _read_batchnorm(entry, where, entry["num_filters_in"], out_size)
+    return BatchNorm2D(plain.gamma, plain.beta, plain.mean, plain.var, num_features=entry["num_features_in"], epsilon=plain.epsilon)
+
+
+READERS = {"conv2d": _read_conv2d, "batchnorm2d": _read_batchnorm2d, "dense": _read_dense, "lstm": _read_lstm, "gru": _read_gru, "conv1d": _read_conv1d,
            "batchnorm": _read_batchnorm, "prelu": _read_prelu, "activation": _read_activation}
 
 

@@ -198,4 +198,4 @@ def broadcastable(small: list, big: list) -> bool:
 
 
 # Importing the rule modules registers them.
-from quant.rules import conv, elementwise, gemm, gru, lstm, matmul, prelu, shape  # noqa: E402,F401
+from quant.rules import conv, elementwise, gemm, gru, lstm, matmul, pad, prelu, shape  # noqa: E402,F401

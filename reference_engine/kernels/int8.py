@@ -1,4 +1,4 @@
-"""INT8 kernels: dense, lstm, gru and conv1d with int8 weight matrices (``quant.int8_json``).
+"""INT8 kernels: dense, lstm, gru, conv1d and conv2d with int8 weight matrices (``quant.int8_json``).
 
     y[r] = scale[r] * sum_c q[r, c] * x[c] + bias[r]
 
@@ -12,7 +12,8 @@ RTNeural-style streaming layers do not have.)
 Engine layouts (``pack_*``): dense ``q [out, in]``, ``scale [out]``, ``bias [out]``; lstm ``q_ih [4H, in]``,
 ``q_hh [4H, H]``, ``scales [2, 4H]`` (ih, hh), ``bias [4H]``; gru ``q_ih [3H, in]``, ``q_hh [3H, H]``,
 ``scales [2, 3H]``, ``biases [2, 3H]``; conv1d ``q [out, K * in/groups]`` (taps gathered as in
-``conv1d``), ``scale [out]``, ``bias [out]``. The gate math is the float kernels' own (``lstm_cell``,
+``conv1d``), ``scale [out]``, ``bias [out]``; conv2d ``q [out, Kt, Kf * in]`` (as ``conv2d``), ``scale [out]``,
+``bias [out]``, the float kernel's geometry. The gate math is the float kernels' own (``lstm_cell``,
 ``gru_cell``).
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from reference_engine.kernels import JIT, Packed
+from reference_engine.kernels import JIT, Packed, conv2d
 from reference_engine.kernels.gru import gru_cell
 from reference_engine.kernels.lstm import lstm_cell
 from toolchain.layers import f32
@@ -55,7 +56,15 @@ def pack_conv1d(layer, arrays) -> Packed:
                   params=(layer.kernel_size, layer.dilation, layer.groups))
 
 
-PACKERS = {"dense": pack_dense, "lstm": pack_lstm, "gru": pack_gru, "conv1d": pack_conv1d}
+def pack_conv2d(layer, arrays) -> Packed:
+    # q [Co, Kt, Kf * Ci] as the float conv2d kernel's weight; geometry as there (kernels/conv2d.py).
+    floats = conv2d.pack(layer)
+    return Packed(arrays=[arrays["weight"].scale, layer.bias, floats.arrays[2]],
+                  int8_arrays=[_i8(arrays["weight"].values.transpose(0, 2, 3, 1))],
+                  state_size=floats.state_size, cursors=1, params=floats.params)
+
+
+PACKERS = {"dense": pack_dense, "lstm": pack_lstm, "gru": pack_gru, "conv1d": pack_conv1d, "conv2d": pack_conv2d}
 
 
 @njit(**JIT)
@@ -138,3 +147,32 @@ def conv1d_int8(values, scale, bias, history, cursor, dilation, groups, x, y, wi
         matvec_int8(values[outputs], scale[outputs], window, y[outputs], False)
     add_bias(bias, y)
     cursor[0] = (current + 1) % slots
+
+
+@njit(**JIT)
+def conv2d_int8(values, scale, bias, history, cursor, dilation, stride, pad_left, filters_in, x, y):
+    """One frame, as ``conv2d.conv2d`` (ring buffer of input frames, clipped feature windows) with int8
+    weights ``values [Co, Kt, Kf * Ci]`` and one scale per output filter."""
+    slots = history.shape[0]
+    filters_out, taps, window = values.shape
+    kernel_features = window // filters_in
+    features_in = x.shape[0] // filters_in
+    features_out = y.shape[0] // filters_out
+    current = cursor[0]
+    for i in range(x.shape[0]):
+        history[current, i] = x[i]
+    for fo in range(features_out):
+        start = fo * stride - pad_left
+        first = max(0, -start) * filters_in
+        last = min(kernel_features, features_in - start) * filters_in
+        offset = start * filters_in
+        for o in range(filters_out):
+            total = np.float32(0)
+            for kt in range(taps):
+                slot = current - (taps - 1 - kt) * dilation
+                if slot < 0:
+                    slot += slots
+                for j in range(first, last):
+                    total += np.float32(values[o, kt, j]) * history[slot, offset + j]
+            y[fo * filters_out + o] = total * scale[o] + bias[o]
+    cursor[0] = current + 1 if current + 1 < slots else 0

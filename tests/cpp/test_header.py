@@ -107,10 +107,10 @@ def test_the_reference_pair_survives_the_json_round_trip(tmp_path):
     np.testing.assert_array_equal(outputs, reference_pair(model)[1])
 
 
-class Conv2D(Layer):
+class Attention(Layer):
     """A layer kind the compile-time emitters do not know (stands for any future kind)."""
 
-    kind = "conv2d"
+    kind = "attention"
     in_size = out_size = 4
 
     def expected_shapes(self):
@@ -118,8 +118,8 @@ class Conv2D(Layer):
 
 
 def test_a_layer_kind_without_a_compile_time_type_is_refused():
-    with pytest.raises(UnsupportedError, match=r"layers\[1\] \(conv2d\): RTNeural's compile-time API \(ModelT\) has no layer for 'conv2d'"):
-        generate_header(Model(4, [Dense(np.eye(4, dtype=np.float32), np.zeros(4, np.float32)), Conv2D()]), name="M", namespace="m")
+    with pytest.raises(UnsupportedError, match=r"layers\[1\] \(attention\): RTNeural's compile-time API \(ModelT\) has no layer for 'attention'"):
+        generate_header(Model(4, [Dense(np.eye(4, dtype=np.float32), np.zeros(4, np.float32)), Attention()]), name="M", namespace="m")
 
 
 def test_a_stack_too_deep_for_a_modelt_type_is_refused_with_one_line(tmp_path):

@@ -16,7 +16,7 @@ import numpy as np
 
 from toolchain.rtneural_json import MAX_JSON_BYTES
 
-KNOWN_TYPES = r"\['activation', 'batchnorm', 'conv1d', 'dense', 'gru', 'lstm', 'prelu'\]"
+KNOWN_TYPES = r"\['activation', 'batchnorm', 'batchnorm2d', 'conv1d', 'conv2d', 'dense', 'gru', 'lstm', 'prelu'\]"
 
 
 def valid_document() -> dict:

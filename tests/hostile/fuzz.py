@@ -103,12 +103,12 @@ def _torch_exports() -> list[bytes]:
 
 
 def json_seeds() -> list:
-    """Parsed documents: every layer kind (float JSON), two INT8 JSON documents, RTNeural's test models."""
+    """Parsed documents: every layer kind (float JSON), three INT8 JSON documents, RTNeural's test models."""
     import json
 
     from quant.int8_json import quantize_model, to_json
     from tests.conftest import RTNEURAL_TESTDATA
-    from toolchain.layers import GRU, LSTM, Activation, BatchNorm, Conv1D, Dense, Model, PRelu
+    from toolchain.layers import GRU, LSTM, Activation, BatchNorm, BatchNorm2D, Conv1D, Conv2D, Dense, Model, PRelu
     from toolchain.rtneural_json import model_to_json
 
     rng = np.random.default_rng(9)
@@ -119,8 +119,10 @@ def json_seeds() -> list:
         Model(2, [Conv1D(r(4, 1, 3), r(4), dilation=2, groups=2, activation="relu"),
                   BatchNorm(r(4), r(4), r(4), np.abs(r(4)) + 0.1, epsilon=1e-3), Activation(activation="elu", size=4)]),
         Model(2, [BatchNorm(r(2), r(2), r(2), np.abs(r(2)) + 0.1), PRelu(r(1), size=2), Dense(r(3, 2), r(3), activation="sigmoid")]),
+        Model(10, [Conv2D(r(3, 2, 2, 3), r(3), num_features_in=5, dilation=2, stride=2, valid_pad=False, activation="relu"),
+                   BatchNorm2D(r(3), r(3), r(3), np.abs(r(3)) + 0.1, num_features=3), Dense(r(2, 9), r(2))]),
     ]
-    documents = [model_to_json(model) for model in stacks] + [to_json(quantize_model(model)) for model in stacks[:2]]
+    documents = [model_to_json(model) for model in stacks] + [to_json(quantize_model(model)) for model in stacks[:2] + stacks[-1:]]
     if (RTNEURAL_TESTDATA / "models").is_dir():
         documents += [json.loads(path.read_text()) for path in sorted((RTNEURAL_TESTDATA / "models").glob("*.json"))]
     return documents

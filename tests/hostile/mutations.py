@@ -262,7 +262,8 @@ def mutate_onnx(seed_bytes: bytes, mutations) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------- JSON
-LAYER_TYPES = ("dense", "lstm", "gru", "conv1d", "batchnorm", "prelu", "activation", "time-distributed-dense", "Dense", "attention", "")
+LAYER_TYPES = ("dense", "lstm", "gru", "conv1d", "batchnorm", "prelu", "activation", "time-distributed-dense", "Dense", "attention", "",
+               "conv2d", "batchnorm2d")
 ACTIVATION_NAMES = ("", "tanh", "relu", "sigmoid", "softmax", "elu", "linear", "Tanh", "swish")
 JSON_NUMBERS = (math.nan, math.inf, -math.inf, 1e39, 1e308, -1e308, 5e-324, -0.0, 10**30, -(10**30), 2**63, -1, 0, 1, 65537, True, False)
 

@@ -34,8 +34,12 @@ NRT_SCRIPT = textwrap.dedent("""
     from reference_engine import synthetic
     from reference_engine.model import Engine
 
+    from toolchain.layers import BatchNorm2D, Conv2D, f32
     rng = np.random.default_rng(0)
-    layers = [synthetic.dense(rng, 4, 10, "tanh"), synthetic.conv1d(rng, 10, 8, 3, 2, 2, "relu"),
+    conv2d = Conv2D(f32(rng.normal(size=(3, 2, 2, 3))), f32(rng.normal(size=3)), num_features_in=5, dilation=2, stride=2,
+                    valid_pad=False, activation="relu")  # a [5 x 2] map -> [3 x 3]
+    norm2d = BatchNorm2D(*[f32(rng.uniform(0.5, 1.5, 3)) for _ in range(4)], num_features=3)
+    layers = [synthetic.dense(rng, 4, 10, "tanh"), conv2d, norm2d, synthetic.conv1d(rng, 9, 8, 3, 2, 1, "relu"),
               synthetic.batchnorm(rng, 8), synthetic.prelu(rng, 8), synthetic.lstm(rng, 8, 7),
               synthetic.gru(rng, 7, 6), synthetic.activation(6, "softmax"), synthetic.dense(rng, 6, 3)]
     engine = Engine(synthetic.model(4, layers))

@@ -38,14 +38,19 @@ NODE_ACCEPTED = (
 NODE_DIVERGENT = {"test_softmax_large_number": "RTNeural's softmax does not subtract the maximum: exp(10000) overflows to NaN"}
 
 LINEAR_BEFORE_RESET_0 = "GRU with linear_before_reset=0"
-TWO_D_CONV = "2-D Conv; RTNeural's conv1d convolves over one (time) axis"
+# 2-D convolutions convert to RTNeural's conv2d when causal over time (axis 2); these cases are not:
+CONV2D_RIGHT_PAD = "pads the time axis (axis 2) with 1 frames on the right"
+CONV2D_SHIFTED = "the output would be the streaming output shifted by 2 frames"
+CONV2D_TIME_STRIDE = "stride 2 over time"
+CONV2D_GROUPS = "RTNeural's conv2d has no groups"
 BATCHED_MATMUL = "-D constant operand; a dense layer needs a 2-D matrix"
 NODE_OUT_OF_SCOPE = {
     "test_batchnorm_example_training_mode": "the graph has 3 outputs",
     "test_batchnorm_epsilon_training_mode": "the graph has 3 outputs",
-    "test_basic_conv_with_padding": TWO_D_CONV, "test_basic_conv_without_padding": TWO_D_CONV,
-    "test_conv_with_strides_padding": TWO_D_CONV, "test_conv_with_strides_no_padding": TWO_D_CONV,
-    "test_conv_with_strides_and_asymmetric_padding": TWO_D_CONV, "test_conv_with_autopad_same": TWO_D_CONV,
+    "test_basic_conv_with_padding": CONV2D_RIGHT_PAD, "test_basic_conv_without_padding": CONV2D_SHIFTED,
+    "test_conv_with_strides_padding": CONV2D_TIME_STRIDE, "test_conv_with_strides_no_padding": CONV2D_TIME_STRIDE,
+    "test_conv_with_strides_and_asymmetric_padding": CONV2D_TIME_STRIDE,
+    "test_conv_with_autopad_same": "auto_pad=SAME_LOWER: centres the kernel over time too",
     "test_elu_example": "Elu with alpha=2; RTNeural's elu has alpha fixed at 1",
     "test_elu": "Elu with alpha=2; RTNeural's elu has alpha fixed at 1",
     "test_gemm_default_matrix_bias": "bias C of shape [3, 4] varies along 2 axes",
@@ -75,9 +80,10 @@ PYTORCH_SHIFTED_CONV = ("test_Conv1d", "test_Conv1d_dilated", "test_Conv1d_group
 OLD_PRELU = "slope has 3 values along axis"
 UNSUPPORTED = "unsupported op"
 PYTORCH_OUT_OF_SCOPE = {
-    **{name: TWO_D_CONV for name in ("test_Conv2d", "test_Conv2d_depthwise", "test_Conv2d_depthwise_padded", "test_Conv2d_depthwise_strided",
-                                     "test_Conv2d_depthwise_with_multiplier", "test_Conv2d_dilated", "test_Conv2d_groups",
-                                     "test_Conv2d_groups_thnn", "test_Conv2d_no_bias", "test_Conv2d_padding", "test_Conv2d_strided")},
+    **{name: CONV2D_SHIFTED for name in ("test_Conv2d", "test_Conv2d_no_bias")},
+    **{name: CONV2D_TIME_STRIDE for name in ("test_Conv2d_dilated", "test_Conv2d_padding", "test_Conv2d_strided")},
+    **{name: CONV2D_GROUPS for name in ("test_Conv2d_depthwise", "test_Conv2d_depthwise_padded", "test_Conv2d_depthwise_strided",
+                                        "test_Conv2d_depthwise_with_multiplier", "test_Conv2d_groups", "test_Conv2d_groups_thnn")},
     **{name: "3-D Conv" for name in ("test_Conv3d", "test_Conv3d_dilated", "test_Conv3d_dilated_strided", "test_Conv3d_groups",
                                      "test_Conv3d_no_bias", "test_Conv3d_stride", "test_Conv3d_stride_padding")},
     "test_Conv1d_stride": "Conv with stride 2",

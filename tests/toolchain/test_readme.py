@@ -23,6 +23,14 @@ def test_every_registered_onnx_op_is_in_the_supported_op_table():
     assert not missing, f"ops converted but not documented in the README: {missing}"
 
 
+def test_every_rtneural_layer_kind_is_in_the_supported_op_table():
+    from toolchain.layers import LAYER_TYPES
+
+    table = _section("Supported ONNX ops")
+    missing = [kind for kind in LAYER_TYPES if f"`{kind}`" not in table]
+    assert not missing, f"layer kinds the converter emits but the README table does not name: {missing}"
+
+
 def test_every_command_is_in_the_commands_table():
     table = _section("Commands")
     missing = [name for name in COMMANDS if f"`kelly-tc {name} " not in table]

@@ -13,6 +13,7 @@ import numpy as np
 from toolchain.converters.axes import FEATURE
 from toolchain.converters.common import per_feature
 from toolchain.converters.context import NodeContext
+from toolchain.converters.conv2d import conv2d_without_activation, convert_batchnorm2d
 from toolchain.converters.registry import converter
 from toolchain.layers import Activation, BatchNorm, PRelu, f32
 
@@ -25,7 +26,7 @@ SOFTMAX_NOTE = ("softmax: RTNeural computes exp(x)/sum(exp(x)) without subtracti
 
 
 def _activation(ctx: NodeContext, name: str) -> list[int]:
-    layer = ctx.foldable_layer()
+    layer = ctx.foldable_layer() or conv2d_without_activation(ctx)
     if layer is not None:
         layer.activation = name
     else:
@@ -74,15 +75,17 @@ def leaky_relu(ctx: NodeContext) -> list[int]:
     return list(ctx.in_axes)
 
 
-@converter("BatchNormalization", summary="batchnorm (inference mode, channels on axis 1)")
+@converter("BatchNormalization", summary="batchnorm (inference mode, channels on axis 1); batchnorm2d on a 4-D [N, C, time, features] map")
 def batch_normalization(ctx: NodeContext) -> list[int]:
     if ctx.attr("training_mode", 0):
         raise ctx.unsupported("BatchNormalization in training mode uses batch statistics; export the model in eval() mode")
     if len(ctx.in_axes) < 2:
         raise ctx.invalid("BatchNormalization needs an input of rank >= 2 ([N, C, ...])")
-    ctx.require(ctx.in_axes[1], FEATURE, "BatchNormalization normalises channels along axis 1")
     gamma, beta, mean, var = (ctx.weight(i, what, ndim=1) for i, what in enumerate(("scale", "bias B", "input_mean", "input_var"), start=1))
     if not gamma.shape == beta.shape == mean.shape == var.shape:
         raise ctx.invalid(f"scale, B, mean and var have different lengths {[len(gamma), len(beta), len(mean), len(var)]}")
+    if len(ctx.in_axes) == 4:  # a [N, C, time, features] map: RTNeural's batchnorm2d
+        return convert_batchnorm2d(ctx, gamma, beta, mean, var, float(ctx.attr("epsilon", 1e-5)))
+    ctx.require(ctx.in_axes[1], FEATURE, "BatchNormalization normalises channels along axis 1")
     ctx.emit(BatchNorm(gamma, beta, mean, var, epsilon=float(ctx.attr("epsilon", 1e-5))))
     return list(ctx.in_axes)

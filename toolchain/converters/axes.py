@@ -18,9 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 BATCH, TIME, FEATURE, ONE = "batch", "time", "feature", "one"
-ALL_ROLES = frozenset({BATCH, TIME, FEATURE, ONE})
+#: The channel axis of a 2-D (conv2d) frame: a frame is then a [features x channels] map, flattened
+#: feature-major as RTNeural's conv2d lays it out (converters/conv2d.py).
+CHANNEL = "channel"
+ALL_ROLES = frozenset({BATCH, TIME, FEATURE, ONE, CHANNEL})
 #: What a size-1 axis that appears from nowhere (Unsqueeze, Reshape) may be: never time.
-SINGLETON_ROLES = frozenset({BATCH, ONE, FEATURE})
+SINGLETON_ROLES = frozenset({BATCH, ONE, FEATURE, CHANNEL})
 #: Axes a frame-by-frame runner feeds with size 1 (or replicates): they carry no per-frame meaning.
 PASSIVE_ROLES = frozenset({BATCH, ONE})
 
@@ -105,9 +108,9 @@ def check_tensor(roles: AxisRoles, axes: list[int], dims: tuple | None, name: st
     roots = [roles.find(axis) for axis in axes]
     if len(set(roots)) != len(roots):
         raise RoleConflict(f"tensor '{name}' would use one axis twice")
-    for role in (TIME, FEATURE):
+    for role in (TIME, FEATURE, CHANNEL):
         decided = [i for i, axis in enumerate(axes) if roles.roles(axis) == {role}]
-        if role == FEATURE and dims is not None:
+        if role in (FEATURE, CHANNEL) and dims is not None:
             # Several size-1 axes may each be "the" feature axis of a 1-wide frame; only real ones count.
             decided = [i for i in decided if not (i < len(dims) and dims[i] == 1)]
         if len(decided) > 1:

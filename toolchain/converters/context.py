@@ -30,6 +30,8 @@ class WalkState:
     layers: list[Layer] = field(default_factory=list)
     pending_pad: PendingPad | None = None  # of the node's data input; a Pad or shape-only op passes it on
     notes: list[str] = field(default_factory=list)
+    #: (layer index, order, where) of each channel-major flatten of a 2-D map (converters/conv2d.py)
+    frame_orders: list = field(default_factory=list)
     #: Frames by which the current node delays its output (an over-padded Conv; walk.py refuses a
     #: delayed stream wherever a layer or an undelayed branch reads it).
     delay: int = 0

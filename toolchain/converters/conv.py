@@ -13,6 +13,7 @@ import numpy as np
 
 from toolchain.converters.axes import BATCH, FEATURE, ONE, TIME
 from toolchain.converters.context import NodeContext, PendingPad
+from toolchain.converters.conv2d import convert_conv2d
 from toolchain.converters.registry import converter
 from toolchain.layers import Conv1D, f32
 
@@ -64,11 +65,13 @@ def _left_padding(ctx: NodeContext, kernel_size: int) -> int:
     return int(pads[0])
 
 
-@converter("Conv", summary="conv1d (1-D, stride 1, causal: left padding (K-1)*dilation)")
+@converter("Conv", summary="conv1d (1-D, stride 1, causal: left padding (K-1)*dilation); conv2d (2-D: time causal as conv1d, features valid/same with a stride, no groups)")
 def conv(ctx: NodeContext) -> list[int]:
     if ctx.data_index != 0:
         raise ctx.unsupported("Conv whose weight is computed from the model input (a dynamic weight)")
     weight = ctx.weight(1, "weight W")
+    if weight.ndim == 4:  # over two axes: RTNeural's conv2d
+        return convert_conv2d(ctx, weight)
     if weight.ndim != 3 or len(ctx.in_axes) != 3:
         raise ctx.unsupported(f"{weight.ndim - 2}-D Conv; RTNeural's conv1d convolves over one (time) axis")
     out_channels, channels_per_group, kernel_size = weight.shape

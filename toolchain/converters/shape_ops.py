@@ -11,6 +11,7 @@ import onnx
 from toolchain.converters.axes import SINGLETON_ROLES
 from toolchain.converters.common import map_by_size
 from toolchain.converters.context import NodeContext
+from toolchain.converters.conv2d import merge_map_axes
 from toolchain.converters.registry import converter
 
 
@@ -74,9 +75,15 @@ def unsqueeze(ctx: NodeContext) -> list[int]:
 
 @converter("Reshape", shape_only=True, summary="removed when it only inserts/removes size-1 axes")
 def reshape(ctx: NodeContext) -> list[int]:
+    merged = merge_map_axes(ctx, ctx.in_dims, ctx.out_dims, "Reshape")  # a 2-D map flattened to frames
+    if merged is not None:
+        return merged
     return map_by_size(ctx, ctx.in_dims, ctx.out_dims, "Reshape")
 
 
 @converter("Flatten", shape_only=True, summary="removed when it only removes size-1 axes")
 def flatten(ctx: NodeContext) -> list[int]:
+    merged = merge_map_axes(ctx, ctx.in_dims, ctx.out_dims, "Flatten")
+    if merged is not None:
+        return merged
     return map_by_size(ctx, ctx.in_dims, ctx.out_dims, "Flatten")

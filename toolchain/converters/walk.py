@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from toolchain.converters.axes import AxisRoles, RoleConflict, check_tensor
 from toolchain.converters.context import NodeContext, Outputs, WalkState
+from toolchain.converters.conv2d import apply_frame_orders
 from toolchain.converters.folding import DATA, PreparedGraph
 from toolchain.converters.registry import lookup
 from toolchain.errors import InputError, UnsupportedError, node_where
@@ -134,6 +135,7 @@ def walk_graph(graph: PreparedGraph) -> Chain:
     if output.value != len(state.layers):
         raise UnsupportedError(f"the output is layer value {output.value}, not the last layer computed: part of the "
                                "graph does not reach the output", where="graph outputs")
+    apply_frame_orders(state)
     return Chain(state.layers, roles, input_axes, output.axes, state.notes)
 
 
@@ -148,7 +150,6 @@ def _check_timing(node, sources: list[Tensor], where: str, passes_delay: bool) -
                                f" by {early.delay}; both must see frame t", where=where)
     if len(sources) == 1 and sources[0].delay and not passes_delay:
         raise UnsupportedError(sources[0].delay_reason, where=sources[0].delay_from)
-
 
 
 

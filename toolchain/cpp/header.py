@@ -124,7 +124,8 @@ def _json_layer_rows(model: Model, file_layers: list | None) -> str:
     for position, layer in enumerate(model.layers):
         activation = string_literal(layer.activation) if layer.kind in ACTIVATION_KINDS else '"*"'
         conv = (layer.kernel_size, layer.dilation, layer.groups) if layer.kind == "conv1d" else (0, 0, 0)
-        weights = len(file_layers[position]["weights"]) if file_layers and layer.kind == "batchnorm" else (4 if layer.kind == "batchnorm" else -1)
+        normalisation = layer.kind in ("batchnorm", "batchnorm2d")
+        weights = len(file_layers[position]["weights"]) if file_layers and normalisation else (4 if normalisation else -1)
         rows.append(f'    {{{string_literal(layer.kind)}, {layer.out_size}, {activation}, {conv[0]}, {conv[1]}, {conv[2]}, {weights}}},')
     return "\n".join(rows)
 

@@ -67,6 +67,16 @@ inline std::vector<std::vector<std::vector<scalar_type>>> cube(const scalar_type
         result.push_back(rows(values + (size_t)c * row_count * size, row_count, size));
     return result;
 }}
+
+inline std::vector<std::vector<std::vector<std::vector<scalar_type>>>> cubes(const scalar_type* values, int count, int cube_count,
+    int row_count, int size)
+{{
+    std::vector<std::vector<std::vector<std::vector<scalar_type>>>> result;
+    result.reserve((size_t)count);
+    for(int c = 0; c < count; ++c)
+        result.push_back(cube(values + (size_t)c * cube_count * row_count * size, cube_count, row_count, size));
+    return result;
+}}
 """
 
 JSON_CHECK = """\
@@ -86,9 +96,15 @@ static const JsonLayer json_layers[] = {{
 {json_layers}
 }};
 
+// A shape's size as RTNeural's parser reads it: [2] * [3] for the 4-element conv2d layout, else the last.
+inline int shape_size(const nlohmann::json& shape)
+{{
+    return shape.size() == 4 ? shape.at(2).get<int>() * shape.at(3).get<int>() : shape.back().get<int>();
+}}
+
 inline bool matches(const nlohmann::json& document)
 {{
-    if(document.at("in_shape").back().get<int>() != input_size)
+    if(shape_size(document.at("in_shape")) != input_size)
         return false;
     const auto& layers = document.at("layers");
     if(layers.size() != sizeof(json_layers) / sizeof(json_layers[0]))
@@ -100,7 +116,7 @@ inline bool matches(const nlohmann::json& document)
         auto type = entry.at("type").get<std::string>();
         if(type == "time-distributed-dense")
             type = "dense";
-        if(type != expected.type || entry.at("shape").back().get<int>() != expected.size)
+        if(type != expected.type || shape_size(entry.at("shape")) != expected.size)
             return false;
         if(std::string(expected.activation) != "*" && entry.value("activation", std::string()) != expected.activation)
             return false;

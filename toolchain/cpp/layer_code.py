@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from toolchain.layers import GRU, LSTM, Activation, BatchNorm, Conv1D, Dense, Layer, PRelu
+from toolchain.layers import GRU, LSTM, Activation, BatchNorm, BatchNorm2D, Conv1D, Conv2D, Dense, Layer, PRelu
 
 #: RTNeural's compile-time activation classes, by our (= RTNeural JSON) activation name.
 ACTIVATION_TYPES = {
@@ -181,3 +181,37 @@ def prelu(layer: PRelu, scalar: str, arrays: Arrays | None, prefix: str, entry: 
 @emitter("activation")
 def activation(layer: Activation, scalar: str, arrays: Arrays | None, prefix: str, entry: dict | None = None) -> Emitted:
     return Emitted(activation_types(layer.activation, layer.in_size, scalar), eigen_elements=layer.in_size)
+
+
+@emitter("conv2d")
+def conv2d(layer: Conv2D, scalar: str, arrays: Arrays | None, prefix: str, entry: dict | None = None) -> Emitted:
+    cin, cout, kt, kf = layer.filters_in, layer.filters_out, layer.kernel_size_time, layer.kernel_size_feature
+    valid = "true" if layer.valid_pad else "false"
+    emitted = Emitted([f"RTNeural::Conv2DT<{scalar}, {cin}, {cout}, {layer.num_features_in}, {kt}, {kf}, {layer.dilation}, "
+                       f"{layer.stride}, {valid}>", *activation_types(layer.activation, layer.out_size, scalar)],
+                      eigen_elements=max(layer.out_size, layer.in_size, cout * cin * kf))
+    if arrays is not None:
+        # Conv2DT::setWeights takes [Kt][out][in][Kf], tap Kt-1 on the current frame as ours (no reversal:
+        # RTNeural's loader copies the file's [Kt][Kf][in][out] without reordering the time taps).
+        weight = arrays.add(f"{prefix}_weight", layer.weight.transpose(2, 0, 1, 3))
+        bias = arrays.add(f"{prefix}_bias", layer.bias)
+        emitted.setters = [f"layer.setWeights(detail::cubes({weight}, {kt}, {cout}, {cin}, {kf}));",
+                           f"layer.setBias(detail::row({bias}, {cout}));"]
+    return emitted
+
+
+@emitter("batchnorm2d")
+def batchnorm2d(layer: BatchNorm2D, scalar: str, arrays: Arrays | None, prefix: str, entry: dict | None = None) -> Emitted:
+    channels = layer.channels
+    affine = entry is None or len(entry.get("weights", ())) == 4  # as for batchnorm: the file's layout decides the type
+    emitted = Emitted([f"RTNeural::BatchNorm2DT<{scalar}, {channels}, {layer.num_features}{'' if affine else ', false'}>"],
+                      eigen_elements=layer.in_size)
+    if arrays is not None:
+        setters = []
+        fields = (("gamma", "setGamma"), ("beta", "setBeta")) if affine else ()
+        for name, setter in fields + (("mean", "setRunningMean"), ("var", "setRunningVariance")):
+            array = arrays.add(f"{prefix}_{name}", getattr(layer, name))
+            setters.append(f"layer.{setter}(detail::row({array}, {channels}));")
+        setters.append(f"layer.setEpsilon(({scalar}) {float(np.float32(layer.epsilon))!r});")
+        emitted.setters = setters
+    return emitted
