@@ -1,10 +1,16 @@
 """Per-frame latency of the same models in this engine, onnxruntime, PyTorch eager and plain NumPy.
 
-    python -m bench.compare_runtimes            # full run (~2-4 minutes), writes bench/results/
-    python -m bench.compare_runtimes --quick    # smoke test: fewer frames, fewer models
+    RTNEURAL_SRC=../shared/rtneural-cpp python -m bench.compare_runtimes
+                                                # full run (~15-25 minutes with the C++ builds), the ONLY
+                                                # command that writes bench/results/compare_runtimes.{json,md}
+    python -m bench.compare_runtimes --quick    # smoke test: fewer frames, fewer models; writes to a
+                                                # temporary folder (or --out), never bench/results/
 
-Every runtime is driven the way a plugin drives it: ONE call per frame, state carried between calls,
-one thread. Before timing, each runtime's outputs over 16 frames are checked against the engine's
+Block axis (1, 64): every runtime is driven the way a plugin drives it one frame per call (block 1: ONE
+call per frame, state carried between calls, one thread); the engine and the C++ RTNeural are also timed
+in blocks of 64 frames (a plugin's audio buffer: ``Engine.process``, and a C++ loop of 64 ``forward()``
+calls), reported per frame. The other runtimes have no streaming block API (onnxruntime/torch would run
+a 64-step sequence, which is a different computation for the state), so they stay at block 1. Before timing, each runtime's outputs over 16 frames are checked against the engine's
 (a comparison of different functions would be meaningless). Timed frames are split into rounds that
 alternate between runtimes, so a noisy neighbour on the machine hits every column alike. Each table
 cell is the median (p50) per-frame latency; p99 is in the JSON. The last columns compare the engine's
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +38,10 @@ from toolchain import atomic
 from toolchain.cpp import bench as rtneural_bench
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: Where ``--quick`` writes unless told otherwise: never the committed results.
+QUICK_RESULTS = Path(tempfile.gettempdir()) / "kelly-tc-compare-runtimes-quick"
+#: The block sizes of the block axis.
+BLOCKS = (1, 64)
 #: Outputs of every runtime must match the engine's within this over the check frames (float32 runtimes
 #: with different summation orders and math libraries agree to ~1e-6 on these models).
 AGREEMENT_ATOL = 1e-4
@@ -91,6 +102,8 @@ def measure_model(name, model, makers, frames, warmup, rounds, rng, advance) -> 
     samples = time_runners(runners, inputs, frames, warmup, rounds, advance)
     engine = Engine(model)
     compute = compute_seconds(engine, inputs)
+    block = BLOCKS[-1]
+    block_samples = time_blocks(engine, inputs, block, frames, warmup)
     blas_seconds = bound.blas_bound_seconds(model)
     weights, macs = bound.weight_bytes(model), bound.multiply_adds(model)
     row = {"model": name, "input_size": model.input_size, "output_size": model.output_size,
@@ -100,10 +113,27 @@ def measure_model(name, model, makers, frames, warmup, rounds, rng, advance) -> 
            "engine_compute_us": compute * 1e6,
            "blas_us": blas_seconds * 1e6, "compute_over_blas": compute / blas_seconds,
            "achieved_gb_per_s": weights / compute / 1e9, "blas_gb_per_s": weights / blas_seconds / 1e9,
-           "achieved_gflop_per_s": 2 * macs / compute / 1e9, "blas_gflop_per_s": 2 * macs / blas_seconds / 1e9}
-    rtneural_bench.add_to_row(row, model, inputs[:frames], os.environ.get("RTNEURAL_SRC"))  # C++ RTNeural, when given
+           "achieved_gflop_per_s": 2 * macs / compute / 1e9, "blas_gflop_per_s": 2 * macs / blas_seconds / 1e9,
+           f"block_{block}": {"block": block, "agreement_max_abs_error": {}, "latency_us": {
+               "engine": {k: v * 1e6 / block for k, v in latency_statistics(block_samples).items()}}}}
+    source = os.environ.get("RTNEURAL_SRC")  # C++ RTNeural, when given: block 1, then the same run at block 64
+    rtneural_bench.add_to_row(row, model, inputs[:frames], source)
+    rtneural_bench.add_to_row(row[f"block_{block}"], model, inputs[:max(frames, 4 * block)], source, block)
     add_ratios(row)
+    add_ratios(row[f"block_{block}"])
     return row, runners, inputs
+
+
+def time_blocks(engine: Engine, inputs: np.ndarray, block: int, frames: int, warmup: int) -> np.ndarray:
+    """Seconds per ``Engine.process`` call over blocks of ``block`` frames (``frames`` frames, at least 4 blocks)."""
+    engine.prepare(block)
+    count = max(frames // block, 4)
+    pieces = [inputs[(i * block) % (len(inputs) - block + 1):][:block] for i in range(count)]
+    process = engine.process
+    engine.reset()
+    time_frames(lambda t: process(pieces[t % count]), max(warmup // block, 1))
+    engine.reset()
+    return time_frames(lambda t: process(pieces[t]), count)
 
 
 def add_ratios(row: dict) -> None:
@@ -127,7 +157,10 @@ def measure_pipeline(kelly: dict[str, tuple[dict[str, Runner], np.ndarray]], fra
 
 
 def run(quick: bool = False, frames: int | None = None, warmup: int | None = None, rounds: int = 5,
-        runtimes: tuple[str, ...] = RUNTIMES, out: Path = RESULTS, seed: int = 0, console: Console | None = None) -> dict:
+        runtimes: tuple[str, ...] = RUNTIMES, out: Path | None = None, seed: int = 0, console: Console | None = None) -> dict:
+    out = out or (QUICK_RESULTS if quick else RESULTS)
+    if quick and Path(out).resolve() == RESULTS.resolve():
+        raise SystemExit("--quick never writes bench/results/: the committed results come from the full run only")
     frames = frames or (200 if quick else 5000)
     warmup = warmup if warmup is not None else (20 if quick else 500)
     rounds = min(rounds, frames)
@@ -151,7 +184,7 @@ def run(quick: bool = False, frames: int | None = None, warmup: int | None = Non
         if len(kelly) > 1:
             progress.update(task, description="timing the Kelly pipeline")
             pipeline = measure_pipeline(kelly, frames, warmup, rounds, advance)
-    report = {"tool": "bench.compare_runtimes", "quick": quick, "frames": frames, "warmup": warmup, "rounds": rounds,
+    report = {"tool": "bench.compare_runtimes", "quick": quick, "blocks": list(BLOCKS), "frames": frames, "warmup": warmup, "rounds": rounds,
               "kelly_shapes_from": source, "machine": machine_with_runtimes(makers), "models": rows, "pipeline": pipeline}
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_json(out / "compare_runtimes.json", report)
@@ -177,12 +210,14 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup", type=int, help="untimed frames first (default 500)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds alternating between runtimes (default 5)")
     parser.add_argument("--runtimes", default=",".join(RUNTIMES), help=f"comma-separated subset of {','.join(RUNTIMES)}")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for compare_runtimes.json/.md")
+    parser.add_argument("--out", type=Path, help=f"folder for compare_runtimes.json/.md (default: bench/results/, with "
+                                                 f"--quick {QUICK_RESULTS})")
     arguments = parser.parse_args(argv)
+    out = arguments.out or (QUICK_RESULTS if arguments.quick else RESULTS)
     report = run(arguments.quick, arguments.frames, arguments.warmup, arguments.rounds,
-                 tuple(arguments.runtimes.split(",")), arguments.out)
+                 tuple(arguments.runtimes.split(",")), out)
     print_table(report, Console(width=max(Console().width, 180)))
-    Console().print(f"wrote {arguments.out / 'compare_runtimes.json'} and {arguments.out / 'compare_runtimes.md'}")
+    Console().print(f"wrote {out / 'compare_runtimes.json'} and {out / 'compare_runtimes.md'}")
 
 
 if __name__ == "__main__":

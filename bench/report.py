@@ -7,7 +7,8 @@ from rich.table import Table
 COLUMNS = ("model", "weights", "engine p50", "engine p99", "onnxruntime p50", "torch p50", "numpy p50",
            "engine/ORT", "engine/torch", "engine compute", "BLAS sgemv", "compute/BLAS",
            "GB/s (BLAS)", "GFLOP/s (BLAS)",
-           "RTNeural p50", "RTNeural ModelT p50", "engine/RTNeural", "engine/ModelT")  # C++, timed in C++ (RTNEURAL_SRC)
+           "RTNeural p50", "RTNeural ModelT p50", "engine/RTNeural", "engine/ModelT",  # C++, timed in C++ (RTNEURAL_SRC)
+           "block 64: engine p50/frame", "engine p99/frame", "ModelT p50/frame", "engine/ModelT @64")
 
 
 def _us(value) -> str:
@@ -16,6 +17,16 @@ def _us(value) -> str:
 
 def _number(value, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def block_cells(block: dict | None) -> list[str]:
+    """The block-64 columns: per-frame figures of blocks timed as one call (engine) or one C++ loop (ModelT)."""
+    if not block:
+        return ["-"] * 4
+    latency = block["latency_us"]
+    modelt = latency.get("rtneural-modelt", {}).get("p50")
+    return [_us(latency["engine"]["p50"]), _us(latency["engine"]["p99"]), _us(modelt),
+            _number(block.get("ratios_p50", {}).get("engine/rtneural-modelt"))]
 
 
 def rows(report: dict) -> list[list[str]]:
@@ -33,6 +44,7 @@ def rows(report: dict) -> list[list[str]]:
             "-" if "achieved_gflop_per_s" not in row else f"{row['achieved_gflop_per_s']:.1f} ({_number(get('blas_gflop_per_s'), 1)})",
             _us(p50("rtneural")), _us(p50("rtneural-modelt")),
             _number(ratios.get("engine/rtneural")), _number(ratios.get("engine/rtneural-modelt")),
+            *block_cells(row.get("block_64")),
         ])
     return table
 
@@ -65,7 +77,9 @@ def markdown_report(report: dict) -> str:
         "(0.25 = 4x faster). `engine compute`: the engine's time per frame without Python per frame (`Engine.run`). "
         "`BLAS sgemv`: BLAS (one thread) doing the same matrix-vector products in sequence, called from compiled "
         "code, no Python per product (bench/bound.py). GB/s: weight bytes / engine compute time; GFLOP/s: "
-        "2 x multiply-adds / engine compute time; BLAS's figures in brackets.",
+        "2 x multiply-adds / engine compute time; BLAS's figures in brackets. `block 64`: the engine and RTNeural's "
+        "ModelT timed per block of 64 frames (one `Engine.process` call; a C++ loop of 64 `forward()` calls) in the "
+        "same run, divided by 64: the per-frame cost inside a plugin's audio callback.",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(COLUMNS) - 1)) + "|",

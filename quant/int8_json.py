@@ -99,6 +99,25 @@ def _requantize(array: np.ndarray) -> QuantizedArray:
     return QuantizedArray(values, scale)
 
 
+#: Bias fields per layer kind (``per_tensor_model`` quantizes them on request).
+BIAS_FIELDS = {"dense": ("bias",), "lstm": ("bias",), "gru": ("bias_ih", "bias_hh"), "conv1d": ("bias",)}
+
+
+def per_tensor_model(model: Model, biases: bool = False) -> Model:
+    """``model`` with every quantizable matrix (and with ``biases`` every bias) replaced by its INT8 value with
+    ONE scale per tensor -- what ``kelly-tc quantize --per-tensor [--quantize-biases]`` bakes into a model.
+    ``quantize_model`` of the result finds those exact scales again, and the engine stores them compactly."""
+    layers = []
+    for layer in model.layers:
+        names = [name for name, _ in QUANTIZED_FIELDS.get(layer.kind, ())] + list(BIAS_FIELDS.get(layer.kind, ()) if biases else ())
+        fields = {}
+        for name in names:
+            q, scale = quantize_symmetric(getattr(layer, name), None)
+            fields[name] = dequantize(q, scale, None)
+        layers.append(replace(layer, **fields))
+    return Model(model.input_size, layers, dict(model.metadata)).validate()
+
+
 def quantize_model(model: Model) -> Int8Model:
     """The INT8 form of a float layer list: dense, lstm, gru and conv1d matrices per row."""
     model.validate()

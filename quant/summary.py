@@ -12,7 +12,7 @@ from pathlib import Path
 
 from toolchain.errors import UnsupportedError
 
-from quant import calibration, int8, prune, report
+from quant import calibration, prune, report
 from quant.onnx_graph import load_model, save_model
 
 VARIANTS = ("float", "int8", "pruned", "pruned+int8")
@@ -26,11 +26,12 @@ def compare_variants(onnx_path: Path, samples: list | None = None, amount: float
     samples = samples or calibration.random_samples(model)
     reference = calibration.run(model, samples)
     pruned = prune.structured_prune(model, amount).model
-    forms = {"float": model, "int8": int8.quantize_weights(model).model, "pruned": pruned,
-             "pruned+int8": int8.quantize_weights(pruned).model}
+    from quant.variants import auto_int8  # the pipeline's INT8 form: --auto
+
+    forms = {"float": model, "int8": auto_int8(model)[0], "pruned": pruned, "pruned+int8": auto_int8(pruned)[0]}
     if finetuned is not None:
         tuned = load_model(finetuned)
-        forms["pruned+finetune"], forms["pruned+finetune+int8"] = tuned, int8.quantize_weights(tuned).model
+        forms["pruned+finetune"], forms["pruned+finetune+int8"] = tuned, auto_int8(tuned)[0]
     rows, engines = {}, []
     with tempfile.TemporaryDirectory(prefix="kelly-tc-variants-") as folder:
         for name, form in forms.items():

@@ -3,7 +3,8 @@
 From ``models/NAME.onnx`` (+ ``NAME.json`` with its reference pair), writes one folder per variant --
 ``models-int8/``, ``models-pruned/``, ``models-pruned-int8/`` -- each holding, per model, the variant's
 ``NAME.onnx`` (standard ONNX: QDQ for INT8, smaller dense tensors when pruned) and the ``NAME.json``
-the engine runs (RTNeural JSON, or the INT8 JSON of ``quant.int8_json`` for the INT8 variants). The
+the engine runs (RTNeural JSON, or the INT8 JSON of ``quant.int8_json`` for the INT8 variants, quantized
+as ``kelly-tc quantize --auto`` chooses: per tensor and int8 biases where the accuracy budget holds). The
 JSON's reference pair is the float model's reference input with the *variant's* ONNX output
 (onnxruntime), so ``validate`` and the pipeline's loader hold each file to its own model at float
 tolerance. Each model is then checked twice with ``toolchain.check``: the JSON against its own ONNX
@@ -29,6 +30,7 @@ class VariantFolder:
     directory: Path
     errors: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)  # (None, max abs vs float)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # the INT8 form chosen per model (--auto)
 
 
 def write_variants(models_dir: Path, out: Path, names, amount: float = 0.5, atol: float = 1e-5,
@@ -44,11 +46,26 @@ def write_variants(models_dir: Path, out: Path, names, amount: float = 0.5, atol
         for folder in folders:
             _, pruned_variant, quantized = VARIANTS[folder.name]
             form = pruned if pruned_variant else model
-            form = int8.quantize_weights(form).model if quantized else form
+            if quantized:
+                form, chosen = auto_int8(form)
+                folder.notes.append(f"{folder.name} {model_name}: {chosen}")
             _write_variant(folder, model_name, form, quantized, Path(models_dir) / f"{model_name}.json", source, atol)
             if on_model:
                 on_model(f"{folder.name}: {model_name}")
     return folders
+
+
+def auto_int8(model) -> tuple[object, str]:
+    """``kelly-tc quantize --auto``'s form of ``model`` (per weight, one scale per tensor and int8 biases where
+    the error on seeded calibration input stays within 1.1x of per-channel's: fewer engine bytes at the same
+    accuracy budget; quant/granularity.py) and a one-line description of the choice."""
+    from quant import calibration, granularity
+
+    samples = calibration.random_samples(model)
+    chosen = granularity.choose(model, samples, calibration.run(model, samples))
+    form = int8.quantize_weights(model, True, chosen.biases, chosen.per_tensor).model
+    return form, (f"INT8 --auto: {len(chosen.per_tensor)} weight(s) per tensor, biases "
+                  f"{'int8' if chosen.biases else 'float'} (error/signal within 1.1x of per-channel)")
 
 
 def _write_variant(folder: VariantFolder, name: str, form, quantized: bool, float_json: Path, float_onnx: Path, atol: float):

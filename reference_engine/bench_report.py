@@ -50,7 +50,8 @@ def write_json(result: BenchResult, path: str | Path) -> Path:
 
 
 def write_plot(result: BenchResult, path: str | Path) -> Path:
-    """Per-frame latency tails: for each model and the pipeline, the fraction of frames slower than x
+    """Per-call latency tails (a call is one block; one frame with ``--block 1``): for each model and the
+    pipeline, the fraction of calls slower than x
     (log-log, so p99 and p99.9 are the crossings of the 1e-2 and 1e-3 lines), with the budget marked."""
     try:
         import matplotlib
@@ -72,9 +73,11 @@ def write_plot(result: BenchResult, path: str | Path) -> Path:
                       xytext=(2, 0), textcoords="offset points", va="center")
     axes.set_xscale("log")
     axes.set_yscale("log")
-    axes.set_xlabel("per-frame latency (us)")
-    axes.set_ylabel("fraction of frames slower")
-    axes.set_title(f"kelly-tc bench: {result.settings['frames']} frames, one call per frame")
+    block = result.settings.get("block", 1)
+    unit = "frame" if block == 1 else f"block of {block} frames"
+    axes.set_xlabel(f"latency per {unit} (us)")
+    axes.set_ylabel("fraction of calls slower")
+    axes.set_title(f"kelly-tc bench: {result.settings['frames']} frames, one call per {unit}")
     axes.legend(loc="upper right", fontsize="small")
     axes.grid(True, which="both", alpha=0.3)
     figure.tight_layout()

@@ -6,8 +6,12 @@ This is the ONE place budget units are parsed; everything that takes a budget im
   seconds or milliseconds?).
 - Sizes: ``B``, ``KB``, ``MB``, ``GB`` are powers of 1024 (as memory is sized; ``KiB``, ``MiB``, ``GiB``
   are accepted as synonyms).
-- The latency verdict compares one statistic of the per-frame distribution (p99 unless told otherwise:
+- The latency verdict compares one statistic of the per-call distribution (p99 unless told otherwise:
   the tail, not the mean) with the budget; headroom is ``budget / statistic`` ("50x inside the budget").
+  A call is a block of N frames (one frame when N is 1); at sample rate SR the block's real-time deadline
+  is N / SR (:func:`block_deadline`), and the real-time factor is time taken / deadline (below 1 keeps up).
+- A model file may say it runs once per audio sample, at a rate: ``kelly_tc.sample_rate`` (kelly-tc's
+  metadata block) or ``metadata.samplerate`` (AIDA-X files) -- :func:`declared_sample_rate`.
 """
 from __future__ import annotations
 
@@ -22,6 +26,10 @@ SIZE_UNITS = {"b": 1, "kb": 1 << 10, "kib": 1 << 10, "mb": 1 << 20, "mib": 1 << 
 STATISTICS = ("p50", "p99", "p99.9", "max")
 #: The largest memory budget accepted (2**60 bytes): larger is no budget, and 1e999GB is infinity.
 MAX_SIZE = 1 << 60
+#: The block size ``bench`` uses for a model that says it runs per sample (a common plugin buffer).
+PER_SAMPLE_BLOCK = 64
+#: Where a model file can declare its sample rate: (path of keys, how the report names it).
+SAMPLE_RATE_KEYS = ((("kelly_tc", "sample_rate"), "kelly_tc.sample_rate"), (("metadata", "samplerate"), "metadata.samplerate"))
 
 _QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-zA-Zµ]*)\s*$")
 
@@ -109,3 +117,37 @@ class Budget:
 
     def as_dict(self) -> dict:
         return {"latency_seconds": self.latency, "memory_bytes": self.memory, "statistic": self.statistic}
+
+
+def block_deadline(block: int, sample_rate: float) -> float:
+    """Seconds a block of ``block`` frames lasts at ``sample_rate`` frames per second: its real-time deadline."""
+    return block / sample_rate
+
+
+def parse_sample_rate(text: str, option: str = "--sample-rate") -> float:
+    """``"48000"``, ``"48000Hz"`` or ``"48kHz"`` -> 48000.0 (frames per second)."""
+    value, unit = _split(text, option)
+    scale = {"": 1.0, "hz": 1.0, "khz": 1e3}.get(unit.lower())
+    if scale is None:
+        raise InputError(f"unknown unit {unit!r}; a sample rate is in Hz (48000, 48kHz)", where=option)
+    rate = value * scale
+    if not math.isfinite(rate) or value <= 0:
+        raise InputError(f"{text!r} must be positive and finite", where=option)
+    return rate
+
+
+def declared_sample_rate(metadata: dict) -> tuple[float, str] | None:
+    """(rate in Hz, the key that declared it) when a model file's top-level metadata says it runs per sample;
+    ``None`` when it does not. A declared rate that is not a positive number is refused, naming the key."""
+    import math
+
+    for path, name in SAMPLE_RATE_KEYS:
+        value = metadata
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise InputError(f"a sample rate must be a positive number of Hz, got {value!r}", where=name)
+        return float(value), name
+    return None

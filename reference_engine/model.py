@@ -3,12 +3,16 @@
     engine = load_engine("model.json")      # or Engine(model) for a toolchain.layers.Model
     engine.reset()                          # zero all state (RTNeural: call before the first frame)
     y = engine.forward(frame)               # float32 [in] -> view of the internal [out] buffer
+    engine.prepare(64)                      # the largest block to come (allocates; the default is 64)
+    Y = engine.process(block)               # float32 [N <= 64, in] -> view of the internal [N, out] buffer
     Y = engine.run(frames)                  # float32 [T, in] -> new [T, out], continuing the state
 
 A frame is one call into compiled code (``runner.run_frame``) over buffers allocated once here: the
-packed weights, the state, the scratch slots (two ping-pong rows for a stack), a work area and the input row (``program.py``
-documents them). Nothing is allocated per frame, in Python or in compiled code (tested with numba's
-allocation counters and tracemalloc).
+packed weights, the state, the scratch slots (two ping-pong rows for a stack), a work area and the input
+row (``program.py`` documents them). A block (what a plugin's audio callback hands over) is one call too:
+``runner.run_block`` loops over its frames in compiled code, running the same per-frame program per frame,
+so a block computes exactly what N ``forward`` calls compute. Nothing is allocated per frame or per block,
+in Python or in compiled code (tested with numba's allocation counters and tracemalloc).
 
 Non-finite input (NaN, Inf) is not rejected -- checking every frame would cost time on the audio path
 and RTNeural does not check either. It propagates as in RTNeural's C++: a NaN reaching a recurrent or
@@ -23,10 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from reference_engine.program import Program, aligned_zeros, compile_program
-from reference_engine.runner import Buffers, frame_entry, run_frames
+from reference_engine.runner import Block, Buffers, block_entry, frame_entry
 from toolchain.errors import InputError
 from toolchain.layers import Model
 from toolchain.graph_json import read_model
+
+
+#: Block capacity an engine starts with: a common plugin buffer (``prepare`` changes it).
+DEFAULT_BLOCK = 64
 
 
 @dataclass(frozen=True)
@@ -34,7 +42,8 @@ class MemoryReport:
     """Bytes the engine keeps resident, from the arrays it actually holds.
 
     ``weight_bytes``: the packed weight buffer (with its 64-byte alignment padding) and the opcode table;
-    ``state_bytes``: recurrent/conv1d state and ring cursors; ``scratch_bytes``: scratch slots, work area, input row.
+    ``state_bytes``: recurrent/conv1d state and ring cursors; ``scratch_bytes``: scratch slots, work area, input row
+    and the block input/output buffers.
     """
 
     weight_bytes: int
@@ -53,7 +62,7 @@ class MemoryReport:
 class Engine:
     """A compiled model with its own state. Not thread-safe: one engine per audio thread."""
 
-    def __init__(self, model: Model, name: str = ""):  # or a quant.int8_json.Int8Model (INT8 kernels)
+    def __init__(self, model: Model, name: str = "", block: int = DEFAULT_BLOCK):  # or a quant.int8_json.Int8Model
         self.name = name
         self.program: Program = compile_program(model)
         program = self.program
@@ -69,6 +78,23 @@ class Engine:
         self._frame_shape = (self.input_size,)
         self._output = self.scratch[program.output_row, :self.output_size]
         self._output.flags.writeable = False  # a view for reading: the next frame overwrites it
+        self.prepare(block)
+
+    def prepare(self, block: int) -> None:
+        """Allocate the block buffers for blocks of up to ``block`` frames (a plugin's prepareToPlay);
+        state is kept. The only allocation on the block path: call it before streaming, not per block."""
+        if not isinstance(block, (int, np.integer)) or isinstance(block, bool) or block < 1:
+            raise InputError(f"a block holds at least one frame, got {block!r}", where=self.name or None)
+        self.block_inputs = aligned_zeros(block * self.input_size).reshape(block, self.input_size)
+        self._block_outputs = aligned_zeros(block * self.output_size).reshape(block, self.output_size)
+        self.block = Block(self.block_inputs, self._block_outputs, self.program.output_row)
+        self._run_block = block_entry(self.buffers, self.block)
+        self._full_block = self._block_outputs.view()
+        self._full_block.flags.writeable = False
+
+    @property
+    def block_capacity(self) -> int:
+        return self.block_inputs.shape[0]
 
     # ------------------------------------------------------------------------------------ streaming
     def reset(self) -> None:
@@ -86,13 +112,39 @@ class Engine:
         self._run_frame(self.buffers)
         return self._output
 
+    def process(self, frames: np.ndarray) -> np.ndarray:
+        """Process a block ``frames [N, in]`` (N up to :attr:`block_capacity`) in one compiled call, state
+        carried; return a read-only view of the engine's ``[N, out]`` output buffer (the next block
+        overwrites it). Equal to N :meth:`forward` calls."""
+        if type(frames) is not np.ndarray or frames.dtype.char != "f" or frames.ndim != 2 \
+                or frames.shape[1] != self.input_size or frames.shape[0] > self.block_inputs.shape[0]:
+            self._check(frames, 2)
+            self._check_block(frames.shape[0])
+        count = frames.shape[0]
+        if count == self.block_inputs.shape[0]:  # the steady state: whole buffers, no view objects made
+            self.block_inputs[...] = frames
+            self._run_block(self.buffers, self.block, count)
+            return self._full_block
+        self.block_inputs[:count] = frames
+        self._run_block(self.buffers, self.block, count)
+        return self._full_block[:count]
+
     def run(self, frames: np.ndarray) -> np.ndarray:
-        """Process ``frames [T, in]`` one frame at a time (state carried); return a new ``[T, out]`` array."""
+        """Process ``frames [T, in]`` block after block (state carried); return a new ``[T, out]`` array."""
         self._check(frames, 2)
-        frames = np.ascontiguousarray(frames, dtype=np.float32)  # native byte order, C layout (a copy only if needed)
         outputs = np.empty((frames.shape[0], self.output_size), dtype=np.float32)
-        run_frames(self.buffers, frames, outputs)
+        capacity = self.block_inputs.shape[0]
+        for start in range(0, frames.shape[0], capacity):
+            stop = min(start + capacity, frames.shape[0])
+            self.block_inputs[:stop - start] = frames[start:stop]  # numpy converts byte order and layout here
+            self._run_block(self.buffers, self.block, stop - start)
+            outputs[start:stop] = self._block_outputs[:stop - start]
         return outputs
+
+    def _check_block(self, count: int) -> None:
+        if count > self.block_inputs.shape[0]:
+            raise InputError(f"a block of {count} frames is larger than the {self.block_inputs.shape[0]} prepared "
+                             f"(call prepare({count}) before streaming)", where=self.name or None)
 
     def _check(self, array, ndim: int) -> None:
         if not isinstance(array, np.ndarray) or array.dtype.char != "f":
@@ -108,7 +160,8 @@ class Engine:
         p = self.program
         return MemoryReport(weight_bytes=p.weights.nbytes + p.table.nbytes + (p.qweights.nbytes if p.qweights.size > 1 else 0),
                             state_bytes=self.state.nbytes + self.cursors.nbytes,
-                            scratch_bytes=self.scratch.nbytes + self.work.nbytes + self.frame.nbytes)
+                            scratch_bytes=self.scratch.nbytes + self.work.nbytes + self.frame.nbytes
+                            + self.block_inputs.nbytes + self._block_outputs.nbytes)
 
     def __repr__(self) -> str:
         return f"Engine({self.name or 'model'}: {self.input_size}->{self.output_size}, {len(self.program.table)} layers)"

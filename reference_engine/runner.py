@@ -1,8 +1,9 @@
 """The fused whole-model frame: one ``@njit`` call runs every layer of a :class:`~reference_engine.program.Program`.
 
 ``run_frame`` walks the opcode table and calls each layer's kernel on views of the packed buffers
-(slicing and reshaping a contiguous buffer makes a view: no allocation). ``run_frames`` does the same
-for ``T`` frames in one call, so a whole sequence costs one Python->Numba transition.
+(slicing and reshaping a contiguous buffer makes a view: no allocation). ``run_block`` does the same
+for a block of N frames in one call (in and out through preallocated buffers, state carried), so a
+plugin's audio callback -- or a whole file, block after block -- costs one Python->Numba transition per block.
 
 Why the buffers travel in one :class:`Buffers` struct: numba wraps every numpy array passed from
 Python in a freshly malloc'ed MemInfo (one per array argument per call, measured with NUMBA_NRT_STATS).
@@ -12,11 +13,12 @@ the frame has been copied into ``buffers.frame`` by numpy -- allocates nothing a
 from __future__ import annotations
 
 import numba
+import numpy as np
 from numba import njit
 from numba.core import types
 from numba.experimental import structref
 
-from reference_engine.kernels import JIT
+from reference_engine.kernels import JIT, JIT_STRUCT
 from reference_engine.kernels.activation import activation
 from reference_engine.kernels.batchnorm import batchnorm
 from reference_engine.kernels.batchnorm2d import batchnorm2d
@@ -50,12 +52,28 @@ BUFFER_FIELDS = ("table", "weights", "state", "cursors", "scratch", "work", "fra
 structref.define_proxy(Buffers, BuffersType, list(BUFFER_FIELDS))
 
 
-@njit(**JIT)
+@structref.register
+class BlockType(types.StructRef):
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(kind)) for name, kind in fields)
+
+
+class Block(structref.StructRefProxy):
+    """A block's frames: ``inputs`` [capacity, in] (written by the caller), ``outputs`` [capacity, out]
+    (written by :func:`run_block`), and ``output_row``: where a frame's output is left in ``scratch``.
+    Kept apart from :class:`Buffers` so the per-frame program does not change to add blocks."""
+
+
+BLOCK_FIELDS = ("inputs", "outputs", "output_row")
+structref.define_proxy(Block, BlockType, list(BLOCK_FIELDS))
+
+
+@njit(**JIT, inline="always")
 def vector(buffer, offset, size):
     return buffer[offset:offset + size]
 
 
-@njit(**JIT)
+@njit(**JIT, inline="always")
 def matrix(buffer, offset, rows, cols):
     return buffer[offset:offset + rows * cols].reshape((rows, cols))
 
@@ -72,14 +90,22 @@ def run_layer(row, weights, state, cursors, work, x, y, qweights):
         dense(matrix(weights, row[ARRAY0], outputs, inputs), vector(weights, row[ARRAY1], outputs), x, y)
     elif op == LSTM:
         hidden = outputs
-        lstm(matrix(weights, row[ARRAY0], 4 * hidden, inputs + hidden), vector(weights, row[ARRAY1], 4 * hidden), x,
+        columns = row[PARAM0] != 0  # the matrix is stored transposed (kernels/dense.py: use_columns)
+        weight = (matrix(weights, row[ARRAY0], inputs + hidden, 4 * hidden) if columns
+                  else matrix(weights, row[ARRAY0], 4 * hidden, inputs + hidden))
+        lstm(weight, vector(weights, row[ARRAY1], 4 * hidden), x,
              vector(state, row[STATE], hidden), vector(state, row[STATE] + hidden, hidden),
-             vector(work, 0, inputs + hidden), vector(work, inputs + hidden, 4 * hidden), y)
+             vector(work, 0, inputs + hidden), vector(work, inputs + hidden, 4 * hidden), y, columns)
     elif op == GRU:
         hidden = outputs
-        gru(matrix(weights, row[ARRAY0], 3 * hidden, inputs), matrix(weights, row[ARRAY1], 3 * hidden, hidden),
-            vector(weights, row[ARRAY2], 3 * hidden), vector(weights, row[ARRAY3], 3 * hidden), x,
-            vector(state, row[STATE], hidden), vector(work, 0, 3 * hidden), vector(work, 3 * hidden, 3 * hidden), y)
+        columns_ih, columns_hh = row[PARAM0] != 0, row[PARAM1] != 0
+        weight_ih = (matrix(weights, row[ARRAY0], inputs, 3 * hidden) if columns_ih
+                     else matrix(weights, row[ARRAY0], 3 * hidden, inputs))
+        weight_hh = (matrix(weights, row[ARRAY1], hidden, 3 * hidden) if columns_hh
+                     else matrix(weights, row[ARRAY1], 3 * hidden, hidden))
+        gru(weight_ih, weight_hh, vector(weights, row[ARRAY2], 3 * hidden), vector(weights, row[ARRAY3], 3 * hidden), x,
+            vector(state, row[STATE], hidden), vector(work, 0, 3 * hidden), vector(work, 3 * hidden, 3 * hidden), y,
+            columns_ih, columns_hh)
     elif op == CONV1D:
         taps, dilation, groups = row[PARAM0], row[PARAM1], row[PARAM2]
         window = taps * (inputs // groups)
@@ -133,19 +159,55 @@ def run_int8_layer(row, weights, state, cursors, work, x, y, qweights):
     """The INT8 layers (``kernels/int8.py``): ARRAY fields list the int8 arrays (in ``qweights``) first.
     The caller applies the activation."""
     op, inputs, outputs = row[OP], row[IN], row[OUT]
+    # Compact layers (kernels/int8.py): PARAM0/PARAM1 rows per stored scale, PARAM2 = 1 for int8 biases
+    # (then the int8 biases follow the int8 matrices, and their scales follow the weight scales).
+    int8_bias = row[PARAM2] != 0
     if op == DENSE_INT8:
-        dense_int8(matrix(qweights, row[ARRAY0], outputs, inputs), vector(weights, row[ARRAY1], outputs),
-                   vector(weights, row[ARRAY2], outputs), x, y)
+        group = row[PARAM0]
+        scales = outputs // group
+        if int8_bias:  # ARRAY0 q, ARRAY1 bias q (int8), ARRAY2 scales + bias scale
+            scale = vector(weights, row[ARRAY2], scales + 1)
+            dense_int8(matrix(qweights, row[ARRAY0], outputs, inputs), scale[:scales], group, scale[:outputs],
+                       vector(qweights, row[ARRAY1], outputs), scale[scales], True, x, y)
+        else:  # ARRAY0 q, ARRAY1 scales, ARRAY2 bias
+            scale = vector(weights, row[ARRAY1], scales)
+            dense_int8(matrix(qweights, row[ARRAY0], outputs, inputs), scale, group, vector(weights, row[ARRAY2], outputs),
+                       vector(qweights, row[ARRAY0], outputs), np.float32(0), False, x, y)
     elif op == LSTM_INT8:
         hidden = outputs
-        lstm_int8(matrix(qweights, row[ARRAY0], 4 * hidden, inputs), matrix(qweights, row[ARRAY1], 4 * hidden, hidden),
-                  matrix(weights, row[ARRAY2], 2, 4 * hidden), vector(weights, row[ARRAY3], 4 * hidden), x,
-                  vector(state, row[STATE], hidden), vector(state, row[STATE] + hidden, hidden), vector(work, 0, 4 * hidden), y)
+        group_ih, group_hh = row[PARAM0], row[PARAM1]
+        count_ih, count_hh = 4 * hidden // group_ih, 4 * hidden // group_hh
+        values_ih, values_hh = matrix(qweights, row[ARRAY0], 4 * hidden, inputs), matrix(qweights, row[ARRAY1], 4 * hidden, hidden)
+        h, c = vector(state, row[STATE], hidden), vector(state, row[STATE] + hidden, hidden)
+        if int8_bias:  # ARRAY2 bias q, ARRAY3 scales (ih, hh) + bias scale
+            scale = vector(weights, row[ARRAY3], count_ih + count_hh + 1)
+            lstm_int8(values_ih, values_hh, scale[:count_ih], group_ih, scale[count_ih:count_ih + count_hh], group_hh,
+                      scale[:4 * hidden], vector(qweights, row[ARRAY2], 4 * hidden), scale[count_ih + count_hh], True,
+                      x, h, c, vector(work, 0, 4 * hidden), y)
+        else:  # ARRAY2 scales (ih, hh), ARRAY3 bias
+            scale = vector(weights, row[ARRAY2], count_ih + count_hh)
+            lstm_int8(values_ih, values_hh, scale[:count_ih], group_ih, scale[count_ih:], group_hh,
+                      vector(weights, row[ARRAY3], 4 * hidden), vector(qweights, row[ARRAY0], 4 * hidden), np.float32(0),
+                      False, x, h, c, vector(work, 0, 4 * hidden), y)
     elif op == GRU_INT8:
         hidden = outputs
-        gru_int8(matrix(qweights, row[ARRAY0], 3 * hidden, inputs), matrix(qweights, row[ARRAY1], 3 * hidden, hidden),
-                 matrix(weights, row[ARRAY2], 2, 3 * hidden), matrix(weights, row[ARRAY3], 2, 3 * hidden), x,
-                 vector(state, row[STATE], hidden), vector(work, 0, 3 * hidden), vector(work, 3 * hidden, 3 * hidden), y)
+        group_ih, group_hh = row[PARAM0], row[PARAM1]
+        count_ih, count_hh = 3 * hidden // group_ih, 3 * hidden // group_hh
+        values_ih, values_hh = matrix(qweights, row[ARRAY0], 3 * hidden, inputs), matrix(qweights, row[ARRAY1], 3 * hidden, hidden)
+        if int8_bias:  # ARRAY2 biases q [2, 3H], ARRAY3 scales (ih, hh) + the two bias scales
+            scale = vector(weights, row[ARRAY3], count_ih + count_hh + 2)
+            biases_q = vector(qweights, row[ARRAY2], 6 * hidden)
+            gru_int8(values_ih, values_hh, scale[:count_ih], group_ih, scale[count_ih:count_ih + count_hh], group_hh,
+                     scale[:3 * hidden], scale[:3 * hidden], biases_q[:3 * hidden], biases_q[3 * hidden:],
+                     scale[count_ih + count_hh], scale[count_ih + count_hh + 1], True, x, vector(state, row[STATE], hidden),
+                     vector(work, 0, 3 * hidden), vector(work, 3 * hidden, 3 * hidden), y)
+        else:  # ARRAY2 scales (ih, hh), ARRAY3 biases [2, 3H]
+            scale = vector(weights, row[ARRAY2], count_ih + count_hh)
+            biases = vector(weights, row[ARRAY3], 6 * hidden)
+            unused = vector(qweights, row[ARRAY0], 3 * hidden)
+            gru_int8(values_ih, values_hh, scale[:count_ih], group_ih, scale[count_ih:], group_hh,
+                     biases[:3 * hidden], biases[3 * hidden:], unused, unused, np.float32(0), np.float32(0), False,
+                     x, vector(state, row[STATE], hidden), vector(work, 0, 3 * hidden), vector(work, 3 * hidden, 3 * hidden), y)
     elif op == CONV1D_INT8:
         taps, dilation, groups = row[PARAM0], row[PARAM1], row[PARAM2]
         window = taps * (inputs // groups)
@@ -155,11 +217,18 @@ def run_int8_layer(row, weights, state, cursors, work, x, y, qweights):
                     cursors[row[CURSOR]:row[CURSOR] + 1], dilation, groups, x, y, vector(work, 0, window))
 
 
-@njit(**JIT)
+@njit(**JIT_STRUCT)
 def run_frame(buffers):
     """One frame (``buffers.frame``, copied into slot 0) through every row, each reading scratch slots
     ``SRC`` (and ``SRC2``) and writing slot ``DST``; the output is left in the last row's ``DST`` slot."""
-    table, scratch, frame = buffers.table, buffers.scratch, buffers.frame
+    frame_program(buffers.table, buffers.weights, buffers.state, buffers.cursors, buffers.scratch, buffers.work,
+                  buffers.frame, buffers.qweights)
+
+
+@njit(**JIT)
+def frame_program(table, weights, state, cursors, scratch, work, frame, qweights):
+    """:func:`run_frame` on the buffers taken out of the struct (a block takes them out once, not per frame:
+    each field read of a struct is a reference-count round trip)."""
     for i in range(frame.shape[0]):
         scratch[0, i] = frame[i]
     for layer in range(table.shape[0]):
@@ -168,20 +237,28 @@ def run_frame(buffers):
         if ADD <= row[OP] <= SLICE:  # a merge row (kernels/merge.py)
             merge(row[OP], row[PARAM0], x, scratch[row[SRC2], :row[IN]], y)
         else:
-            run_layer(row, buffers.weights, buffers.state, buffers.cursors, buffers.work, x, y, buffers.qweights)
+            run_layer(row, weights, state, cursors, work, x, y, qweights)
 
 
-@njit(**JIT)
-def run_frames(buffers, frames, outputs):
-    """``frames [T, in]`` -> ``outputs [T, out]``, one :func:`run_frame` per frame, state carried."""
-    final = buffers.table[buffers.table.shape[0] - 1, DST]
-    frame = buffers.frame
-    for t in range(frames.shape[0]):
+@njit(**JIT_STRUCT)
+def run_block(buffers, block, count):
+    """The first ``count`` frames of ``block.inputs`` -> ``block.outputs``: one :func:`frame_program` per frame
+    (the same compiled frame routine, so a block equals ``count`` single-frame calls to the bit)."""
+    table, weights, state, cursors, work, qweights = (buffers.table, buffers.weights, buffers.state, buffers.cursors,
+                                                      buffers.work, buffers.qweights)
+    frame, scratch, inputs, outputs, row = buffers.frame, buffers.scratch, block.inputs, block.outputs, block.output_row
+    for t in range(count):
         for i in range(frame.shape[0]):
-            frame[i] = frames[t, i]
-        run_frame(buffers)
+            frame[i] = inputs[t, i]
+        frame_program(table, weights, state, cursors, scratch, work, frame, qweights)
         for j in range(outputs.shape[1]):
-            outputs[t, j] = buffers.scratch[final, j]
+            outputs[t, j] = scratch[row, j]
+
+
+def block_entry(buffers: Buffers, block: Block):
+    """``run_block`` compiled for these types, called without the dispatcher (as :func:`frame_entry`)."""
+    entry = run_block.compile((numba.typeof(buffers), numba.typeof(block), types.intp))
+    return entry if callable(entry) else run_block
 
 
 def frame_entry(buffers: Buffers):

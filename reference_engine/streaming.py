@@ -1,4 +1,4 @@
-"""Run a frame file through a model file, frame by frame, the way a plugin would (``kelly-tc run``)."""
+"""Run a frame file through a model file block by block, the way a plugin would (``kelly-tc run``)."""
 from __future__ import annotations
 
 import time
@@ -11,8 +11,8 @@ import numpy as np
 from reference_engine.frames import default_output_path, read_frames, write_frames
 from reference_engine.model import Engine, load_engine
 
-#: Frames per compiled call when reporting progress (the state carries across chunks, so chunking
-#: does not change the result).
+#: Frames between progress reports; each chunk streams through ``Engine.run`` in blocks of the engine's
+#: capacity (the state carries across blocks and chunks, so neither changes the result).
 CHUNK_FRAMES = 4096
 
 

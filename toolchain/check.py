@@ -1,8 +1,8 @@
 """``check``: prove a JSON file computes what its ONNX model computes, frame by frame.
 
 The same input goes through onnxruntime as one sequence (the ONNX semantics, computed by an
-independent implementation) and through the reference engine one ``forward()`` per frame, as a
-plugin would call it. A second comparison resets the engine half way and checks the second half
+independent implementation) and through the reference engine in blocks, as a plugin's audio
+callback drives it (``Engine.run``; a block equals one ``forward()`` per frame to the bit). A second comparison resets the engine half way and checks the second half
 against a fresh onnxruntime run on the second half alone: state handling is where converters break.
 
 When the ONNX model declares a fixed time length (the dynamo exporter fixes it), both sides are
@@ -107,13 +107,15 @@ def run_onnx(session, io: IOSpec, frames: np.ndarray) -> np.ndarray:
 
 
 def run_engine(engine, frames: np.ndarray, chunk: int | None) -> np.ndarray:
-    """``frames`` through ``engine.forward`` one at a time from a reset, resetting every ``chunk`` frames."""
+    """``frames`` streamed through the engine from a reset (``Engine.run``: block after block, equal to
+    one ``forward`` per frame), resetting every ``chunk`` frames."""
+    if not chunk:
+        engine.reset()
+        return engine.run(frames)
     outputs = np.empty((len(frames), engine.output_size), np.float32)
-    engine.reset()
-    for index, frame in enumerate(frames):
-        if chunk and index and index % chunk == 0:
-            engine.reset()
-        outputs[index] = engine.forward(np.ascontiguousarray(frame))
+    for start in range(0, len(frames), chunk):
+        engine.reset()
+        outputs[start:start + chunk] = engine.run(frames[start:start + chunk])
     return outputs
 
 

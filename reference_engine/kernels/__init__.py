@@ -14,8 +14,16 @@ and outputs are passed in, nothing is allocated, nothing is global. Each module 
 #: NOT enabled: the engine must propagate NaN and Inf exactly as RTNeural's plain C++ does.
 FASTMATH = frozenset({"reassoc", "contract"})
 
-#: Options for every kernel: compiled once, cached on disk, no Python objects (``nopython`` is numba's default).
-JIT = dict(cache=True, fastmath=set(FASTMATH), error_model="numpy", boundscheck=False)
+#: Options for the code that reads the engine's struct of buffers (``runner.run_frame``/``run_block``):
+#: compiled once, cached on disk, no Python objects (``nopython`` is numba's default).
+JIT_STRUCT = dict(cache=True, fastmath=set(FASTMATH), error_model="numpy", boundscheck=False)
+
+#: Options for every kernel and the per-frame program: as ``JIT_STRUCT`` without numba's reference-counting
+#: runtime (``_nrt=False``). Every array view a kernel makes (a layer's weights, its state, a scratch row)
+#: otherwise costs an atomic increment and decrement of the buffer's reference count: measured with perf,
+#: a quarter of a small per-sample model's frame. Nothing here allocates or returns an array, and the
+#: buffers are kept alive by the engine that calls in, so the counts have nothing to protect.
+JIT = dict(JIT_STRUCT, _nrt=False)
 
 from dataclasses import dataclass, field  # noqa: E402
 

@@ -9,12 +9,19 @@ computes what the float layer with weights ``q * scale`` computes, up to float r
 needs a quarter of the weight memory. (Integer accumulation would need quantized activations, which
 RTNeural-style streaming layers do not have.)
 
-Engine layouts (``pack_*``): dense ``q [out, in]``, ``scale [out]``, ``bias [out]``; lstm ``q_ih [4H, in]``,
-``q_hh [4H, H]``, ``scales [2, 4H]`` (ih, hh), ``bias [4H]``; gru ``q_ih [3H, in]``, ``q_hh [3H, H]``,
-``scales [2, 3H]``, ``biases [2, 3H]``; conv1d ``q [out, K * in/groups]`` (taps gathered as in
-``conv1d``), ``scale [out]``, ``bias [out]``; conv2d ``q [out, Kt, Kf * in]`` (as ``conv2d``), ``scale [out]``,
+Engine layouts (``pack_*``): dense ``q [out, in]``, ``scales``, ``bias [out]``; lstm ``q_ih [4H, in]``,
+``q_hh [4H, H]``, ``scales`` (ih's, then hh's), ``bias [4H]``; gru ``q_ih [3H, in]``, ``q_hh [3H, H]``,
+``scales``, ``biases [2, 3H]``; conv1d ``q [out, K * in/groups]`` (taps gathered as in ``conv1d``),
+``scale [out]``, ``bias [out]``; conv2d ``q [out, Kt, Kf * in]`` (as ``conv2d``), ``scale [out]``,
 ``bias [out]``, the float kernel's geometry. The gate math is the float kernels' own (``lstm_cell``,
 ``gru_cell``).
+
+Compact forms (dense, lstm, gru), chosen at pack time only where they are EXACT, so the engine computes
+the same numbers either way: a matrix whose row scales are all equal (quantized per tensor, e.g. by
+``kelly-tc quantize --auto``) stores ONE scale (the table's PARAM0/PARAM1: rows per stored scale); a bias
+that is exactly ``q * s`` for int8 ``q`` and one float32 ``s`` (``--quantize-biases``/``--auto``) is stored as
+int8 with ``s`` after the weight scales (PARAM2 = 1). On a 40-unit model the per-row scales and float
+biases are ~10% of the INT8 bytes.
 """
 from __future__ import annotations
 
@@ -31,22 +38,57 @@ def _i8(array) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.int8)
 
 
+def compact_scale(scale: np.ndarray) -> tuple[np.ndarray, int]:
+    """(the scales to store, rows per stored scale): one scale when every row's is the same, else all."""
+    scale = f32(scale)
+    return (scale[:1], scale.shape[0]) if np.all(scale == scale[0]) else (scale, 1)
+
+
+def exact_int8(bias: np.ndarray) -> tuple[np.ndarray, np.float32] | None:
+    """(int8 q, scale s) when ``bias`` is exactly ``q * s`` in float32 (a bias quantized per tensor), else None."""
+    from quant.int8 import quantize_symmetric
+
+    bias = f32(bias)
+    q, s = quantize_symmetric(bias, None)
+    s = np.float32(s)
+    return (_i8(q), s) if np.array_equal(q.astype(np.float32) * s, bias) else None
+
+
+def _with_biases(weight_scales: list[np.ndarray], biases: list[np.ndarray], int8_arrays: list[np.ndarray]) -> tuple[list, int]:
+    """The float arrays of a compact layer (scales, then float biases) and the int8-bias flag; int8 biases
+    (all of the layer's, or none) are appended to ``int8_arrays`` and their scales to the scale array."""
+    exact = [exact_int8(bias) for bias in biases]
+    if all(e is not None for e in exact):
+        int8_arrays.append(np.concatenate([q for q, _ in exact]))
+        return [np.concatenate(weight_scales + [np.array([s for _, s in exact], np.float32)])], 1
+    return [np.concatenate(weight_scales), f32(np.concatenate([f32(b) for b in biases]))], 0
+
+
 def pack_dense(layer, arrays) -> Packed:
-    return Packed(arrays=[arrays["weight"].scale, layer.bias], int8_arrays=[_i8(arrays["weight"].values)])
+    scale, group = compact_scale(arrays["weight"].scale)
+    int8_arrays = [_i8(arrays["weight"].values)]
+    floats, int8_bias = _with_biases([scale], [layer.bias], int8_arrays)
+    return Packed(arrays=floats, int8_arrays=int8_arrays, params=(group, 0, int8_bias))
 
 
 def pack_lstm(layer, arrays) -> Packed:
     hidden = layer.hidden_size
     ih, hh = arrays["weight_ih"], arrays["weight_hh"]
-    return Packed(arrays=[f32(np.stack([ih.scale, hh.scale])), layer.bias], int8_arrays=[_i8(ih.values), _i8(hh.values)],
-                  state_size=2 * hidden, work_size=4 * hidden)  # h, c; gates
+    (scale_ih, group_ih), (scale_hh, group_hh) = compact_scale(ih.scale), compact_scale(hh.scale)
+    int8_arrays = [_i8(ih.values), _i8(hh.values)]
+    floats, int8_bias = _with_biases([scale_ih, scale_hh], [layer.bias], int8_arrays)
+    return Packed(arrays=floats, int8_arrays=int8_arrays, state_size=2 * hidden, work_size=4 * hidden,  # h, c; gates
+                  params=(group_ih, group_hh, int8_bias))
 
 
 def pack_gru(layer, arrays) -> Packed:
     hidden = layer.hidden_size
     ih, hh = arrays["weight_ih"], arrays["weight_hh"]
-    return Packed(arrays=[f32(np.stack([ih.scale, hh.scale])), f32(np.stack([layer.bias_ih, layer.bias_hh]))],
-                  int8_arrays=[_i8(ih.values), _i8(hh.values)], state_size=hidden, work_size=6 * hidden)
+    (scale_ih, group_ih), (scale_hh, group_hh) = compact_scale(ih.scale), compact_scale(hh.scale)
+    int8_arrays = [_i8(ih.values), _i8(hh.values)]
+    floats, int8_bias = _with_biases([scale_ih, scale_hh], [layer.bias_ih, layer.bias_hh], int8_arrays)
+    return Packed(arrays=floats, int8_arrays=int8_arrays, state_size=hidden, work_size=6 * hidden,
+                  params=(group_ih, group_hh, int8_bias))
 
 
 def pack_conv1d(layer, arrays) -> Packed:
@@ -68,8 +110,9 @@ PACKERS = {"dense": pack_dense, "lstm": pack_lstm, "gru": pack_gru, "conv1d": pa
 
 
 @njit(**JIT)
-def matvec_int8(values, scale, x, y, accumulate):
-    """``y = scale * (values @ x)`` (``+=`` when ``accumulate``), four rows at a time as ``dense.matvec_bias``."""
+def matvec_int8(values, scale, group, x, y, accumulate):
+    """``y = scale * (values @ x)`` (``+=`` when ``accumulate``), four rows at a time as ``dense.matvec_bias``;
+    row ``r`` uses ``scale[r // group]`` (``group``: rows per stored scale, 1 = a scale per row)."""
     rows, cols = values.shape
     blocked = rows - rows % 4
     for row in range(0, blocked, 4):
@@ -80,15 +123,15 @@ def matvec_int8(values, scale, x, y, accumulate):
             total1 += np.float32(values[row + 1, col]) * value
             total2 += np.float32(values[row + 2, col]) * value
             total3 += np.float32(values[row + 3, col]) * value
-        store(y, row, total0 * scale[row], accumulate)
-        store(y, row + 1, total1 * scale[row + 1], accumulate)
-        store(y, row + 2, total2 * scale[row + 2], accumulate)
-        store(y, row + 3, total3 * scale[row + 3], accumulate)
+        store(y, row, total0 * scale[row // group], accumulate)
+        store(y, row + 1, total1 * scale[(row + 1) // group], accumulate)
+        store(y, row + 2, total2 * scale[(row + 2) // group], accumulate)
+        store(y, row + 3, total3 * scale[(row + 3) // group], accumulate)
     for row in range(blocked, rows):
         total = np.float32(0)
         for col in range(cols):
             total += np.float32(values[row, col]) * x[col]
-        store(y, row, total * scale[row], accumulate)
+        store(y, row, total * scale[row // group], accumulate)
 
 
 @njit(**JIT, inline="always")
@@ -106,27 +149,45 @@ def add_bias(bias, y):
 
 
 @njit(**JIT)
-def dense_int8(values, scale, bias, x, y):
-    matvec_int8(values, scale, x, y, False)
-    add_bias(bias, y)
+def add_bias_int8(bias_q, bias_scale, y):
+    for row in range(y.shape[0]):
+        y[row] += np.float32(bias_q[row]) * bias_scale
+
+
+@njit(**JIT, inline="always")
+def add_any_bias(bias, bias_q, bias_scale, int8_bias, y):
+    """The float ``bias``, or (``int8_bias``) ``bias_q * bias_scale`` computed in float32 as the dequantized float bias was."""
+    if int8_bias:
+        add_bias_int8(bias_q, bias_scale, y)
+    else:
+        add_bias(bias, y)
 
 
 @njit(**JIT)
-def lstm_int8(values_ih, values_hh, scales, bias, x, h, c, gates, y):
+def dense_int8(values, scale, group, bias, bias_q, bias_scale, int8_bias, x, y):
+    """``scale``: the stored weight scales (``group`` rows each); the bias float, or int8 with ``bias_scale``."""
+    matvec_int8(values, scale, group, x, y, False)
+    add_any_bias(bias, bias_q, bias_scale, int8_bias, y)
+
+
+@njit(**JIT)
+def lstm_int8(values_ih, values_hh, scale_ih, group_ih, scale_hh, group_hh, bias, bias_q, bias_scale, int8_bias,
+              x, h, c, gates, y):
     """One frame; state ``h``, ``c`` [H]; work ``gates`` [4H]."""
-    matvec_int8(values_ih, scales[0], x, gates, False)
-    matvec_int8(values_hh, scales[1], h, gates, True)
-    add_bias(bias, gates)
+    matvec_int8(values_ih, scale_ih, group_ih, x, gates, False)
+    matvec_int8(values_hh, scale_hh, group_hh, h, gates, True)
+    add_any_bias(bias, bias_q, bias_scale, int8_bias, gates)
     lstm_cell(gates, c, h, y)
 
 
 @njit(**JIT)
-def gru_int8(values_ih, values_hh, scales, biases, x, h, input_part, hidden_part, y):
+def gru_int8(values_ih, values_hh, scale_ih, group_ih, scale_hh, group_hh, bias_ih, bias_hh, bias_q_ih, bias_q_hh,
+             bias_scale_ih, bias_scale_hh, int8_bias, x, h, input_part, hidden_part, y):
     """One frame; state ``h`` [H]; work ``input_part``, ``hidden_part`` [3H]."""
-    matvec_int8(values_ih, scales[0], x, input_part, False)
-    add_bias(biases[0], input_part)
-    matvec_int8(values_hh, scales[1], h, hidden_part, False)
-    add_bias(biases[1], hidden_part)
+    matvec_int8(values_ih, scale_ih, group_ih, x, input_part, False)
+    add_any_bias(bias_ih, bias_q_ih, bias_scale_ih, int8_bias, input_part)
+    matvec_int8(values_hh, scale_hh, group_hh, h, hidden_part, False)
+    add_any_bias(bias_hh, bias_q_hh, bias_scale_hh, int8_bias, hidden_part)
     gru_cell(input_part, hidden_part, h, y)
 
 
@@ -137,14 +198,16 @@ def conv1d_int8(values, scale, bias, history, cursor, dilation, groups, x, y, wi
     group_inputs, group_outputs = x.shape[0] // groups, y.shape[0] // groups
     taps = window.shape[0] // group_inputs
     current = cursor[0]
-    history[current, :] = x
+    for i in range(x.shape[0]):  # element loops: a slice assignment may copy through a temporary
+        history[current, i] = x[i]
     for group in range(groups):
         first_input, first_output = group * group_inputs, group * group_outputs
         for k in range(taps):  # tap K-1 is the current frame, tap k the frame (K-1-k)*d back
             slot = (current - (taps - 1 - k) * dilation) % slots
-            window[k * group_inputs:(k + 1) * group_inputs] = history[slot, first_input:first_input + group_inputs]
+            for i in range(group_inputs):
+                window[k * group_inputs + i] = history[slot, first_input + i]
         outputs = slice(first_output, first_output + group_outputs)
-        matvec_int8(values[outputs], scale[outputs], window, y[outputs], False)
+        matvec_int8(values[outputs], scale[outputs], 1, window, y[outputs], False)
     add_bias(bias, y)
     cursor[0] = (current + 1) % slots
 

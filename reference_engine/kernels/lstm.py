@@ -5,7 +5,9 @@
     c' = f * c + i * g;    h' = o * tanh(c')    (h and c persist between frames)
 
 Engine layout: the two matrices are packed side by side as ``weight [4H, in + H] = [W_ih | W_hh]``, so
-one contiguous dot product per gate row over the concatenated ``[x; h]`` computes both products.
+one contiguous dot product per gate row over the concatenated ``[x; h]`` computes both products. A
+matrix with short rows (a per-sample model: ``in + H`` <= 16) is stored transposed and multiplied column by
+column instead (``dense.use_columns``; the table's PARAM0 says which).
 """
 from __future__ import annotations
 
@@ -13,27 +15,30 @@ import numpy as np
 from numba import njit
 
 from reference_engine.kernels import JIT, Packed
-from reference_engine.kernels.dense import matvec_bias
+from reference_engine.kernels.dense import matvec_any, packed_matrix
 from reference_engine.kernels.maths import sigmoid32, tanh32
 from toolchain.layers import LSTM, f32
 
 
 def pack(layer: LSTM) -> Packed:
     hidden = layer.hidden_size
-    return Packed(arrays=[f32(np.hstack([layer.weight_ih, layer.weight_hh])), layer.bias],
+    weight, columns = packed_matrix(f32(np.hstack([layer.weight_ih, layer.weight_hh])))
+    return Packed(arrays=[weight, layer.bias],
                   state_size=2 * hidden,  # h, c
-                  work_size=layer.in_size + hidden + 4 * hidden)  # [x; h], gates
+                  work_size=layer.in_size + hidden + 4 * hidden,  # [x; h], gates
+                  params=(int(columns),))
 
 
 @njit(**JIT)
-def lstm(weight, bias, x, h, c, xh, gates, y):
-    """One frame: ``weight [4H, in+H]``, ``bias [4H]``; state ``h``, ``c`` [H]; work ``xh`` [in+H], ``gates`` [4H]."""
+def lstm(weight, bias, x, h, c, xh, gates, y, columns):
+    """One frame: ``weight [4H, in+H]`` (``[in+H, 4H]`` if ``columns``), ``bias [4H]``; state ``h``, ``c`` [H];
+    work ``xh`` [in+H], ``gates`` [4H]."""
     inputs, hidden = x.shape[0], h.shape[0]
     for k in range(inputs):
         xh[k] = x[k]
     for k in range(hidden):
         xh[inputs + k] = h[k]
-    matvec_bias(weight, bias, xh, gates)
+    matvec_any(weight, bias, xh, gates, columns)
     lstm_cell(gates, c, h, y)
 
 

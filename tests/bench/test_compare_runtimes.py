@@ -47,7 +47,8 @@ def test_quick_comparison_writes_json_and_markdown_for_every_model_and_runtime(t
     document = json.loads((tmp_path / "compare_runtimes.json").read_text())
     assert document == json.loads(json.dumps(report))
     names = [row["model"] for row in document["models"]]
-    assert names[:4] == ["dense 128->64", "lstm 64", "gru 64", "conv1d 16ch k3 d2"] and len(names) == 6
+    assert names[:5] == ["dense 128->64", "lstm 64", "gru 64", "conv1d 16ch k3 d2", "per-sample LSTM-12 + dense"]
+    assert len(names) == 7
     runtimes = set(available())
     for row in document["models"] + [document["pipeline"]]:
         assert set(row["latency_us"]) == runtimes
@@ -55,5 +56,16 @@ def test_quick_comparison_writes_json_and_markdown_for_every_model_and_runtime(t
     for row in document["models"]:
         assert all(error <= 1e-4 for error in row["agreement_max_abs_error"].values())
         assert row["blas_us"] > 0 and row["achieved_gflop_per_s"] > 0
+        block = row["block_64"]
+        assert block["block"] == 64 and set(block["latency_us"]) == {"engine"}  # RTNeural only with RTNEURAL_SRC
+        assert block["latency_us"]["engine"]["p50"] <= block["latency_us"]["engine"]["p99"]
     markdown = (tmp_path / "compare_runtimes.md").read_text()
     assert markdown.count("\n| ") == len(names) + 2  # header + one row per model + the pipeline
+
+
+def test_quick_runs_never_write_the_committed_results(monkeypatch):
+    from bench import compare_runtimes
+
+    with pytest.raises(SystemExit, match="never writes bench/results"):
+        compare_runtimes.run(quick=True, frames=4, out=compare_runtimes.RESULTS)
+    assert compare_runtimes.QUICK_RESULTS.resolve() != compare_runtimes.RESULTS.resolve()

@@ -80,10 +80,25 @@ def test_the_bench_command_adds_rtneurals_two_apis(small_model, rtneural_src, tm
     written = json.loads(report.read_text())["settings"]["rtneural"]
     (figures,) = written["models"].values()
     assert set(figures) == {"rtneural", "rtneural-modelt"}
-    assert all(0 < api["p50"] <= api["p99"] and api["agreement"] <= TOLERANCE for api in figures.values())
+    assert all(0 < api["p50"] <= api["p99"] <= api["p99.9"] <= api["max"] and api["agreement"] <= TOLERANCE
+               for api in figures.values())
+    assert all(api["block"] == 1 and len(api["first"]) == 8 for api in figures.values())  # first calls timed apart
     line = next(line for line in result.stdout.splitlines() if "prelu_per_channel" in line and "engine" not in line and line.count("us") >= 5)
     assert "the real RTNeural" in result.stdout and "engine / ModelT" in result.stdout
-    assert len(line.split("│")) == 11  # model, engine, dynamic p50/p99, ModelT p50/p99, three ratios
+    # model, block, engine, dynamic p50/p99, ModelT p50/p99, per frame engine/ModelT, three ratios
+    assert len(line.split("│")) == 14
+
+
+@pytest.mark.cpp
+def test_rtneural_is_timed_per_block_of_n_forward_calls(small_model, rtneural_src):
+    from toolchain.cpp.apis import time_rtneural
+
+    timings = time_rtneural(small_model.json_path, np.tile(small_model.frames, (8, 1))[:64 * 5], rtneural_src,
+                            ("dynamic",), repeats=2, block=64)
+    timing = timings["dynamic"]
+    assert timing.block == 64 and timing.frames == 2 * 5  # 5 blocks per pass, 2 steady passes (the first apart)
+    assert 0 < timing.min_ns <= timing.p50_ns <= timing.p99_ns <= timing.p999_ns <= timing.max_ns
+    assert len(timing.first_ns) == 5
 
 
 @pytest.mark.cpp

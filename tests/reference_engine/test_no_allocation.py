@@ -3,8 +3,8 @@
 Two independent measurements, each with a control that proves it can fail:
 - numba's runtime (NRT) allocation counters, enabled with NUMBA_NRT_STATS=1 in a subprocess (the flag
   must be set before numba is imported): zero NRT allocations over 10,000 ``forward`` calls of a stack
-  and of a graph with every merge row (``synthetic.wavenet``), and a
-  ``run_frames`` call over 10,000 frames allocates no more than one over 10 frames, while a compiled
+  and of a graph with every merge row (``synthetic.wavenet``), and over the ``process`` calls of 10,000
+  frames in blocks of 64 (and of 7: a partial block), while a compiled
   function that does allocate moves the counter per call;
 - tracemalloc over 10,000 ``forward`` calls of a model with a 4096-wide output: the peak of traced
   memory grows by far less than one output array (16 KiB), while a variant that copies the output
@@ -63,17 +63,19 @@ NRT_SCRIPT = textwrap.dedent("""
     for frame in frames:
         graph.forward(frame)
     graph_delta = allocations() - before
-    from reference_engine.runner import run_frames
-    run_frames_deltas = []
-    for count in (10, FRAMES):  # per call, the two array arguments cost the same whatever the length
+    engine.process(frames[:64]); engine.process(frames[:7])
+    process_deltas = []
+    for size in (64, 7):
+        blocks = [frames[start:start + size] for start in range(0, FRAMES - size + 1, size)]
         before = allocations()
-        run_frames(engine.buffers, frames[:count], outputs[:count])
-        run_frames_deltas.append(allocations() - before)
+        for block in blocks:
+            engine.process(block)
+        process_deltas.append(allocations() - before)
     before = allocations()
     for frame in frames:
         allocating_control(frame)
     control_delta = allocations() - before
-    print(json.dumps({"forward": forward_delta, "graph_forward": graph_delta, "run_frames": run_frames_deltas, "control": control_delta}))
+    print(json.dumps({"forward": forward_delta, "graph_forward": graph_delta, "process": process_deltas, "control": control_delta}))
 """).replace("FRAMES", str(FRAMES))
 
 
@@ -86,8 +88,7 @@ def test_numba_runtime_allocates_nothing_per_frame():
     assert counts["control"] >= FRAMES, f"the NRT counter does not see allocations: {counts}"
     assert counts["forward"] == 0, counts
     assert counts["graph_forward"] == 0, counts
-    short, long = counts["run_frames"]
-    assert long == short <= 2, counts  # only the frames/outputs arguments, once per call
+    assert counts["process"] == [0, 0], counts
 
 
 def peak_growth(step, frames) -> int:
@@ -111,3 +112,14 @@ def test_forward_allocates_no_output_array_per_frame(rng):
     one_output = wide * 4
     assert peak_growth(lambda frame: engine.forward(frame).copy(), frames[:100]) >= one_output  # the control
     assert peak_growth(engine.forward, frames) < one_output // 4
+
+
+def test_process_allocates_no_output_array_per_block(rng):
+    wide = 4096
+    engine = Engine(synthetic.model(3, [synthetic.dense(rng, 3, wide, "tanh")]), block=4)
+    frames = rng.standard_normal((FRAMES, 3)).astype(np.float32)
+    blocks = [frames[start:start + 4] for start in range(0, 4000, 4)]
+    engine.process(blocks[0])
+    one_output = 4 * wide * 4
+    assert peak_growth(lambda block: engine.process(block).copy(), blocks[:100]) >= one_output  # the control
+    assert peak_growth(engine.process, blocks) < one_output // 16

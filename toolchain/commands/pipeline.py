@@ -68,6 +68,8 @@ def _main_job(out: Path, quick: bool, source: str, dynamo: bool, seed: int, cons
                   "call per frame (pipeline: MultiModelProcessor.process_frame); memory: the engines' weights + state + "
                   "scratch; val/base: validation loss / predict-the-mean baseline; int8, pruned (50% structured), pruned+int8 rows: "
                   "vs onnxruntime = against the FLOAT model (the compression's cost), JSON bytes of the INT8 JSON variant")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     return report
 
 

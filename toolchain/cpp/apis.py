@@ -36,7 +36,9 @@ DEFAULT_APIS = ("dynamic", "compile-time")
 
 @dataclass(frozen=True)
 class FrameTiming:
-    """Per-frame ``forward()`` time measured in C++ with ``std::chrono::steady_clock``."""
+    """Time of a block of ``block`` ``forward()`` calls (one frame each; ``block`` 1: per frame), measured
+    in C++ with ``std::chrono::steady_clock``. ``frames``: blocks timed in the steady state; ``first_ns``:
+    the first blocks after loading, timed apart (cold caches)."""
 
     api: str
     frames: int
@@ -44,6 +46,10 @@ class FrameTiming:
     p99_ns: float
     mean_ns: float
     min_ns: float
+    block: int = 1
+    p999_ns: float = 0.0
+    max_ns: float = 0.0
+    first_ns: tuple[float, ...] = ()
 
 
 def _check_apis(apis: Sequence[str]) -> None:
@@ -94,8 +100,10 @@ def rtneural_check(json_path: str | Path, frames: np.ndarray, src: str | Path | 
 
 
 def time_rtneural(json_path: str | Path, frames: np.ndarray, src: str | Path | None = None,
-                  apis: Sequence[str] = DEFAULT_APIS, backend: str = "stl", repeats: int = 5) -> dict[str, FrameTiming]:
-    """Per-frame timing of each API on ``frames`` (``repeats`` passes, model reset before each)."""
+                  apis: Sequence[str] = DEFAULT_APIS, backend: str = "stl", repeats: int = 5,
+                  block: int = 1) -> dict[str, FrameTiming]:
+    """Per-block timing (``block`` forward() calls per block) of each API on ``frames`` (``repeats`` passes,
+    model reset before each, after one pass timed apart as the first calls)."""
     _check_apis(apis)
     json_path = Path(json_path)
     model = read_model(json_path).validate()
@@ -104,8 +112,11 @@ def time_rtneural(json_path: str | Path, frames: np.ndarray, src: str | Path | N
     timings = {}
     for api in apis:
         if api == "dynamic":
-            result = time_program(harness_binary(src, backend), ["--json", json_path], frames, repeats, file=json_path)
+            result = time_program(harness_binary(src, backend), ["--json", json_path], frames, repeats, file=json_path,
+                                  block=block)
         else:
-            result = program.time(api, frames, repeats)
-        timings[api] = FrameTiming(api, int(result["frames"]), result["p50_ns"], result["p99_ns"], result["mean_ns"], result["min_ns"])
+            result = program.time(api, frames, repeats, block)
+        timings[api] = FrameTiming(api, int(result["frames"]), result["p50_ns"], result["p99_ns"], result["mean_ns"],
+                                   result["min_ns"], int(result["block"]), result["p999_ns"], result["max_ns"],
+                                   tuple(result["first_ns"]))
     return timings

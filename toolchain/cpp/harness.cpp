@@ -1,9 +1,9 @@
 // kelly-tc's conformance harness for RTNeural's DYNAMIC API: load an RTNeural JSON with RTNeural's
 // own parser (json_parser::parseJson<float>), reset, stream the input frames one forward() call
-// each with state kept, and write the outputs (or time each call with --time).
+// each with state kept, and write the outputs (or time each call, or each block of N calls, with --time).
 //
 //   harness --json MODEL.json --input IN.f32|IN.csv --output OUT.f64|OUT.csv
-//   harness --json MODEL.json --input IN.f32 --time REPEATS      (prints p50/p99 ns per frame)
+//   harness --json MODEL.json --input IN.f32 --time REPEATS [--block N]  (prints p50/p99/... ns per block of N frames)
 //
 // Exit codes: 0 ok, 2 the model or input could not be read (message on stderr).
 // Built by toolchain/cpp/build.py against a user's RTNeural checkout (STL or Eigen backend).

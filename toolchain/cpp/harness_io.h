@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -142,14 +143,21 @@ std::vector<double> stream(Model& model, const std::vector<float>& frames, int i
     return outputs;
 }
 
-/** Times every forward() call with steady_clock over `repeats` passes of the frames (model reset
- *  before each pass; one untimed pass first to warm caches and branch predictors) and prints one JSON
- *  object: frames timed, p50/p99/mean/min nanoseconds per frame. All frames are loaded into aligned
- *  storage first so the timed call is the forward() alone. */
+/** Times blocks of `block` forward() calls (a plugin's audio callback: one block = `block` frames, one
+ *  call per frame) with steady_clock over `repeats` passes of the frames (model reset before each pass).
+ *  The first pass right after loading is timed on its own (`first_ns`: its first blocks, cold caches and
+ *  branch predictors, as a plugin's first callbacks see them) and left out of the steady-state figures.
+ *  Prints one JSON object: blocks timed, frames per block, and p50/p99/p99.9/max/mean/min nanoseconds
+ *  per block (per frame when block is 1). All frames are loaded into aligned storage first so the timed
+ *  code is the forward() calls alone. */
 template <typename T, typename Model>
-void time_frames(Model& model, const std::vector<float>& frames, int in_size, int out_size, int repeats)
+void time_frames(Model& model, const std::vector<float>& frames, int in_size, int out_size, int repeats, int block = 1)
 {
     const size_t count = frames.size() / (size_t)in_size;
+    const size_t per_block = (size_t)std::max(block, 1);
+    const size_t blocks = count / per_block;
+    if(blocks == 0)
+        throw std::runtime_error("fewer frames than one block");
     std::vector<AlignedFrame<T>> inputs;
     inputs.reserve(count);
     for(size_t t = 0; t < count; ++t)
@@ -158,41 +166,54 @@ void time_frames(Model& model, const std::vector<float>& frames, int in_size, in
         inputs.back().load(frames.data() + t * (size_t)in_size);
     }
 
-    std::vector<double> nanoseconds;
-    nanoseconds.reserve(count * (size_t)repeats);
     volatile T sink = 0; // keeps the optimiser from dropping the calls
-    model.reset();
-    for(size_t t = 0; t < count; ++t)
-        model.forward(inputs[t].data());
-    for(int pass = 0; pass < repeats; ++pass)
+    auto time_pass = [&](std::vector<double>& nanoseconds)
     {
         model.reset();
-        for(size_t t = 0; t < count; ++t)
+        for(size_t b = 0; b < blocks; ++b)
         {
             const auto start = std::chrono::steady_clock::now();
-            model.forward(inputs[t].data());
+            for(size_t t = b * per_block; t < (b + 1) * per_block; ++t)
+                model.forward(inputs[t].data());
             const auto stop = std::chrono::steady_clock::now();
             sink = sink + model.getOutputs()[out_size - 1];
             nanoseconds.push_back((double)std::chrono::duration_cast<std::chrono::nanoseconds>(stop - start).count());
         }
-    }
+    };
+    std::vector<double> first;
+    first.reserve(blocks);
+    time_pass(first); // the first pass after loading: reported apart
+    std::vector<double> nanoseconds;
+    nanoseconds.reserve(blocks * (size_t)repeats);
+    for(int pass = 0; pass < repeats; ++pass)
+        time_pass(nanoseconds);
     std::vector<double> sorted = nanoseconds;
     std::sort(sorted.begin(), sorted.end());
-    auto quantile = [&](double q) { return sorted[(size_t)(q * (double)(sorted.size() - 1) + 0.5)]; };
+    // Nearest rank on the sorted samples, as reference_engine.benchmark.latency_statistics computes it.
+    auto quantile = [&](double q)
+    {
+        const size_t rank = (size_t)std::ceil(q * (double)sorted.size() - 1e-9); // 0.99 * 1000 is rank 990
+        return sorted[std::min(sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
+    };
     double total = 0;
     for(double value : sorted)
         total += value;
-    std::printf("{\"frames\": %zu, \"p50_ns\": %.1f, \"p99_ns\": %.1f, \"mean_ns\": %.1f, \"min_ns\": %.1f}\n",
-        sorted.size(), quantile(0.5), quantile(0.99), total / (double)sorted.size(), sorted.front());
+    std::printf("{\"frames\": %zu, \"block\": %zu, \"p50_ns\": %.1f, \"p99_ns\": %.1f, \"p999_ns\": %.1f, "
+                "\"max_ns\": %.1f, \"mean_ns\": %.1f, \"min_ns\": %.1f, \"first_ns\": [",
+        sorted.size(), per_block, quantile(0.5), quantile(0.99), quantile(0.999), sorted.back(),
+        total / (double)sorted.size(), sorted.front());
+    for(size_t i = 0; i < std::min<size_t>(first.size(), 8); ++i)
+        std::printf("%s%.1f", i ? ", " : "", first[i]);
+    std::printf("]}\n");
 }
 
 /** Command line shared by both harnesses:
  *    PROGRAM [--model KEY] [--json MODEL.json] --input IN [--output OUT] [--reset-every N]
- *            [--time REPEATS] [--self-test] */
+ *            [--time REPEATS [--block N]] [--self-test] */
 struct Arguments
 {
     std::string model, json, input, output;
-    int repeats = 0, reset_every = 0;
+    int repeats = 0, reset_every = 0, block = 1;
     bool self_test = false;
 };
 
@@ -220,6 +241,8 @@ inline Arguments parse_arguments(int argc, char** argv)
             arguments.reset_every = std::stoi(value());
         else if(flag == "--time")
             arguments.repeats = std::stoi(value());
+        else if(flag == "--block")
+            arguments.block = std::stoi(value());
         else if(flag == "--self-test")
             arguments.self_test = true;
         else
@@ -234,7 +257,7 @@ void run_or_time(Model& model, const Arguments& arguments, int in_size, int out_
 {
     const auto frames = read_frames(arguments.input, in_size);
     if(arguments.repeats > 0)
-        time_frames<T>(model, frames, in_size, out_size, arguments.repeats);
+        time_frames<T>(model, frames, in_size, out_size, arguments.repeats, arguments.block);
     else
         write_outputs(arguments.output, stream<T>(model, frames, in_size, out_size, arguments.reset_every), out_size);
 }

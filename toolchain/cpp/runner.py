@@ -58,13 +58,13 @@ def run_program(binary: Path, arguments: Sequence[str], frames: np.ndarray, file
 
 
 def time_program(binary: Path, arguments: Sequence[str], frames: np.ndarray, repeats: int,
-                 file: str | Path | None = None) -> dict:
-    """Time each forward() call in C++ (see ``harness_io.h``); the program's JSON line as a dict."""
+                 file: str | Path | None = None, block: int = 1) -> dict:
+    """Time each block of ``block`` forward() calls in C++ (see ``harness_io.h``); the program's JSON line as a dict."""
     frames = _frames(frames)
     with tempfile.TemporaryDirectory(prefix="kelly-tc-rtneural-") as folder:
         inputs = Path(folder) / "input.f32"
         frames.tofile(inputs)
-        output = invoke([binary, *arguments, "--input", inputs, "--time", str(int(repeats))], file)
+        output = invoke([binary, *arguments, "--input", inputs, "--time", str(int(repeats)), "--block", str(int(block))], file)
     return json.loads(output.strip().splitlines()[-1])
 
 

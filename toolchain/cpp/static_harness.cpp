@@ -5,7 +5,7 @@
 // parts compile in parallel) and `kelly_models.inc`, which lists the parts' entry tables.
 //
 //   static_harness --model KEY [--json MODEL.json] --input IN --output OUT   (stream frames)
-//   static_harness --model KEY [--json MODEL.json] --input IN --time REPEATS (per-frame timing)
+//   static_harness --model KEY [--json MODEL.json] --input IN --time REPEATS [--block N] (per-block timing)
 //   static_harness --model KEY [--json MODEL.json] --self-test               (the header's self_test())
 //
 // --json is read by headers generated without --embed-weights (their load() parses the file).

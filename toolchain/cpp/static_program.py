@@ -116,8 +116,8 @@ class StaticProgram:
         error = json.loads(output.strip().splitlines()[-1])["self_test"]
         return float("nan") if error is None else float(error)
 
-    def time(self, key: str, frames: np.ndarray, repeats: int) -> dict:
-        return time_program(self.binary, self._arguments(key), frames, repeats, file=self.models[key].json_path)
+    def time(self, key: str, frames: np.ndarray, repeats: int, block: int = 1) -> dict:
+        return time_program(self.binary, self._arguments(key), frames, repeats, file=self.models[key].json_path, block=block)
 
 
 def build_static_program(models: Sequence[StaticModel], src: str | Path | None = None, backend: str = "stl",

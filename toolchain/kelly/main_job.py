@@ -75,6 +75,7 @@ class JobReport:
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
     problems: list[str] = field(default_factory=list)  # failed checks, one line each
     training: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # findings that are not failures (INT8 slower than float, ...)
 
     @property
     def passed(self) -> bool:
@@ -85,7 +86,7 @@ class JobReport:
 
         settings = {**asdict(self.settings), "out": str(self.settings.out)}
         return {"settings": settings, "passed": self.passed, "problems": self.problems, "stages_seconds": self.stages,
-                "rows": [asdict(row) for row in self.rows], "training": self.training, "machine": machine()}
+                "notes": self.notes, "rows": [asdict(row) for row in self.rows], "training": self.training, "machine": machine()}
 
 
 # ------------------------------------------------------------------------------------------- bench
@@ -187,9 +188,28 @@ def run_main_job(settings: JobSettings, reporter: Reporter | None = None) -> Job
         report.problems += variant.problems + checked.lines()
         measured, latency = bench_models(variant.directory, BENCH_FRAMES[settings.mode], settings.seed, reporter)
         report.rows += variant_rows(variant.name, variant.directory, measured, latency, checked, variant.errors)
+        report.notes += variant.notes
+        if variant.name.endswith("int8"):
+            report.notes += int8_latency_notes(variant.name, measured, measurements)
     report.stages["int8 + prune"] = _lap(started)
     atomic.write_json(settings.out / "summary.json", _finite(report.to_json()))
     return report
+
+
+def int8_latency_notes(variant: str, int8: dict, float32: dict) -> list[str]:
+    """One line per model whose INT8 engine is slower than its float engine (p50 per frame, the same benchmark):
+    the INT8 kernels widen each int8 weight to float32, which pays only when the weights stream from memory."""
+    notes = []
+    for name, measured in int8.items():
+        base = float32.get(name)
+        if base is None:
+            continue
+        ratio = measured.latency["p50"] / base.latency["p50"]
+        if ratio > 1.0:
+            notes.append(f"{variant} {name}: INT8 p50 {measured.latency['p50'] * 1e6:.2f} us vs float "
+                         f"{base.latency['p50'] * 1e6:.2f} us ({ratio:.2f}x): the INT8 kernels are slower on this model "
+                         "(its float weights fit in cache) -- ship float unless memory is the constraint")
+    return notes
 
 
 def _lap(started: float) -> float:
