@@ -255,8 +255,8 @@ class IOSpec:
         view[...] = source
         return array
 
-    def frames(self, output: np.ndarray) -> np.ndarray:
-        """The ONNX output as ``[T, output_size]`` (batch row 0)."""
+    def frames(self, output: np.ndarray, dtype=np.float32) -> np.ndarray:
+        """The ONNX output as ``[T, output_size]`` (batch row 0), in ``dtype`` (float64 for the float64 reference)."""
         output = np.asarray(output)
         if CHANNEL in self.output.roles:  # a 2-D map: [T, F, C] flattened feature-major
             order = [self.output.axis(role) for role in (TIME, FEATURE, CHANNEL) if role in self.output.roles]
@@ -275,7 +275,7 @@ class IOSpec:
             result, kept = result[None], [TIME] + kept
         if kept != [TIME, FEATURE]:
             result = result.T
-        return np.ascontiguousarray(result, dtype=np.float32)
+        return np.ascontiguousarray(result, dtype=dtype)
 
     def to_json(self) -> dict:
         return asdict(self)

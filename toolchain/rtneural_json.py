@@ -272,6 +272,10 @@ def model_from_json(document: Any) -> Model:
     """Build and validate a :class:`Model` from a parsed RTNeural JSON document."""
     if not isinstance(document, dict):
         raise InputError(f"the top level must be an object, got {type(document).__name__}")
+    if "in_shape" not in document and "layers" not in document:
+        from toolchain.guitarml import looks_like  # (imports layers only)
+
+        raise InputError(f"not an RTNeural model file (no in_shape/layers): looks like {looks_like(document)}")
     for key in GRAPH_KEYS:  # a graph or in_skip file read as a plain stack would compute another model
         if key in document:
             raise InputError(f"a sequential-only reader cannot apply {key!r}; read the file with toolchain.graph_json",

@@ -9,6 +9,8 @@ Everything a pass needs to know about one op lives in that op's rule (``quant/ru
                       slices of its own tensors that belong to each unit, and where the units come out;
 - ``receive``      -- ``size`` units arriving at one of its inputs along one axis: the slices of its tensors to
                       cut and where the units continue (or ``None``: the op cannot follow, pruning stops);
+- ``join``         -- for merges (Add/Sub/Mul/Sum of computed tensors, Concat): how units arriving at several
+                      inputs combine (:class:`Joined`); ``None`` hands each arriving input to ``receive``;
 - ``simplify``     -- an exactly equivalent rewrite done before pruning (a zero initial state
                       built from the input's shape becomes ONNX's "no initial state");
 - ``resize``       -- attributes to update once a producer keeps fewer units (``hidden_size``);
@@ -70,6 +72,28 @@ class SizeEdit:
     blocks: int = 1
 
 
+@dataclass(frozen=True)
+class Recount:
+    """Constants that spell out how many of the arriving units some positions hold (a Split's sizes, a feature
+    Slice's bounds). Once the pruning is decided, ``apply(node, graph, count)`` rewrites them, where
+    ``count(positions)`` is how many of those arriving positions (indices into the arriving units) stay."""
+
+    node: str
+    apply: Callable
+
+
+@dataclass(frozen=True)
+class Joined:
+    """Units meeting at a merge. ``kind`` ``"same"`` (elementwise Add/Sub/Mul/Sum): unit ``k`` of every input in
+    ``inputs`` is unit ``k`` of the output, so they are removed together; ``"concat"``: the output's units are
+    those of ``inputs`` one after the other. ``inputs`` pairs each input index with its unit axis;
+    ``output`` is ``(tensor, axis)``."""
+
+    kind: str
+    inputs: tuple[tuple[int, int], ...]
+    output: tuple[str, int]
+
+
 @dataclass
 class Units:
     """A producer's prunable units: ``size`` of them, its own ``cuts``, and the ``(tensor, axis)``
@@ -84,8 +108,11 @@ class Units:
 class Flow:
     """What happens to units arriving at a node: the ``cuts`` it needs and where they continue."""
 
-    cuts: list[Cut | SizeEdit] = field(default_factory=list)
+    cuts: list[Cut | SizeEdit | Recount] = field(default_factory=list)
     outputs: list[tuple[str, int]] = field(default_factory=list)
+    #: ``(tensor, axis, positions)``: outputs carrying only some arriving units, in order (a Split's part,
+    #: a feature Slice).
+    selected: list[tuple[str, int, tuple[int, ...]]] = field(default_factory=list)
 
 
 class Rule:
@@ -110,6 +137,11 @@ class Rule:
         return False
 
     def receive(self, node: onnx.NodeProto, graph: Graph, index: int, axis: int, size: int) -> Flow | None:
+        return None
+
+    def join(self, node: onnx.NodeProto, graph: Graph, arriving: dict[int, int]) -> Joined | str | None:
+        """Units arriving at inputs ``{index: axis}`` of a merge: how they combine (a string: why they cannot);
+        None: not a merge here, ``receive`` handles each arriving input."""
         return None
 
     def resize(self, node: onnx.NodeProto, size: int) -> None:
@@ -196,6 +228,8 @@ def broadcastable(small: list, big: list) -> bool:
             return False
     return True
 
+
+from quant.rules import merge  # noqa: E402,F401  (Concat, Split, Sum: pruning across merges; registers itself)
 
 # Importing the rule modules registers them.
 from quant.rules import conv, elementwise, gemm, gru, lstm, matmul, pad, prelu, shape  # noqa: E402,F401

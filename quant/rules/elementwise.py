@@ -31,9 +31,15 @@ class BinaryRule(Rule):
                 return [index]
         return []
 
+    def join(self, node, graph, arriving):
+        """Two computed operands (a residual sum, a gate): their units are the same units (``quant.rules.merge``)."""
+        from quant.rules.merge import ELEMENTWISE_MERGES, elementwise_join
+
+        return elementwise_join(node, graph, arriving) if node.op_type in ELEMENTWISE_MERGES else None
+
     def receive(self, node, graph, index, axis, size):
         other = node.input[1 - index]
-        if not graph.is_initializer(other):  # two computed operands (a residual sum): both would need the same cut
+        if not graph.is_initializer(other):  # two computed operands: ``join`` handles them (not Div)
             return None
         output_rank, input_rank = graph.rank(node.output[0]), graph.rank(node.input[index])
         if output_rank is None or input_rank is None:

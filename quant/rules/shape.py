@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from quant.onnx_graph import attribute
-from quant.rules import Flow, Rule, SizeEdit, normalize_axis, rule
+from quant.rules import Flow, Recount, Rule, SizeEdit, normalize_axis, rule
 
 
 def _axes(node, graph, rank: int | None) -> list[int] | None:
@@ -79,9 +79,31 @@ class SliceRule(Rule):
         else:
             axes = attribute(node, "axes") or list(range(len(attribute(node, "starts") or [])))
             axes = [normalize_axis(a, rank) for a in axes]
-        if axes is None or axis in axes:
+        if axes is None:
             return None
+        if axis in axes:
+            return _feature_slice(node, graph, axes.index(axis), axis, size)
         return Flow([], [(node.output[0], axis)])
+
+
+def _feature_slice(node, graph, position: int, axis: int, size: int) -> Flow | None:
+    """A Slice of a constant range of the units (one half of a gated conv, the first k features): the output
+    carries units ``[start, end)``; once pruned, both bounds become the counts of kept units before them.
+    Only step 1 and bounds given as constants (opset 10+)."""
+    bounds = [graph.constant(node.input[i]) if len(node.input) > i and node.input[i] else None for i in (1, 2, 4)]
+    starts, ends, steps = bounds
+    if starts is None or ends is None or (steps is not None and int(np.ravel(steps)[position]) != 1):
+        return None
+    start, end, _ = slice(int(np.ravel(starts)[position]), int(np.ravel(ends)[position])).indices(size)
+    end = max(start, end)
+
+    def recount(node, graph, count):
+        for index, bound in ((1, start), (2, end)):
+            value = np.array(graph.constant(node.input[index])).ravel().copy()
+            value[position] = count(tuple(range(bound)))
+            node.input[index] = graph.add_initializer(graph.unique_name(f"{node.input[index]}_pruned"), value)
+
+    return Flow([Recount(node.name, recount)], [], [(node.output[0], axis, tuple(range(start, end)))])
 
 
 @rule("Shape", "Size")

@@ -3,9 +3,9 @@
 - ``quantize --int8`` then ``convert --int8 --check``: the float file and the INT8 file (a graph file with
   int8 layer objects, or an in_skip file) both match the quantized ONNX within 1e-5 (the INT8 kernels
   compute the same dequantized products; tests/quant states the same bound for stacks).
-- structured pruning stops at merges: a unit feeding an Add/Mul/Concat/Split would have to be cut in
-  every branch alike, so those layers are kept, and the report names the merge node; what is pruned
-  still converts and matches.
+- structured pruning follows units across merges (tests/graphs/test_prune_graphs.py has the details); through
+  the ``prune`` command the report names the joined layers and the layers kept (the heads that reach the
+  graph output), and the pruned model still converts and matches.
 """
 from __future__ import annotations
 
@@ -56,18 +56,21 @@ def test_int8_graph_model_converts_and_runs(name, legacy_exports):
     assert not read_int8_model(int8_path).model.is_sequential()
 
 
-def test_structured_pruning_keeps_merge_inputs_and_names_the_merge(legacy_exports, tmp_path):
+def test_prune_command_prunes_across_merges_and_reports_joined_layers(legacy_exports, tmp_path):
     from toolchain.check import check_files
     from toolchain.cli import app
     from toolchain.convert import convert_file
 
-    for name, merge in (("dense_residual", "node '/Add' (Add)"), ("tcn", "(Add)"), ("wavenet", "(Split)")):
+    for name, joined in (("dense_residual", {"/a/MatMul", "/b/MatMul"}), ("tcn", {"/blocks.1.1/conv/Conv", "/residuals.1/Conv"}),
+                         ("wavenet", {"/input/Conv", "/residuals.0/Conv", "/residuals.1/Conv"})):
         source = legacy_exports[name]
         pruned, report = tmp_path / f"{name}.p.onnx", tmp_path / f"{name}.prune.json"
         result = CliRunner().invoke(app, ["prune", str(source), "--amount", "0.4", "--no-latency", "-o", str(pruned),
                                           "--report", str(report)])
         assert result.exit_code == 0, result.output
-        kept = json.loads(report.read_text())["kept_layers"]
-        assert any(merge in entry["reason"] and "cannot follow them" in entry["reason"] for entry in kept), kept
+        figures = json.loads(report.read_text())
+        assert joined <= {e["node"] for e in figures["pruned_layers"] if e.get("joined_with")}, figures["pruned_layers"]
+        assert all("graph output" in entry["reason"] for entry in figures["kept_layers"]), figures["kept_layers"]
+        assert "joined with" in result.output
         convert_file(pruned, tmp_path / f"{name}.p.json")
         assert check_files(pruned, tmp_path / f"{name}.p.json", frames=97, atol=1e-5).passed

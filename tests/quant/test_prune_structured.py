@@ -11,7 +11,6 @@ from toolchain.errors import InputError
 
 from quant import calibration, prune
 from quant.onnx_graph import Graph, parameter_count
-from quant.rules import Cut
 from quant.validate import check_weight_shapes
 from tests.quant.conftest import max_difference, outputs
 from tests.quant.models import KINDS, recurrent_model
@@ -27,20 +26,24 @@ def _groups(model):
 
 
 def _zero_units(model: onnx.ModelProto, units: int, incoming: bool) -> onnx.ModelProto:
-    """A copy of ``model`` where the first ``units`` of every prunable layer have all-zero incoming
-    parameters (weights and biases, every gate block) or all-zero outgoing ones."""
+    """A copy of ``model`` where the first ``units`` of every prunable group have all-zero incoming
+    parameters (weights and biases, every gate block, every joined producer) or all-zero outgoing ones."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
-    prune.simplify(model)  # as structured_prune sees it (exported zero states dropped)
+    model = prune.prepare(model)  # as structured_prune sees it (folded, shared weights copied, zero states dropped)
     graph, groups = _groups(model)
-    role = "incoming" if incoming else "outgoing"
-    for group in groups.values():
-        for cut in (c for c in group.cuts if isinstance(c, Cut) and c.role == role):
-            array = graph.array(cut.tensor).copy()
-            index = [block * group.size + unit for block in range(cut.blocks) for unit in range(units)]
-            view = np.moveaxis(array, cut.axis, 0)
-            view[index] = 0
-            graph.set_initializer(cut.tensor, array)
+    zero_group_units(graph, groups.values(), units, "incoming" if incoming else "outgoing")
     return model
+
+
+def zero_group_units(graph, groups, units: int, role: str) -> None:
+    """Set every parameter of ``role`` of the first ``units`` units of each group to zero (in place)."""
+    for group in groups:
+        for piece in (p for p in group.pieces if p.role == role):
+            array = graph.array(piece.tensor).copy()
+            view = np.moveaxis(array, piece.axis, 0)
+            for unit in range(min(units, group.size)):
+                view[group.positions(piece, unit)] = 0
+            graph.set_initializer(piece.tensor, array)
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
@@ -137,12 +140,14 @@ def test_an_inconsistent_prune_is_detected(catalog, forgotten):
     model = onnx.ModelProto.FromString(catalog["lstm"].SerializeToString())
     graph, groups = _groups(model)
     group = next(iter(groups.values()))
+    w, r = group.node.input[1], group.node.input[2]
     if forgotten == "recurrent columns":
-        group.cuts = [c for c in group.cuts if not (c.role == "outgoing" and c.axis == 2 and c.tensor == group.node.input[2])]
-    elif forgotten == "one gate block":  # cut W as if it held 3 gate blocks: the 4th keeps every row
-        group.cuts = [Cut(c.tensor, c.axis, 3, c.role) if c.tensor == group.node.input[1] and c.axis == 1 else c for c in group.cuts]
+        group.pieces = [p for p in group.pieces if not (p.role == "outgoing" and p.axis == 2 and p.tensor == r)]
+    elif forgotten == "one gate block":  # the 4th gate block of W keeps every row (its ids belong to nobody)
+        group.pieces = [prune.Piece(p.tensor, p.axis, np.concatenate([p.ids[:3 * group.size], group.units.fresh(group.size)]), p.role)
+                        if p.tensor == w and p.axis == 1 else p for p in group.pieces]
     else:
-        group.cuts = [c for c in group.cuts if not (c.role == "outgoing" and c.tensor != group.node.input[2])]
+        group.pieces = [p for p in group.pieces if not (p.role == "outgoing" and p.tensor != r)]
     group.keep = np.arange(0, group.size, 2)
     prune.apply_groups(graph, [group])
     with pytest.raises(InputError, match="LSTM|MatMul"):

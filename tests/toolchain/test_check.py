@@ -1,4 +1,4 @@
-"""``kelly-tc check`` (and ``convert --check``): exit 0 within atol, 1 beyond it, 2 on bad input."""
+"""``kelly-tc check`` (and ``convert --check``): exit 0 within the bound, 1 beyond it, 2 on bad input."""
 from __future__ import annotations
 
 import json
@@ -56,8 +56,11 @@ def test_check_fails_with_exit_1_on_a_wrong_gate_order(lstm_pair, tmp_path):
     swap_first_two_gate_columns(json_path)
     result = invoke("check", onnx_path, json_path, "--json", tmp_path / "report.json")
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"error: {json_path}: max abs error ") and "exceeds atol 1e-05" in result.stderr
+    assert result.stderr.startswith(f"error: {json_path}: worst error vs the float64 run ") and "exceeded" in result.stderr
     assert json.loads((tmp_path / "report.json").read_text())["passed"] is False
+    fixed = invoke("check", onnx_path, json_path, "--atol", "1e-5")  # the fixed bound, as before
+    assert fixed.exit_code == 1
+    assert fixed.stderr.startswith(f"error: {json_path}: max abs error ") and "(atol 1e-05): exceeded" in fixed.stderr
 
 
 def test_half_way_reset_comparison_catches_an_engine_that_keeps_state(lstm_pair, monkeypatch):

@@ -34,6 +34,16 @@ EXPECTED = {
                                      "RTNeural's conv1d is causal (use pads=[(K-1)*dilation, 0])"),
     "conv_same_padding": (CONV, "Conv with auto_pad=SAME_UPPER ('same' padding) centres the kernel: each output needs future "
                                 "frames, and a streaming conv1d would output it shifted; pad only on the left instead"),
+    "causal_trim_leaves_a_remainder": ("node 'trim' (Slice)", "Slice drops 1 trailing frames where the padded Conv at node 'conv' "
+                                                              "(Conv) added 2: the last 1 kept frames still need up to 1 future "
+                                                              "frames (a non-causal remainder)"),
+    "causal_trim_shifts_the_output": ("node 'trim' (Slice)", "Slice starts at frame 0 where the causal output starts at frame 1 "
+                                                             "(the output would be delayed by 1 frames)"),
+    "right_padding_without_a_trim": (CONV, "Conv with right padding 2 (pads=[2, 2]): its output at frame t needs frames after t; "
+                                           "RTNeural's conv1d is causal (use pads=[(K-1)*dilation, 0]) (and no Slice after it drops "
+                                           "the 2 trailing frames to make it causal)"),
+    "gather_selects_a_feature": ("node 'pick' (Gather)", "Gather of indices [1] along axis 2 (size 4): it selects features or frames; "
+                                                         "only taking the one element of a size-1 axis (a squeeze) is supported"),
     "conv_stride_2": (CONV, "Conv with stride 2: the output has 1/2 of the frames; RTNeural's conv1d outputs one frame per "
                             "input frame (stride 1)"),
     "conv_too_much_left_padding": (CONV, "Conv with 3 frames of left padding but (K-1)*dilation = 2: the output would be "
@@ -49,7 +59,7 @@ EXPECTED = {
                                                                   "only size-1 axes may appear or vanish"),
     "softmax_over_time": ("node 'softmax' (Softmax)", "tensor 'y' would have 2 feature axes (axes [1, 2]): frames would be mixed"),
     "unsupported_op": ("node 'log_softmax' (LogSoftmax)", "unsupported op LogSoftmax: RTNeural has no equivalent layer (supported: "
-                       "Add, BatchNormalization, Cast, Conv, Dropout, Elu, Flatten, GRU, Gemm, Identity, LSTM, LeakyRelu, MatMul, "
+                       "Add, BatchNormalization, Cast, Conv, Dropout, Elu, Flatten, GRU, Gather, Gemm, Identity, LSTM, LeakyRelu, MatMul, "
                        "PRelu, Pad, Relu, Reshape, Sigmoid, Slice, Softmax, Split, Squeeze, Sub, Tanh, Transpose, Unsqueeze)"),
     "bias_after_activation": ("node 'add' (Add)", "Add of a constant that no preceding dense/conv1d layer without activation "
                                                   "can absorb (RTNeural has no bias-only layer)"),

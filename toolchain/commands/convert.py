@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from toolchain.check import DEFAULT_ATOL, DEFAULT_FRAMES, check_files
+from toolchain.check import DEFAULT_FRAMES, check_files
 from toolchain.cli import command
 from toolchain.commands.check import finish
 from toolchain.convert import convert_file, default_json_path
@@ -17,11 +17,11 @@ from toolchain.graph_json import MESSAGE_GRAPH, MESSAGE_IN_SKIP, output_form
 
 @command
 def convert(
-    model: Path = typer.Argument(..., help="The ONNX model to convert."),
+    model: Path = typer.Argument(..., help="The ONNX model to convert (or a GuitarML SimpleRNN .json: model_data + state_dict)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output JSON (default: MODEL.json beside the model)."),
     run_check: bool = typer.Option(False, "--check", help="Then compare the JSON with the ONNX model (as `kelly-tc check`)."),
     frames: int = typer.Option(DEFAULT_FRAMES, "--frames", "-n", help="Frames of random input for --check."),
-    atol: float = typer.Option(DEFAULT_ATOL, "--atol", help="Largest absolute error allowed by --check."),
+    atol: Optional[float] = typer.Option(None, "--atol", help="Fixed bound for --check (default: judged against a float64 run of the ONNX graph, as `kelly-tc check`)."),
     int8: bool = typer.Option(False, "--int8", help="Also write the INT8 variant OUT.int8.json (a kelly-tc extension for int8 engines; quant/int8_json.py)."),
 ) -> None:
     """Convert an ONNX model to RTNeural JSON (refusing, with the reason, what RTNeural cannot compute)."""
@@ -29,6 +29,16 @@ def convert(
 
     options.integer(frames, "--frames", 2, options.MAX_CHECK_FRAMES)
     options.atol(atol)
+    if _starts_like_json(model):  # GuitarML's SimpleRNN files (model_data + state_dict); by content, not name
+        from toolchain.convert import convert_json_file
+
+        target = output or model.with_name(f"{model.stem}.rtneural.json")
+        atomic.check_output(target, inputs=[model], what="--output")
+        converted, error = convert_json_file(model, output)
+        Console(soft_wrap=True).print(f"wrote {target}: {', '.join(f'{l.kind} {l.in_size}->{l.out_size}' for l in converted.layers)}"
+                                      f" ({converted.parameter_count()} parameters); max abs error {error:.3g} against a float64 "
+                                      "evaluation of the source weights")
+        return
     target = output or default_json_path(model)
     to_stdout = str(target) == atomic.STDOUT
     if to_stdout and (int8 or run_check):
@@ -55,6 +65,22 @@ def convert(
     if run_check:
         for json_path in [target] + ([int8_target] if int8_target else []):
             finish(check_files(model, json_path, frames=frames, atol=atol), None)
+
+
+def _starts_like_json(path: Path) -> bool:
+    """True when the file's first non-blank byte is ``{`` (a JSON object); an ONNX protobuf never starts
+    so (its first byte is a field tag such as 0x08). Only a regular file is opened (a FIFO would block);
+    anything else goes on to the ONNX reader, which names the problem."""
+    import os
+    import stat
+
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        with open(path, "rb") as handle:
+            return handle.read(4096).lstrip().startswith(b"{")
+    except OSError:
+        return False
 
 
 def _convert_pair(model: Path, target: Path, int8_target: Path):

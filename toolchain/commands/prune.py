@@ -58,7 +58,8 @@ def render(figures: dict) -> None:
                       f"{latency['pruned']['seconds_per_frame']:.3g}", f"{latency['ratio']:.3f}")
     console.print(sizes)
     for entry in figures.get("pruned_layers", []):
-        console.print(f"  {entry['node']} ({entry['op_type']}): {entry['units_before']} -> {entry['units_after']} units")
+        joined = f" (joined with {', '.join(entry['joined_with'])})" if entry.get("joined_with") else ""
+        console.print(f"  {entry['node']} ({entry['op_type']}): {entry['units_before']} -> {entry['units_after']} units{joined}")
     for entry in figures.get("kept_layers", []):
         console.print(f"  kept {entry['node']}: {entry['reason']}")
     if "sparsity" in figures:

@@ -50,6 +50,13 @@ def map_by_size(ctx: NodeContext, in_dims, out_dims, op: str) -> list[int]:
     big_in = [(i, d) for i, d in enumerate(in_dims) if d != 1]
     big_out = [(j, d) for j, d in enumerate(out_dims) if d != 1]
     same = len(big_in) == len(big_out) and all(a is not None and a == b for (_, a), (_, b) in zip(big_in, big_out))
+    if not same and len(big_in) == len(big_out):
+        fixed = [(a, b) for (_, a), (_, b) in zip(big_in, big_out) if isinstance(a, str) and isinstance(b, int)]
+        if fixed:  # the dynamo exporter may bake the example's length into a Reshape target
+            raise ctx.unsupported(f"{op} {_format(in_dims)} -> {_format(out_dims)} fixes the variable axis '{fixed[0][0]}' to "
+                                  f"{fixed[0][1]}: the exporter baked the example's length into the graph, which only runs at that size "
+                                  f"(torch 2.13 does so for time-major RNNs with dynamic_shapes and for Dim.AUTO; export with "
+                                  f"dynamo=False and dynamic_axes, or batch_first)")
     if not same:
         raise ctx.unsupported(f"{op} {_format(in_dims)} -> {_format(out_dims)} regroups axes; only size-1 axes may appear or vanish")
     source = {j: i for (j, _), (i, _) in zip(big_out, big_in)}

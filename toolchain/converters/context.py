@@ -29,6 +29,7 @@ class WalkState:
 
     layers: list[Layer] = field(default_factory=list)
     pending_pad: PendingPad | None = None  # of the node's data input; a Pad or shape-only op passes it on
+    pending_trim: object | None = None  # causal_trim.PendingTrim: a padded Conv awaiting its Slice
     notes: list[str] = field(default_factory=list)
     #: (layer index, order, where) of each channel-major flatten of a 2-D map (converters/conv2d.py)
     frame_orders: list = field(default_factory=list)

@@ -5,13 +5,15 @@ RTNeural's conv1d is causal and streaming: each output frame uses the current fr
 frame exactly when the time axis is padded with ``(K-1)*dilation`` zeros on the left and none on the
 right -- written either as ``pads=[(K-1)*d, 0]`` (what the dynamo exporter emits) or as a ``Pad`` node
 followed by a valid Conv (what ``F.pad(x, (p, 0))`` exports with dynamo=False). Anything else
-produces a shifted, shortened or decimated output: refused, with the reason.
+produces a shifted, shortened or decimated output: refused, with the reason -- unless a Slice drops
+exactly the frames that make it non-causal (:mod:`causal_trim`, PedalNetRT's ``CausalConv1d``).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from toolchain.converters.axes import BATCH, FEATURE, ONE, TIME
+from toolchain.converters.causal_trim import expect_trim, find_trim
 from toolchain.converters.context import NodeContext, PendingPad
 from toolchain.converters.conv2d import convert_conv2d
 from toolchain.converters.registry import converter
@@ -48,8 +50,8 @@ def pad(ctx: NodeContext) -> list[int]:
     return list(ctx.in_axes)
 
 
-def _left_padding(ctx: NodeContext, kernel_size: int) -> int:
-    """The Conv's own left padding; refuses right, 'same' and asymmetric-in-the-wrong-way padding."""
+def _padding(ctx: NodeContext, kernel_size: int) -> tuple[int, int]:
+    """The Conv's own (left, right) padding; refuses 'same' padding."""
     auto_pad = ctx.attr("auto_pad", "NOTSET")
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         raise ctx.unsupported(f"Conv with auto_pad={auto_pad} ('same' padding) centres the kernel: each output needs "
@@ -59,10 +61,7 @@ def _left_padding(ctx: NodeContext, kernel_size: int) -> int:
     pads = ctx.attr("pads", [0, 0]) if auto_pad == "NOTSET" else [0, 0]
     if len(pads) != 2:
         raise ctx.invalid(f"pads {pads} for a 1-D Conv")
-    if pads[1] != 0:
-        raise ctx.unsupported(f"Conv with right padding {pads[1]} (pads={list(pads)}): its output at frame t needs "
-                              f"frames after t; RTNeural's conv1d is causal (use pads=[(K-1)*dilation, 0])")
-    return int(pads[0])
+    return int(pads[0]), int(pads[1])
 
 
 @converter("Conv", summary="conv1d (1-D, stride 1, causal: left padding (K-1)*dilation); conv2d (2-D: time causal as conv1d, features valid/same with a stride, no groups)")
@@ -87,19 +86,27 @@ def conv(ctx: NodeContext) -> list[int]:
         raise ctx.invalid(f"group {groups} does not divide {out_channels} output channels")
     needed = (kernel_size - 1) * dilation
     pending = ctx.state.pending_pad
-    total = _left_padding(ctx, kernel_size) + (pending.frames if pending else 0)
+    left, right = _padding(ctx, kernel_size)
+    total = left + (pending.frames if pending else 0)
     if pending and not ctx.roles.same(pending.time_axis, ctx.in_axes[2]):
         raise ctx.unsupported(f"the Pad at {pending.where} pads a different axis than this Conv's time axis")
     ctx.state.pending_pad = None
+    right_refusal = (f"Conv with right padding {right} (pads={[left, right]}): its output at frame t needs frames after t; "
+                     f"RTNeural's conv1d is causal (use pads=[(K-1)*dilation, 0])")
+    if right and total < needed:
+        raise ctx.unsupported(right_refusal)
     if total < needed:
         raise ctx.unsupported(f"Conv with {total} frames of left padding but (K-1)*dilation = {needed}: a valid (unpadded) "
                               f"convolution's output is the streaming output shifted by {needed - total} frames (and shorter); "
                               f"pad {needed} zeros on the left to make it causal")
-    # More left padding than the causal (K-1)*dilation delays the output: walk.py refuses the delayed
-    # stream where a layer, the output or an undelayed branch reads it (naming both branches).
-    ctx.state.delay = total - needed
-    ctx.state.delay_reason = (f"Conv with {total} frames of left padding but (K-1)*dilation = {needed}: "
-                              f"the output would be delayed by {total - needed} frames")
+    if right:
+        expect_trim(ctx, total - needed, right, ctx.in_axes[2], right_refusal)
+    elif total > needed and not find_trim(ctx, total - needed, 0, ctx.in_axes[2], exact_start=True):
+        # More left padding than the causal (K-1)*dilation delays the output: walk.py refuses the delayed
+        # stream where a layer, the output or an undelayed branch reads it (naming both branches).
+        ctx.state.delay = total - needed
+        ctx.state.delay_reason = (f"Conv with {total} frames of left padding but (K-1)*dilation = {needed}: "
+                                  f"the output would be delayed by {total - needed} frames")
     bias = ctx.optional_weight(2, "bias B", ndim=1)
     batch, channels, time = ctx.in_axes
     ctx.require(batch, {BATCH, ONE}, "Conv treats this axis as batch")

@@ -99,11 +99,46 @@ def _shape_inference(model: onnx.ModelProto) -> dict[str, Dims | None]:
     return {vi.name: tensor_dims(vi) for vi in [*graph.input, *graph.value_info, *graph.output]}
 
 
-def evaluate_node(node: onnx.NodeProto, inputs: list[np.ndarray | None], opsets: dict[str, int]) -> list[np.ndarray]:
-    """Run one node with onnx's reference evaluator, under the model's own opset versions."""
-    evaluator = ReferenceEvaluator(node, opsets=dict(opsets))
+def subgraph_reads(node: onnx.NodeProto) -> list[str]:
+    """Names a node's subgraphs (If branches, Loop/Scan bodies) read from the enclosing graph.
+
+    The legacy exporter's ``torch.tile`` writes ``If`` nodes whose branches use outer tensors that are
+    not node inputs: their kind (and value, when folding) comes from those names too."""
+    outer: list[str] = []
+
+    def visit(graph: onnx.GraphProto, known: set[str]) -> None:
+        known = known | {i.name for i in graph.input} | {t.name for t in graph.initializer}
+        for inner in graph.node:
+            for name in inner.input:
+                if name and name not in known and name not in outer:
+                    outer.append(name)
+            for attribute in inner.attribute:
+                for sub in ([attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)):
+                    visit(sub, known)
+            known |= set(inner.output)
+        for value in graph.output:
+            if value.name not in known and value.name not in outer:
+                outer.append(value.name)
+
+    for attribute in node.attribute:
+        for sub in ([attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)):
+            visit(sub, set())
+    return outer
+
+
+def evaluate_node(node: onnx.NodeProto, inputs: list[np.ndarray | None], opsets: dict[str, int],
+                  outer: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
+    """Run one node with onnx's reference evaluator, under the model's own opset versions.
+
+    ``outer``: the values of the tensors its subgraphs read from the enclosing graph
+    (:func:`subgraph_reads`); the node then runs inside a small model holding them as initializers."""
     feeds = {name: value for name, value in zip(node.input, inputs) if name}
-    return evaluator.run(None, feeds)
+    if not outer:
+        return ReferenceEvaluator(node, opsets=dict(opsets)).run(None, feeds)
+    initializers = [numpy_helper.from_array(np.asarray(value), name) for name, value in {**outer, **feeds}.items()]
+    graph = onnx.helper.make_graph([node], "fold", [], [onnx.helper.make_empty_tensor_value_info(n) for n in node.output if n], initializers)
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid(d, v) for d, v in opsets.items()])
+    return ReferenceEvaluator(model).run(None, {})
 
 
 def _value_size_bound(node: onnx.NodeProto, inputs: list[np.ndarray | None]) -> int | None:
@@ -139,14 +174,26 @@ def _check_fold_size(node: onnx.NodeProto, inputs: list, dims: dict, where: str)
         raise InputError(f"would create a constant of {max(known)} elements, above the {MAX_TENSOR_ELEMENTS} limit", where=where)
 
 
-def fold_node(node: onnx.NodeProto, inputs: list, graph_dims: dict, opsets: dict, where: str) -> list[np.ndarray]:
-    """The outputs of ``node`` computed from its constant ``inputs``, refusing absurd sizes (also used
-    by ``quant.onnx_graph.fold_constants``, so the compression passes fold exactly as the converter)."""
+def _fold_failure(node: onnx.NodeProto, inputs: list, error: Exception) -> str:
+    """Why a constant node did not fold, in kelly-tc's words (the evaluator's text goes to the debug log)."""
+    shapes = ", ".join("none" if v is None else f"{np.asarray(v).dtype}{list(np.shape(v))}" for v in inputs) or "no inputs"
+    if isinstance(error, NotImplementedError) or "not implemented" in str(error).lower():
+        return f"every input is a constant, but onnx's reference evaluator does not implement {node.op_type} (opset of this model)"
+    return (f"every input is a constant ({shapes}), but {node.op_type} cannot be computed on them "
+            f"({type(error).__name__}; rerun with --debug for the evaluator's message)")
+
+
+def fold_node(node: onnx.NodeProto, inputs: list, graph_dims: dict, opsets: dict, where: str,
+              outer: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
+    """The outputs of ``node`` computed from its constant ``inputs`` (and ``outer``: the constant outer
+    tensors its subgraphs read), refusing absurd sizes (also used by ``quant.onnx_graph.fold_constants``,
+    so the compression passes fold exactly as the converter)."""
     _check_fold_size(node, inputs, graph_dims, where)
     try:
-        outputs = evaluate_node(node, inputs, opsets)
+        outputs = evaluate_node(node, inputs, opsets, outer)
     except Exception as error:
-        raise InputError(f"cannot evaluate this constant node: {type(error).__name__}: {str(error)[:160]}", where=where) from None
+        log.debug("folding %s failed: %s: %s", where, type(error).__name__, error)
+        raise InputError(f"cannot fold this constant node: {_fold_failure(node, inputs, error)}", where=where) from None
     for value in outputs:
         if np.asarray(value).size > MAX_TENSOR_ELEMENTS:
             raise InputError(f"folds to more than {MAX_TENSOR_ELEMENTS} elements", where=where)
@@ -185,7 +232,11 @@ def prepare_graph(model: onnx.ModelProto) -> PreparedGraph:
         missing = [name for name in node.input if name and name not in kind]
         if missing:
             raise InputError(f"input '{missing[0]}' is not produced by any node, initializer or graph input (a missing initializer?)", where=where)
-        kinds = {kind[name] for name in node.input if name}
+        outer_names = subgraph_reads(node)
+        unknown = [name for name in outer_names if name not in kind]
+        if unknown:
+            raise InputError(f"its subgraph reads '{unknown[0]}', which no earlier node, initializer or graph input produces", where=where)
+        kinds = {kind[name] for name in [*node.input, *outer_names] if name}
         inputs = [constants.get(name) if name else None for name in node.input]
         if node.op_type in SHAPE_READERS and kinds & {DATA, SHAPE} and _static(dims.get(node.input[0])):
             # The shape is fixed (e.g. the dynamo exporter's fixed sizes): fold it like a constant,
@@ -193,7 +244,7 @@ def prepare_graph(model: onnx.ModelProto) -> PreparedGraph:
             inputs = [np.broadcast_to(np.zeros((), np.float32), dims[node.input[0]])]
             kinds = {CONST}
         if kinds <= {CONST} and node.op_type not in NONDETERMINISTIC and node.domain in ("", "ai.onnx"):
-            values = fold_node(node, inputs, dims, opsets, where)
+            values = fold_node(node, inputs, dims, opsets, where, {name: constants[name] for name in outer_names})
             for name, value in zip(node.output, values):
                 if name:
                     constants[name], kind[name] = value, CONST
@@ -208,6 +259,9 @@ def prepare_graph(model: onnx.ModelProto) -> PreparedGraph:
         raise InputError(f"output '{graph_output.name}' is not produced by any node", where="graph outputs")
     if kind[graph_output.name] != DATA:
         raise UnsupportedError(f"output '{graph_output.name}' does not depend on the input's values", where="graph outputs")
+    from toolchain.converters.shapes import refine_dims  # (imports this module)
+
+    dims = refine_dims(model, remaining, kind, constants, dims, _shape_inference)
     prepared = PreparedGraph(opsets, graph_input.name, graph_output.name, remaining, constants, kind, producer, dims)
     _drop_dead_nodes(prepared)
     return prepared
@@ -231,7 +285,7 @@ def _drop_dead_nodes(graph: PreparedGraph) -> None:
         if any(name in needed for name in node.output):
             live_nodes.append(node)
             if node.op_type not in SHAPE_READERS:
-                needed.update(name for name in node.input if name)
+                needed.update(name for name in [*node.input, *subgraph_reads(node)] if name)
     graph.nodes = live_nodes[::-1]
     graph.live = needed
 

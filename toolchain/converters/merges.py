@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from toolchain.converters import causal_trim
 from toolchain.converters.axes import FEATURE, TIME, hinted_role
 from toolchain.converters.context import NodeContext, Outputs
 from toolchain.converters.registry import converter
@@ -105,8 +106,11 @@ def split(ctx: NodeContext) -> Outputs:
     return outputs
 
 
-@converter("Slice", summary="slice layer of a constant feature range; along time only an identity (keeps every frame)")
+@converter("Slice", summary="slice layer of a constant feature range; along time only an identity (keeps every frame), "
+                             "or the trim after a padded Conv dropping exactly its non-causal frames (PedalNetRT's CausalConv1d)")
 def slice_(ctx: NodeContext) -> list[int]:
+    if ctx.state.pending_trim is not None:  # PedalNetRT's CausalConv1d: Conv(padding=(K-1)*d)[..., :-(K-1)*d]
+        return causal_trim.trim_slice(ctx)
     rank = len(ctx.in_axes)
     if ctx.opset >= 10 and _shape_computed(ctx, (1, 2)):
         return _shape_computed_identity(ctx)

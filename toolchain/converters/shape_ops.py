@@ -6,6 +6,7 @@ layer: it only moves axis variables, constraining the axes it removes to be sing
 """
 from __future__ import annotations
 
+import numpy as np
 import onnx
 
 from toolchain.converters.axes import SINGLETON_ROLES
@@ -87,3 +88,23 @@ def flatten(ctx: NodeContext) -> list[int]:
     if merged is not None:
         return merged
     return map_by_size(ctx, ctx.in_dims, ctx.out_dims, "Flatten")
+
+
+@converter("Gather", shape_only=True, summary="removed when it takes the one index of a size-1 axis (NAM's x[:, :, 0]: a squeeze)")
+def gather(ctx: NodeContext) -> list[int]:
+    if ctx.data_index != 0:
+        raise ctx.unsupported("Gather whose indices are computed from the model input (a data-dependent lookup)")
+    rank = len(ctx.in_axes)
+    axis = ctx.axis_index(int(ctx.attr("axis", 0)), rank)
+    indices = np.asarray(ctx.constant(1, "indices"))
+    size = ctx.in_dims[axis] if ctx.in_dims is not None and len(ctx.in_dims) == rank else None
+    if indices.size != 1 or size != 1 or int(indices.reshape(-1)[0]) not in (0, -1):
+        shown = "unknown" if size is None else size
+        raise ctx.unsupported(f"Gather of indices {indices.reshape(-1)[:8].tolist()} along axis {axis} (size {shown}): it selects "
+                              "features or frames; only taking the one element of a size-1 axis (a squeeze) is supported")
+    ctx.require(ctx.in_axes[axis], SINGLETON_ROLES, f"Gather takes the one element of axis {axis}")
+    if indices.ndim > 1:
+        raise ctx.unsupported(f"Gather with {indices.ndim}-D indices adds axes")
+    if indices.ndim == 0:  # a scalar index removes the axis; a [1] index keeps it
+        return [a for i, a in enumerate(ctx.in_axes) if i != axis]
+    return list(ctx.in_axes)
