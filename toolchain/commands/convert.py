@@ -28,7 +28,8 @@ def convert(
     from toolchain import atomic, options
 
     options.integer(frames, "--frames", 2, options.MAX_CHECK_FRAMES)
-    options.atol(atol)
+    if atol is not None:
+        options.atol(atol)
     if _starts_like_json(model):  # GuitarML's SimpleRNN files (model_data + state_dict); by content, not name
         from toolchain.convert import convert_json_file
 
