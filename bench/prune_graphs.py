@@ -19,6 +19,7 @@ from tests.fixtures.export import export_dynamo, export_legacy
 from toolchain.check import check_files
 from toolchain.convert import convert_file
 from toolchain.errors import KellyError
+from toolchain import atomic
 
 
 def export(name: str, exporter: str, folder: Path) -> Path:
@@ -85,8 +86,8 @@ def main() -> None:
                      f"{r['max_abs']:.3g} | {r['error_to_signal']:.3g} | {r['cosine']:.4f} | {check} |")
     out = Path("bench/results")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "prune_graphs.md").write_text("\n".join(lines) + "\n")
-    (out / "prune_graphs.json").write_text(json.dumps(rows, indent=1) + "\n")
+    atomic.write_text(out / "prune_graphs.md", "\n".join(lines) + "\n")
+    atomic.write_text(out / "prune_graphs.json", json.dumps(rows, indent=1) + "\n")
     print("\n".join(lines))
 
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from toolchain import atomic
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -74,13 +75,13 @@ def main() -> None:
                "worst_vs_onnxruntime": max((r.get("vs_onnxruntime", 0.0) for r in rows), default=0.0),
                "worst_vs_torch": max((r.get("vs_torch", 0.0) for r in rows), default=0.0),
                "not_ok": [r["model"] for r in rows if r["status"] != "ok"]}
-    (RESULTS / "rnn_catalogue.json").write_text(json.dumps(summary, indent=1))
+    atomic.write_text(RESULTS / "rnn_catalogue.json", json.dumps(summary, indent=1))
     lines = ["# RNN conversion matrix (python -m bench.rnn_catalogue)", "",
              f"{len(rows)} exports, {len(summary['not_ok'])} not ok; worst max abs error vs onnxruntime "
              f"{summary['worst_vs_onnxruntime']:.3g}, vs torch {summary['worst_vs_torch']:.3g}", "",
              "| model | status | vs onnxruntime | vs torch |", "|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['status']} | {r.get('vs_onnxruntime', float('nan')):.3g} | {r.get('vs_torch', float('nan')):.3g} |" for r in rows]
-    (RESULTS / "rnn_catalogue.md").write_text("\n".join(lines) + "\n")
+    atomic.write_text(RESULTS / "rnn_catalogue.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
