@@ -150,7 +150,7 @@ def measure_pipeline(kelly: dict[str, tuple[dict[str, Runner], np.ndarray]], fra
     for p in pipelines.values():
         p.reset()
     samples = time_runners(pipelines, np.arange(length), frames, warmup, rounds, advance)
-    row = {"model": "Kelly pipeline (5 models)", "models": list(kelly),
+    row = {"model": f"Kelly pipeline ({len(kelly)} models)", "models": list(kelly),
            "latency_us": {runtime: {k: v * 1e6 for k, v in latency_statistics(s).items()} for runtime, s in samples.items()}}
     add_ratios(row)
     return row

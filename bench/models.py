@@ -15,45 +15,11 @@ import os
 from pathlib import Path
 
 from reference_engine import synthetic
+from reference_engine.synthetic import build_stack, kelly_stacks  # noqa: F401  (shared with the soak run)
 from toolchain.layers import Model
 
 #: RTNeural's test models, beside the repository unless KELLY_TC_SHARED says otherwise.
 TESTDATA = Path(os.environ.get("KELLY_TC_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "rtneural-testdata"
-
-#: Issue 3's stacks, used only if the Kelly spec module is absent: (input, [(kind, size, activation), ...]).
-FALLBACK_KELLY = {
-    "EmotionRecognizer": (128, [("dense", 512, "relu"), ("dense", 256, "relu"), ("lstm", 128, ""), ("dense", 64, "tanh")]),
-    "MelodyTransformer": (64, [("dense", 256, "relu"), ("lstm", 256, ""), ("dense", 256, "relu"), ("dense", 128, "sigmoid")]),
-    "HarmonyPredictor": (128, [("dense", 256, "relu"), ("dense", 128, "relu"), ("dense", 64, "softmax")]),
-    "DynamicsEngine": (32, [("dense", 128, "relu"), ("dense", 64, "relu"), ("dense", 16, "sigmoid")]),
-    "GroovePredictor": (64, [("dense", 128, "relu"), ("dense", 64, "relu"), ("dense", 32, "tanh")]),
-}
-
-
-def kelly_stacks() -> tuple[dict[str, tuple[int, list[tuple[str, int, str]]]], str]:
-    """The five Kelly stacks and where they came from."""
-    try:
-        from toolchain.kelly.spec import SPECS
-    except ImportError:
-        return FALLBACK_KELLY, "issue 3 stacks (toolchain/kelly/spec.py absent)"
-    stacks = {spec.name: (spec.input_size, [(layer.kind, layer.size, layer.activation) for layer in spec.layers])
-              for spec in SPECS}
-    return stacks, "toolchain/kelly/spec.py"
-
-
-def build_stack(rng: np.random.Generator, input_size: int, layers: list[tuple[str, int, str]]) -> Model:
-    built, size = [], input_size
-    for kind, out, activation in layers:
-        if kind == "dense":
-            built.append(synthetic.dense(rng, size, out, activation))
-        elif kind in ("lstm", "gru"):
-            built.append(getattr(synthetic, kind)(rng, size, out))
-            if activation:
-                built.append(synthetic.activation(out, activation))
-        else:
-            raise ValueError(f"no benchmark builder for {kind!r}")
-        size = out
-    return synthetic.model(input_size, built)
 
 
 def layer_models(rng: np.random.Generator) -> dict[str, Model]:

@@ -87,7 +87,7 @@ def resident_bytes() -> int:
 
 def soak_models(seed: int = 0) -> dict[str, Model]:
     """An LSTM and a GRU of odd sizes, then the five Kelly shapes, all with seeded random weights."""
-    from bench.models import build_stack, kelly_stacks
+    from reference_engine.synthetic import build_stack, kelly_stacks
 
     rng = np.random.default_rng(seed)
     models = {"lstm 7->23->5": synthetic.model(7, [synthetic.lstm(rng, 7, 23), synthetic.dense(rng, 23, 5)]),

@@ -73,6 +73,43 @@ def dense_stack(rng, sizes: list[int], activation: str = "relu", recurrent: dict
     return model(sizes[0], layers)
 
 
+#: Issue 3's stacks, used only if the Kelly spec module is absent: (input, [(kind, size, activation), ...]).
+FALLBACK_KELLY = {
+    "EmotionRecognizer": (128, [("dense", 512, "relu"), ("dense", 256, "relu"), ("lstm", 128, ""), ("dense", 64, "tanh")]),
+    "MelodyTransformer": (64, [("dense", 256, "relu"), ("lstm", 256, ""), ("dense", 256, "relu"), ("dense", 128, "sigmoid")]),
+    "HarmonyPredictor": (128, [("dense", 256, "relu"), ("dense", 128, "relu"), ("dense", 64, "softmax")]),
+    "DynamicsEngine": (32, [("dense", 128, "relu"), ("dense", 64, "relu"), ("dense", 16, "sigmoid")]),
+    "GroovePredictor": (64, [("dense", 128, "relu"), ("dense", 64, "relu"), ("dense", 32, "tanh")]),
+}
+
+
+def kelly_stacks() -> tuple[dict[str, tuple[int, list[tuple[str, int, str]]]], str]:
+    """The five Kelly stacks and where they came from."""
+    try:
+        from toolchain.kelly.spec import SPECS
+    except ImportError:
+        return FALLBACK_KELLY, "issue 3 stacks (toolchain/kelly/spec.py absent)"
+    stacks = {spec.name: (spec.input_size, [(layer.kind, layer.size, layer.activation) for layer in spec.layers])
+              for spec in SPECS}
+    return stacks, "toolchain/kelly/spec.py"
+
+
+def build_stack(rng: np.random.Generator, input_size: int, layers: list[tuple[str, int, str]]) -> Model:
+    """A stack from (kind, size, activation) triples: the Kelly shapes for benchmarks and the soak run."""
+    built, size = [], input_size
+    for kind, out, activation_name in layers:
+        if kind == "dense":
+            built.append(dense(rng, size, out, activation_name))
+        elif kind in ("lstm", "gru"):
+            built.append((lstm if kind == "lstm" else gru)(rng, size, out))
+            if activation_name:
+                built.append(activation(out, activation_name))
+        else:
+            raise ValueError(f"no benchmark builder for {kind!r}")
+        size = out
+    return model(input_size, built)
+
+
 def wavenet(rng, input_size: int = 1, channels: int = 3, dilations: tuple[int, ...] = (1, 2, 4), kernel_size: int = 3) -> Model:
     """A gated WaveNet-style graph (PedalNetRT's shape) exercising every merge kind: an input 1x1 conv; per
     layer a dilated causal conv to 2C, ``slice`` halves, ``tanh(a) * sigmoid(b)`` (``mul``), a 1x1 residual

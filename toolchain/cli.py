@@ -51,11 +51,51 @@ import traceback  # noqa: E402
 from typing import Callable  # noqa: E402
 
 import typer  # noqa: E402
+from typer.core import TyperGroup  # noqa: E402
+
+try:  # recent typer vendors click as typer._click (its exceptions are not click's); older typer uses click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors
 
 from toolchain.atomic import os_reason  # noqa: E402
 from toolchain.errors import KellyError, cap_line  # noqa: E402
 
+
+class OneLineUsageErrors(TyperGroup):
+    """typer's group, with a usage error (unknown option, missing argument, unparsable value) printed as
+    the one line every other error is, ``error: kelly-tc COMMAND: reason (see kelly-tc COMMAND --help)``,
+    exit 2 -- instead of typer's five-line box. Help (``--help``, no arguments) prints as usual."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:  # a caller that handles click's exceptions itself
+            return super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
+        try:
+            result = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
+        except click_errors.NoArgsIsHelpError as error:  # `kelly-tc` or `kelly-tc convert` alone: the help
+            print(error.ctx.get_help() if error.ctx else str(error))
+            sys.exit(EXIT_OK if error.ctx is None or error.ctx.parent is None else EXIT_BAD_INPUT)
+        except click_errors.ClickException as error:
+            sys.exit(usage_error(error))
+        except typer.Abort:
+            print("error: aborted", file=sys.stderr, flush=True)
+            sys.exit(EXIT_CHECK_FAILED)
+        # standalone_mode=False returns an Exit's code, or the command's return value (None: success)
+        sys.exit(result if isinstance(result, int) else EXIT_OK)
+
+
+def usage_error(error: click_errors.ClickException) -> int:
+    """Print ``error`` as one line on stderr; return its exit code (2 for every usage error)."""
+    context = getattr(error, "ctx", None)
+    where = context.command_path if context is not None else "kelly-tc"
+    reason = " ".join(error.format_message().split()).rstrip(".")
+    hint = f" (see {where} --help)" if context is not None else ""
+    print(f"error: {where}: {reason}{hint}", file=sys.stderr, flush=True)
+    return error.exit_code if error.exit_code else EXIT_BAD_INPUT
+
+
 app = typer.Typer(
+    cls=OneLineUsageErrors,
     name="kelly-tc",
     help="ONNX -> RTNeural toolchain for real-time audio models: convert, check, run, bench, compress, deploy.",
     no_args_is_help=True,
@@ -78,6 +118,25 @@ def fail(line: str, code: int) -> None:
     line = cap_line(" ".join(part.strip() for part in str(line).splitlines() if part.strip()))
     print(f"error: {line}", file=sys.stderr, flush=True)
     raise typer.Exit(code)
+
+
+class _NoStatus:
+    """What :func:`status` gives off a terminal: ``update`` does nothing, nothing is printed."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+
+def status(console, text: str):
+    """``console.status(text)`` on a terminal; off it (a file, a pipe) nothing: a spinner cannot animate
+    there and rich would leave a blank line on stderr, before the one error line or the results."""
+    return console.status(text) if console.is_terminal else _NoStatus()
 
 
 def command(function: Callable) -> Callable:

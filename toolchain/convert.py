@@ -17,6 +17,27 @@ def default_json_path(onnx_path: str | Path) -> Path:
     return Path(onnx_path).with_suffix(".json")
 
 
+INT8_TAG = ".int8"
+
+
+def output_paths(onnx_path: str | Path, json_path: str | Path | None = None, int8: bool = False) -> tuple[Path, Path | None]:
+    """(float RTNeural JSON, INT8 extension JSON or None) that ``convert`` writes.
+
+    ``MODEL.onnx`` -> ``MODEL.json`` (+ ``MODEL.int8.json`` with ``int8``). A model already named
+    ``NAME.int8.onnx`` (``kelly-tc quantize``'s default output) keeps its name for the INT8 file,
+    ``NAME.int8.json``, and its float JSON becomes ``NAME.int8.float.json`` -- never ``NAME.int8.int8.json``.
+    An explicit ``json_path`` names the float file; the INT8 file goes beside it the same way."""
+    target = Path(json_path) if json_path is not None else default_json_path(onnx_path)
+    if not int8:
+        return target, None
+    stem = target.name[: -len(target.suffix)] if target.suffix else target.name
+    if stem.endswith(INT8_TAG):
+        if json_path is None:
+            return target.with_name(f"{stem}.float.json"), target
+        return target, target.with_name(f"{stem[: -len(INT8_TAG)]}{INT8_TAG}-weights.json")
+    return target, target.with_name(f"{stem}{INT8_TAG}.json")
+
+
 def convert_file(onnx_path: str | Path, json_path: str | Path | None = None) -> Model:
     """Convert ``onnx_path`` to RTNeural JSON at ``json_path`` (default: beside it) and return the model.
 
@@ -28,6 +49,26 @@ def convert_file(onnx_path: str | Path, json_path: str | Path | None = None) -> 
     write_model(imported.model, target)
     log.info("wrote %s (%d layers, %d parameters)", target, len(imported.model.layers), imported.model.parameter_count())
     return imported.model
+
+
+def convert_pair(onnx_path: str | Path, target: str | Path, int8_target: str | Path) -> Model:
+    """``convert --int8``: both files validated before either is written, then written under one folder
+    lock (concurrent runs into the same pair serialize); the int8 file records the float file's SHA-256
+    (``quant.int8_json.check_pair``), so a reader never takes halves of two runs (issue 17, point 10)."""
+    from quant.int8_json import quantize_model, write_int8_model
+    from toolchain import atomic
+
+    target, int8_target = Path(target), Path(int8_target)
+    model = import_onnx(onnx_path).model
+    quantized = quantize_model(model)
+    with atomic.locked_folder(target.parent if target.parent.is_dir() else Path(".")):
+        write_model(model, target)
+        try:
+            write_int8_model(quantized, int8_target, float_file=target)
+        except BaseException:
+            target.unlink(missing_ok=True)  # never leave half a pair
+            raise
+    return model
 
 
 def convert_json_file(json_path: str | Path, target: str | Path | None = None) -> tuple[Model, float]:

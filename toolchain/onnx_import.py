@@ -165,6 +165,28 @@ def _topological_order(graph: onnx.GraphProto, known: set[str]) -> list:
     return order
 
 
+#: What a new user most often passes instead of an ONNX file, told apart by its first bytes.
+EXPORT_HINT = ("export it to ONNX first: torch.onnx.export(model, (example,), 'model.onnx', dynamo=False, "
+               "input_names=['input'], dynamic_axes={'input': {1: 'time'}}); or, in Python, "
+               "kelly_tc.from_torch(model, example, 'model.json') exports, converts and checks in one call")
+
+
+def not_onnx_reason(path: Path) -> str | None:
+    """A helpful reason when ``path`` is recognisably something else than ONNX, else None."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return None
+    text = head.lstrip()
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch.save: a zip archive, or a bare pickle
+        return f"not an ONNX model (a PyTorch file written by torch.save: {EXPORT_HINT})"
+    if text[:1] in (b"{", b"["):
+        return ("not an ONNX model (a JSON file: the ONNX model comes first, kelly-tc check MODEL.onnx MODEL.json; "
+                "convert takes MODEL.onnx)")
+    return None
+
+
 def load_onnx(path: str | Path) -> onnx.ModelProto:
     """Parse, check and fully load an ONNX file; every problem is one :class:`InputError` line."""
     path = Path(path)
@@ -181,9 +203,9 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
             model = onnx.load_model_from_string(data)
         except Exception as error:  # protobuf raises DecodeError, RuntimeWarning-turned-errors, ...
             log.debug("protobuf parse of %s failed: %s", path, error)
-            raise InputError("not an ONNX model (the protobuf does not parse: corrupt or truncated)") from None
+            raise InputError(not_onnx_reason(path) or "not an ONNX model (the protobuf does not parse: corrupt or truncated)") from None
         if model.ir_version <= 0 or not model.graph.node or not model.opset_import:
-            raise InputError("not an ONNX model (no IR version, opset or graph nodes: truncated or not ONNX)")
+            raise InputError(not_onnx_reason(path) or "not an ONNX model (no IR version, opset or graph nodes: truncated or not ONNX)")
         _check_opset(model)
         _check_declared_sizes(model)
         external = [t for t in external_data_helper._get_all_tensors(model) if external_data_helper.uses_external_data(t)]

@@ -1,7 +1,8 @@
 // Deploying a kelly-tc model in C++ with RTNeural's compile-time API.
 //
 //   kelly-tc cpp model.json -o model.h --name Model --namespace my_plugin --embed-weights
-//   g++ -std=c++17 -O2 -I path/to/RTNeural deploy.cpp -o deploy      # the folder holding RTNeural/
+//   g++ -std=c++17 -O2 -DRTNEURAL_DEFAULT_ALIGNMENT=16 -I path/to/RTNeural-checkout deploy.cpp -o deploy
+//   (-I: the folder that CONTAINS RTNeural/, the root of an RTNeural checkout)
 //   (Eigen backend: add -DRTNEURAL_USE_EIGEN=1 -I path/to/eigen3)
 //
 // The header holds the model type (RTNeural::ModelT<...>), the weights (--embed-weights: no file or

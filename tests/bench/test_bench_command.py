@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+
+from tests.conftest import require_modules
 from typer.testing import CliRunner
 
 from reference_engine import synthetic
@@ -89,7 +91,7 @@ def test_a_bad_model_exits_2_naming_the_file(rtneural_testdata):
 
 
 def test_the_plot_is_a_png(model_files, tmp_path):
-    pytest.importorskip("matplotlib")
+    require_modules("matplotlib")
     plot = tmp_path / "latency.png"
     assert invoke(*model_files, *FRAMES, "--plot", plot).exit_code == 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

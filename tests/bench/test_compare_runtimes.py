@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from tests.conftest import unavailable
+
 from bench.runtimes import available
 from reference_engine import synthetic
 
@@ -28,7 +30,7 @@ def every_kind_model():
 def test_each_runtime_step_computes_what_the_engine_computes(every_kind_model, runtime):
     makers = available(("engine", runtime))
     if runtime not in makers:
-        pytest.skip(f"{runtime} is not installed")
+        unavailable(f"{runtime} is not installed (pip install -e '.[dev]')")
     frames = np.random.default_rng(5).standard_normal((30, 5)).astype(np.float32)
     outputs = {}
     for name, make in makers.items():

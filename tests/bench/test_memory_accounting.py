@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import unavailable
+
 from reference_engine import synthetic
 from reference_engine.benchmark import measured_build_memory
 from reference_engine.model import Engine
@@ -33,7 +35,7 @@ def test_reported_memory_matches_the_resident_set_growth_of_a_fresh_process(tmp_
     path = write_model(model, tmp_path / "model.json")
     (growth,) = resident_growth([path])
     if growth is None:
-        pytest.skip("resident-set size is only measured on Linux with glibc")
+        unavailable("resident-set size is only measured on Linux with glibc")
     total = Engine(model).memory().total_bytes
     assert total > 500_000
     assert abs(growth - total) <= 16 * 4096, (growth, total)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import IN_CI, SHARED
+from tests.conftest import SHARED, unavailable
 from tests.cpp import cases
 from toolchain.cpp.build import BACKENDS, eigen_include, find_rtneural, harness_binary
 
@@ -30,13 +30,6 @@ MODEL_SOURCES = {
 #: Frame-for-frame agreement demanded between RTNeural (float32) and the reference engine (float32):
 #: both sum the same products in different orders, ~1e-7 apart on outputs of magnitude ~1.
 TOLERANCE = 1e-5
-
-
-def unavailable(reason: str):
-    """Skip -- or fail in CI, where .ci/run provides everything the C++ tests need."""
-    if IN_CI:
-        pytest.fail(f"{reason}; in CI this is a failure (.ci/run must provide it)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

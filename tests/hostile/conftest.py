@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import require_modules
+
 from tests.fixtures import onnx_graphs as graphs
 from tests.hostile.support import CHECKPOINT_MODEL
 
@@ -37,7 +39,7 @@ def good(tmp_path_factory) -> GoodFiles:
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> Path:
     """A training output folder with a real CHECKPOINT_MODEL/{best,latest}.ckpt (one short epoch)."""
-    pytest.importorskip("torch")
+    require_modules("torch")
     from toolchain.kelly.config import load_config
     from toolchain.kelly.training import train_models
 

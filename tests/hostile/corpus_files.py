@@ -386,7 +386,7 @@ AUDIO_CASES = {
     "audio_empty_file": (_raw(b"", name="recording.wav"), r"unreadable audio \(.*\)"),
     "audio_text_file": (_raw(b"RIFF? no, just text\n" * 3, name="recording.wav"), r"unreadable audio \(.*\)"),
     "audio_random_mp3": (_raw(np.random.default_rng(5).bytes(3000), name="recording.mp3"), r"unreadable audio \(.*\)"),
-    "audio_truncated_wav": (_wav(_noise(), cut=60), r"unreadable audio \(NoBackendError: \)"),
+    "audio_truncated_wav": (_wav(_noise(), cut=60), r"unreadable audio \(NoBackendError: no decoder recognises the content: not audio, cut short, or a format that needs ffmpeg\)"),
     "audio_nan_samples": (_wav(lambda: np.full(22050, np.nan, np.float32)), r"unreadable audio \(ParameterError: Audio buffer is not finite everywhere\)"),
     "audio_too_short": (_wav(lambda: np.zeros(100, np.float32)), r"too short: 100 samples, less than one 2048-sample analysis window"),
 }

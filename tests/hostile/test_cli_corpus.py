@@ -8,6 +8,8 @@ import re
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import unavailable
+
 from tests.fixtures import refusals
 from tests.hostile import corpus_checkpoints
 from tests.hostile.matrix import INVOCATIONS, KELLY_MODELS, build_bad_file, command_line, expected_lines, quant_accepted_cases
@@ -32,7 +34,7 @@ def trained_if_needed(request):
 @pytest.mark.parametrize("invocation", INVOCATIONS, ids=lambda i: i.id)
 def test_bad_input_gives_one_error_line_exit_2_and_writes_nothing(invocation, good, tmp_path, trained_if_needed):
     if invocation.command not in REGISTERED:
-        pytest.skip(f"kelly-tc {invocation.command} is not registered in toolchain/commands COMMANDS yet")
+        unavailable(f"kelly-tc {invocation.command} is not registered in toolchain/commands COMMANDS yet")
     (tmp_path / "input").mkdir()
     bad = build_bad_file(invocation, tmp_path / "input", trained_if_needed)
     out = tmp_path / "out"
@@ -62,7 +64,7 @@ def _first_per_command():
 @pytest.mark.parametrize("invocation", _first_per_command(), ids=lambda i: i.id)
 def test_debug_shows_the_traceback_then_the_same_line(invocation, good, tmp_path):
     if invocation.command not in REGISTERED:
-        pytest.skip(f"kelly-tc {invocation.command} is not registered in toolchain/commands COMMANDS yet")
+        unavailable(f"kelly-tc {invocation.command} is not registered in toolchain/commands COMMANDS yet")
     (tmp_path / "input").mkdir()
     bad = build_bad_file(invocation, tmp_path / "input", None)
     result = invoke(command_line(invocation, bad, good, tmp_path), debug=True)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+
+from tests.conftest import require_modules
 from typer.testing import CliRunner
 
 from toolchain.cli import app
 
-pytest.importorskip("torch")
-pytest.importorskip("librosa")
-pretty_midi = pytest.importorskip("pretty_midi")
+require_modules("torch")
+require_modules("librosa")
+pretty_midi = require_modules("pretty_midi")
 
 from tests.toolchain.kelly.conftest import make_deam, make_midi_trees  # noqa: E402  (the real-layout builders)
 

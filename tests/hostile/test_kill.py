@@ -20,7 +20,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, require_modules
 from tests.fixtures import onnx_graphs as graphs
 from tests.hostile.paused_cli import PAUSED
 from tests.hostile.support import CHECKPOINT_MODEL, kelly_tc, kelly_tc_command, kelly_tc_environment
@@ -116,7 +116,7 @@ def _train(output, config, *extra, env=None):
 
 @pytest.fixture(scope="module")
 def training_config(tmp_path_factory):
-    pytest.importorskip("torch")
+    require_modules("torch")
     config = tmp_path_factory.mktemp("config") / "train.json"
     config.write_text(json.dumps({"models": [CHECKPOINT_MODEL], "source": "synthetic", "epochs": 4, "seq_len": 8,
                                   "batch_size": 16, "synthetic_sequences": 48, "patience": 10, "plot": False}))

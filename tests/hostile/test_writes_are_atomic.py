@@ -8,7 +8,7 @@ import textwrap
 from tests.conftest import REPO
 from tests.hostile.writers import audit, unsafe_loads
 
-PRODUCT = ("toolchain", "reference_engine", "quant", "bench", "examples")
+PRODUCT = ("kelly_tc", "toolchain", "reference_engine", "quant", "bench", "examples")
 #: The implementation of the atomic write itself (its fsync reopens the temporary file "rb+").
 ATOMIC_IMPLEMENTATION = ("toolchain/atomic.py",)
 

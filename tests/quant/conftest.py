@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import require_modules
+
 from quant import calibration
 from tests.quant.models import KINDS
 
@@ -18,7 +20,7 @@ def catalog() -> dict:
 def kelly_dynamics(tmp_path_factory):
     """An (untrained) DynamicsEngine exported by the Kelly exporter (with its JSON and reference pair),
     and its 50% structured prune."""
-    pytest.importorskip("torch")
+    require_modules("torch")
     from quant import prune
     from quant.onnx_graph import load_model, save_model
     from toolchain.kelly.export import export_model

@@ -15,7 +15,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+from tests.conftest import require_modules
+
+require_modules("torch")
 
 from reference_engine.pipeline import (FALLBACK_CHORD_FRAMES, FALLBACK_PROGRESSION, NEUTRAL_EXPRESSION,  # noqa: E402
                                        MultiModelProcessor)

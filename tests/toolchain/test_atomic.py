@@ -53,3 +53,19 @@ def test_new_files_get_ordinary_permissions_and_existing_ones_keep_theirs(tmp_pa
         assert kept.stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(umask)
+
+
+def test_the_target_is_replaced_by_a_rename_never_written_in_place(tmp_path):
+    """While the writer writes, the target still holds the old file whole (a reader never sees half of
+    one), and the new file arrives by rename: a hard link to the old file keeps the old content."""
+    import os
+
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    os.link(target, tmp_path / "snapshot")
+    with atomic.atomic_path(target) as tmp:
+        assert tmp != target and tmp.parent == target.parent
+        tmp.write_text("new content")
+        assert target.read_text() == "old"
+    assert target.read_text() == "new content"
+    assert (tmp_path / "snapshot").read_text() == "old"  # an in-place write would have changed the linked file

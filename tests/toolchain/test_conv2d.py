@@ -35,7 +35,7 @@ def batchnorm2d_layer(rng, features, channels):
 
 def torch_reference(layers, frames: np.ndarray, features: int, channels: int) -> np.ndarray:
     """float64 torch over the whole sequence; frames are feature-major [T, F * C] maps."""
-    torch = pytest.importorskip("torch") if False else __import__("torch")
+    torch = require_modules("torch")
     count = frames.shape[0]
     x = torch.tensor(frames.reshape(count, features, channels).transpose(2, 0, 1)[None], dtype=torch.float64)
     for layer in layers:

@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from onnx import helper
 
+from tests.conftest import unavailable
+
 from reference_engine.model import Engine
 from tests.fixtures.conformance import node_cases, pytorch_converted_cases, run_sequences, sequences
 from toolchain.errors import KellyError
@@ -140,7 +142,7 @@ def test_softmax_of_large_inputs_overflows_as_in_rtneural():
 def converted_cases():
     cases = pytorch_converted_cases()
     if not cases:
-        pytest.skip("this onnx wheel does not ship backend/test/data/pytorch-converted")
+        unavailable("this onnx wheel does not ship backend/test/data/pytorch-converted")
     return cases
 
 

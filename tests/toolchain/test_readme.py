@@ -35,3 +35,15 @@ def test_every_command_is_in_the_commands_table():
     table = _section("Commands")
     missing = [name for name in COMMANDS if f"`kelly-tc {name} " not in table]
     assert not missing, f"commands not documented in the README: {missing}"
+
+
+def test_the_readme_command_runner_finds_the_commands_and_its_ci_exceptions_are_real():
+    """tests/readme_commands.py (run by .ci/run) runs every ```bash/```python block; the commands it leaves
+    out in CI must still be in the README word for word, or the list would silently go stale."""
+    from tests.readme_commands import NOT_IN_CI, blocks, commands, without_comment
+
+    found = blocks(README)
+    written = [without_comment(c) for language, code in found if language == "bash" for c in commands(code)]
+    assert "kelly-tc pipeline" in written and "pytest" in written and any(lang == "python" for lang, _ in found)
+    assert set(NOT_IN_CI) <= set(written), set(NOT_IN_CI) - set(written)
+    assert [c for c in written if "path/to" in c or "MODEL." in c] == []  # no placeholders in a runnable block

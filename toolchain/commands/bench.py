@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from toolchain.cli import command
+from toolchain.cli import command, status
 from toolchain.errors import CheckFailed, InputError
 
 #: The per-call budget when neither --budget nor a sample rate gives one.
@@ -59,11 +59,12 @@ def bench(
         raise InputError(f"must be between 0 and {MAX_FRAMES}, got {warmup}", where="--warmup")
     console = Console(stderr=True)
     loaded = []
-    with console.status("compiling") as status:
+    # spinners and bars only on a terminal: in a file or a pipe they would leave blank lines on stderr
+    with status(console, "compiling") as spinner:
         for path in models:
-            status.update(f"loading and compiling {path}")
+            spinner.update(f"loading and compiling {path}")
             loaded.append(load_for_bench(path))
-        status.update("measuring resident-set growth in a subprocess")
+        spinner.update("measuring resident-set growth in a subprocess")
         for model, growth in zip(loaded, resident_growth(models)):
             model.details["memory_check"]["rss_growth_bytes"] = growth
     declared = [(path, m.sample_rate) for path, m in zip(models, loaded) if m.sample_rate is not None]
@@ -90,7 +91,7 @@ def bench(
         chosen = Budget.parse(DEFAULT_BUDGET, memory_budget, statistic)
     total = max(frames // block, 1) * block * (len(loaded) + (1 if len(loaded) > 1 else 0))
     with Progress(TextColumn("timing"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"), TimeRemainingColumn(),
-                  console=console, transient=True) as progress:
+                  console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("bench", total=total)
         measured, pipeline = measure(loaded, frames, warmup, seed, on_progress=lambda n: progress.advance(task, n), block=block)
     settings = {"frames": max(frames // block, 1) * block, "warmup": warmup, "seed": seed, "block": block,
@@ -101,7 +102,7 @@ def bench(
     Console(width=max(Console().width, 170), stderr=to_stdout).print(render(result))
     from reference_engine.benchmark import int8_versus_float
 
-    with console.status("timing the INT8 models' float form"):
+    with status(console, "timing the INT8 models' float form"):
         verdicts = int8_versus_float(loaded, frames, warmup, seed, block)
     for verdict in verdicts:
         Console(soft_wrap=True, stderr=to_stdout).print(recommendation(verdict), markup=False)
@@ -109,7 +110,7 @@ def bench(
     if rtneural is not None:
         from toolchain.cpp.bench import default_backend, measure_files, rtneural_table
 
-        with console.status("building and timing RTNeural (C++)"):
+        with status(console, "building and timing RTNeural (C++)"):
             figures = measure_files(models, max(frames // block, 1) * block, seed, rtneural,
                                     backend := default_backend(rtneural), [block] * len(models))
         Console(width=max(Console().width, 170), stderr=to_stdout).print(rtneural_table([e.name for e in measured], [e.latency["p50"] * 1e6 for e in measured], figures, settings["frames"], backend))

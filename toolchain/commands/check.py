@@ -9,8 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from toolchain.check import CEILING, DEFAULT_ATOL, DEFAULT_FRAMES, FLOOR, SPREAD_FACTOR, CheckReport, check_files
-from toolchain.cli import command
+import kelly_tc
+from toolchain.check import CEILING, DEFAULT_ATOL, DEFAULT_FRAMES, FLOOR, SPREAD_FACTOR, CheckReport
+from toolchain.cli import command, status
 from toolchain.errors import CheckFailed
 
 
@@ -93,10 +94,10 @@ def check(
 
         if model.suffix.lower() == ".onnx":
             raise InputError("give the RTNeural JSON to compare with: kelly-tc check MODEL.onnx MODEL.json", file=model)
-        with Console(stderr=True).status("building and running RTNeural (C++)") if rtneural else contextlib.nullcontext():
+        with status(Console(stderr=True), "building and running RTNeural (C++)") if rtneural else contextlib.nullcontext():
             report = check_json_file(model, atol=atol, rtol=rtol, rtneural=rtneural, seed=seed)
         finish(report, json_out)
         return
-    with Console(stderr=True).status("building and running RTNeural (C++)") if rtneural else contextlib.nullcontext():
-        report = check_files(model, json_model, frames=frames, inputs=input_path, atol=atol, seed=seed, rtneural=rtneural, rtol=rtol)
+    with status(Console(stderr=True), "building and running RTNeural (C++)") if rtneural else contextlib.nullcontext():
+        report = kelly_tc.check(model, json_model, frames=frames, inputs=input_path, atol=atol, seed=seed, rtneural=rtneural, rtol=rtol)
     finish(report, json_out)

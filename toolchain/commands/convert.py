@@ -7,10 +7,10 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from toolchain.check import DEFAULT_FRAMES, check_files
+from toolchain.check import DEFAULT_FRAMES
 from toolchain.cli import command
 from toolchain.commands.check import finish
-from toolchain.convert import convert_file, default_json_path
+from toolchain.convert import output_paths
 from toolchain.errors import InputError
 from toolchain.graph_json import MESSAGE_GRAPH, MESSAGE_IN_SKIP, output_form
 
@@ -22,7 +22,7 @@ def convert(
     run_check: bool = typer.Option(False, "--check", help="Then compare the JSON with the ONNX model (as `kelly-tc check`)."),
     frames: int = typer.Option(DEFAULT_FRAMES, "--frames", "-n", help="Frames of random input for --check."),
     atol: Optional[float] = typer.Option(None, "--atol", help="Fixed bound for --check (default: judged against a float64 run of the ONNX graph, as `kelly-tc check`)."),
-    int8: bool = typer.Option(False, "--int8", help="Also write the INT8 variant OUT.int8.json (a kelly-tc extension for int8 engines; quant/int8_json.py)."),
+    int8: bool = typer.Option(False, "--int8", help="Also write the INT8 variant OUT.int8.json (a kelly-tc extension for int8 engines; quant/int8_json.py); for NAME.int8.onnx: NAME.int8.json, with the float JSON as NAME.int8.float.json."),
 ) -> None:
     """Convert an ONNX model to RTNeural JSON (refusing, with the reason, what RTNeural cannot compute)."""
     from toolchain import atomic, options
@@ -40,19 +40,17 @@ def convert(
                                       f" ({converted.parameter_count()} parameters); max abs error {error:.3g} against a float64 "
                                       "evaluation of the source weights")
         return
-    target = output or default_json_path(model)
+    import kelly_tc
+
+    target, int8_target = output_paths(model, output, int8)
     to_stdout = str(target) == atomic.STDOUT
     if to_stdout and (int8 or run_check):
         raise InputError("-o - (standard output) writes the JSON only; give a file name for --int8 or --check", where="--output")
     atomic.check_output(target, inputs=[model], stdout_ok=True, what="--output")
-    int8_target = target.with_name(f"{target.stem}.int8.json") if int8 else None
     if int8_target is not None:
         atomic.check_output(int8_target, inputs=[model, target])
     console = Console(soft_wrap=True, stderr=to_stdout)  # with -o -, stdout carries the JSON alone
-    if int8_target is None:
-        converted = convert_file(model, target)
-    else:
-        converted = _convert_pair(model, target, int8_target)
+    converted = kelly_tc.convert(model, output, int8=int8)
     layers = ", ".join(f"{layer.kind} {layer.in_size}->{layer.out_size}" + (f" {layer.activation}" if getattr(layer, "activation", "") else "")
                        for layer in converted.layers)
     console.print(f"wrote {'standard output' if to_stdout else target}: {layers} ({converted.parameter_count()} parameters)")
@@ -65,7 +63,7 @@ def convert(
         console.print(f"wrote {int8_target}: int8 weights, one scale per output unit / gate row")
     if run_check:
         for json_path in [target] + ([int8_target] if int8_target else []):
-            finish(check_files(model, json_path, frames=frames, atol=atol), None)
+            finish(kelly_tc.check(model, json_path, frames=frames, atol=atol), None)
 
 
 def _starts_like_json(path: Path) -> bool:
@@ -82,23 +80,3 @@ def _starts_like_json(path: Path) -> bool:
             return handle.read(4096).lstrip().startswith(b"{")
     except OSError:
         return False
-
-
-def _convert_pair(model: Path, target: Path, int8_target: Path):
-    """Both files of ``--int8``, validated before either is written, then written under one folder lock
-    (concurrent runs into the same pair serialize) -- the int8 file records the float file's SHA-256."""
-    from quant.int8_json import quantize_model, write_int8_model
-    from toolchain import atomic
-    from toolchain.onnx_import import import_onnx
-    from toolchain.rtneural_json import write_model
-
-    converted = import_onnx(model).model
-    quantized = quantize_model(converted)
-    with atomic.locked_folder(target.parent):
-        write_model(converted, target)
-        try:
-            write_int8_model(quantized, int8_target, float_file=target)
-        except BaseException:
-            target.unlink(missing_ok=True)  # never leave half a pair
-            raise
-    return converted

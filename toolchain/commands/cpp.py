@@ -20,12 +20,11 @@ def cpp(
     precision: str = typer.Option("float", "--precision", help="Scalar type: float or double."),
 ) -> None:
     """Write one self-contained header: the ModelT type (a graph file: a class wiring RTNeural's layers), a loader and self_test()."""
+    import kelly_tc
     from toolchain import atomic
-    from toolchain.cpp.header import write_header
 
     atomic.check_output(output, inputs=[model], stdout_ok=True, what="--output")
-
-    info = write_header(model, output, name=name, namespace=namespace, embed_weights=embed_weights, precision=precision)
+    info = kelly_tc.cpp(model, output, name=name, namespace=namespace, embed_weights=embed_weights, precision=precision)
     weights = f"{info.embedded_values} weights compiled in" if embed_weights else f"weights read from {model.name} by load()"
     check = f"self_test() over {info.reference_frames} reference frames" if info.reference_frames else \
         "no reference pair in the model: self_test() returns NaN"

@@ -8,14 +8,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from toolchain.cli import command
+from toolchain.cli import command, status
 from toolchain.errors import UnsupportedError
 
 
 @command
 def export(
     checkpoint_dir: Path = typer.Argument(..., help="Output folder of kelly-tc train (holds NAME/best.ckpt)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Folder for NAME.onnx, NAME.json and export_report.json."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for NAME.onnx and NAME.json; the report goes beside it as DIR.export_report.json."),
     models: Optional[List[str]] = typer.Option(None, "--models", "-m", help="Models to export (repeat or separate by commas); default all five."),
     dynamo: bool = typer.Option(False, "--dynamo/--no-dynamo", help="torch's dynamo exporter (fixed time length) instead of TorchScript with dynamic axes."),
     atol: float = typer.Option(1e-5, "--atol", help="Largest absolute error allowed against PyTorch and onnxruntime."),
@@ -31,9 +31,9 @@ def export(
     options.atol(atol)
     atomic.check_folder(output, what="--output")  # a file in the way is found before the export, not after
     names = [name.strip() for value in models or [] for name in value.split(",") if name.strip()]
-    with Console(stderr=True).status("exporting") as status:
+    with status(Console(stderr=True), "exporting") as spinner:
         report = export_checkpoints(checkpoint_dir, output, names or None, dynamo=dynamo, atol=atol,
-                                    on_model=lambda name: status.update(f"exporting and checking {name}"))
+                                    on_model=lambda name: spinner.update(f"exporting and checking {name}"))
     Console(width=max(Console().width, 120), soft_wrap=True).print(render(report))
     require_passed(report)
 

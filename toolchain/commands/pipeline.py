@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from toolchain.cli import command
+from toolchain.cli import command, status
 from toolchain.errors import CheckFailed, UnsupportedError
 
 
@@ -44,7 +44,7 @@ def pipeline(
     if audio is not None:
         from toolchain.kelly.audio_job import process_audio
 
-        with Console(stderr=True).status(f"streaming {audio} through the five models"):
+        with status(Console(stderr=True), f"streaming {audio} through the five models"):
             result = process_audio(audio, models, out)
         render_audio(result, console)
     if report is not None and not report.passed:
@@ -56,18 +56,20 @@ def _main_job(out: Path, quick: bool, source: str, dynamo: bool, seed: int, cons
         from toolchain.kelly.main_job import JobSettings, run_main_job
     except ImportError as error:
         raise UnsupportedError(f"the pipeline trains with PyTorch ({error.name} is missing): pip install torch==2.13.0") from None
-    from toolchain.kelly.progress import RichReporter
+    from toolchain.kelly.progress import progress_reporter
 
     started = time.perf_counter()
-    with RichReporter() as reporter:
+    with progress_reporter() as reporter:
         report = run_main_job(JobSettings(out, quick, source, dynamo, seed), reporter)
     console.print(render_summary(report.rows, f"Kelly models ({'quick' if quick else 'default'} run, {out})"))
     stages = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in report.stages.items())
     console.print(f"wall time {time.perf_counter() - started:.1f} s ({stages}); summary: {out / 'summary.json'}")
     console.print("errors: max abs, engine (one frame per call) vs PyTorch and vs onnxruntime; latency: per frame, one "
                   "call per frame (pipeline: MultiModelProcessor.process_frame); memory: the engines' weights + state + "
-                  "scratch; val/base: validation loss / predict-the-mean baseline; int8, pruned (50% structured), pruned+int8 rows: "
-                  "vs onnxruntime = against the FLOAT model (the compression's cost), JSON bytes of the INT8 JSON variant")
+                  "scratch; val/base: validation loss / predict-the-mean baseline; valid: the file loads, matches the spec "
+                  "and computes its own ONNX model; cost vs float32: the accuracy a compressed variant (int8, pruned = 50% "
+                  "structured, pruned+int8) gives up, as the max abs distance of its outputs from the float32 model's (outputs of sigmoid/softmax "
+                  "models lie in [0, 1], of tanh models in [-1, 1]); JSON bytes of the INT8 variants: the INT8 JSON")
     for note in report.notes:
         console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     return report
@@ -77,18 +79,26 @@ def _number(value, pattern: str) -> str:
     return "-" if value is None else format(value, pattern)
 
 
+def _cost(cost: float | None) -> str:
+    """A compressed variant's accuracy cost, worded as a cost: "-" for the float32 rows (nothing lost)."""
+    if cost is None:
+        return "-"
+    colour = "green" if cost <= 1e-3 else "yellow" if cost <= 5e-2 else "red"
+    return f"[{colour}]{cost:.2g}[/]"
+
+
 def render_summary(rows, title: str) -> Table:
     """One row per (variant, model): a compressed variant's rows sit under the float32 ones."""
     from reference_engine.budget import format_size
 
     table = Table(title=title)
     for column in ("variant", "model", "params", "JSON bytes", "vs PyTorch", "vs onnxruntime", "valid",
-                   "p50 us", "p99 us", "memory", "val/base"):
+                   "cost vs float32", "p50 us", "p99 us", "memory", "val/base"):
         table.add_column(column, justify="left" if column in ("variant", "model", "valid") else "right")
     for row in rows:
         valid = f"[green]{row.status}[/]" if row.status == "ok" else f"[red]{row.status}[/]"
         table.add_row(row.variant, row.model, f"{row.parameters:,}", f"{row.json_bytes:,}",
-                      _number(row.error_vs_torch, ".1e"), _number(row.error_vs_onnx, ".1e"), valid,
+                      _number(row.error_vs_torch, ".1e"), _number(row.error_vs_onnx, ".1e"), valid, _cost(row.cost_vs_float),
                       _number(row.p50_us, ".1f"), _number(row.p99_us, ".1f"),
                       "-" if row.memory_bytes is None else format_size(row.memory_bytes), _number(row.val_ratio, ".3f"))
     return table

@@ -27,19 +27,19 @@ def prune(
     datasets_dir: Optional[Path] = typer.Option(None, "--datasets-dir", help="Kelly datasets for --finetune (default: music21 corpus, else synthetic)."),
 ):
     """Prune MODEL and report parameters, bytes, accuracy against the unpruned model and engine latency."""
-    from quant.workflow import prune_file
+    import kelly_tc
 
     from toolchain import atomic, options
 
     options.real(amount, "--amount", -math.inf, math.inf)  # finite here; the range is prune_file's own check
     options.integer(epochs, "--finetune-epochs", 1, 100_000)
-    output = output or model.with_suffix(".pruned.onnx")
-    atomic.check_output(output, inputs=[model, calibration, report], what="--output")
-    if report is not None:
-        atomic.check_output(report, inputs=[model, calibration], what="--report")
-    figures = prune_file(model, output, amount=amount, structured=structured, criterion=criterion,
-                         calibration_path=calibration, report_path=report, latency=latency, finetune=finetune,
-                         finetune_epochs=epochs, datasets_dir=str(datasets_dir) if datasets_dir else None)
+    for path, option, inputs in ((output or model.with_suffix(".pruned.onnx"), "--output", [model, calibration, report]),
+                                 (report, "--report", [model, calibration])):
+        if path is not None:
+            atomic.check_output(path, inputs=inputs, what=option)
+    figures = kelly_tc.prune(model, output, amount=amount, structured=structured, criterion=criterion,
+                             calibration=calibration, report=report, latency=latency, finetune=finetune,
+                             finetune_epochs=epochs, datasets_dir=datasets_dir)
     render(figures)
 
 

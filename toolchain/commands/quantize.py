@@ -30,28 +30,30 @@ def quantize(
     max_error_growth: float = typer.Option(1.1, "--max-error-growth", help="--auto's budget: error/signal at most this times per-channel's."),
 ):
     """Quantize MODEL to INT8 and report size and accuracy against the float model and quantize_dynamic."""
-    from quant.workflow import quantize_file
+    import kelly_tc
 
     if not int8:
         raise InputError("choose the target format: --int8", file=model)
-    from toolchain import atomic, options
+    from toolchain import atomic
+    from toolchain import options as numbers
 
-    options.real(percentile, "--percentile", 0.0, 100.0, low_open=True)
-    options.real(max_error_growth, "--max-error-growth", 1.0)
-    output = output or model.with_suffix(".int8.onnx")
-    atomic.check_output(output, inputs=[model, calibration, report], what="--output")
-    if report is not None:
-        atomic.check_output(report, inputs=[model, calibration], what="--report")
-    options = dict(per_channel=per_channel, biases=biases, activations=activations, calibration_path=calibration,
-                   method=method, percentile=percentile, report_path=report, compare_dynamic=compare, auto=auto,
+    numbers.real(percentile, "--percentile", 0.0, 100.0, low_open=True)
+    numbers.real(max_error_growth, "--max-error-growth", 1.0)
+    for path, option, inputs in ((output or model.with_suffix(".int8.onnx"), "--output", [model, calibration, report]),
+                                 (report, "--report", [model, calibration])):
+        if path is not None:
+            atomic.check_output(path, inputs=inputs, what=option)
+    options = dict(per_channel=per_channel, biases=biases, activations=activations, calibration=calibration,
+                   method=method, percentile=percentile, report=report, compare=compare, auto=auto,
                    max_error_growth=max_error_growth)
     if not activations and not auto:  # nothing to calibrate
-        return render(quantize_file(model, output, **options))
+        return render(kelly_tc.quantize(model, output, **options))
     label = "choosing scales (--auto)" if auto else "calibrating activations"
+    console = Console(stderr=True)
     with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("calibrating", total=None)
-        figures = quantize_file(model, output, **options, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        figures = kelly_tc.quantize(model, output, **options, progress=lambda done, total: bar.update(task, completed=done, total=total))
     render(figures)
 
 

@@ -18,8 +18,8 @@ def run(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .npy or .csv [frames, out] (default: INPUT.out.<ext> beside the input)."),
 ) -> None:
     """Run a model frame by frame (reset once, state carried), as a plugin would."""
+    import kelly_tc
     from reference_engine.frames import default_output_path
-    from reference_engine.streaming import run_file
     from toolchain import atomic
 
     atomic.check_output(output or default_output_path(input_path), inputs=[model, input_path], what="--output")
@@ -29,17 +29,19 @@ def run(
                         TimeRemainingColumn(), console=console, transient=True)
     task = progress.add_task("run", total=None)
 
-    def start(total: int) -> None:  # shown only once the model and the frames have loaded
-        progress.update(task, total=total)
-        progress.start()
+    def start(total: int) -> None:  # shown only once the model and the frames have loaded, and only on a
+        progress.update(task, total=total)  # terminal: elsewhere a stopped bar leaves a stray blank line
+        if console.is_terminal:
+            progress.start()
 
     try:
-        result = run_file(model, input_path, output, on_start=start,
-                          on_progress=lambda done: progress.update(task, completed=done))
+        result = kelly_tc.run(model, input_path, output, on_start=start,
+                              on_progress=lambda done: progress.update(task, completed=done))
     finally:
         if progress.live.is_started:
             progress.stop()
     Console(soft_wrap=True).print(f"wrote {result.output_path}: {result.frames} frames x {result.output_size} outputs "
-                                  f"in {result.seconds * 1e3:.1f} ms ({result.seconds / max(result.frames, 1) * 1e6:.2f} us/frame)")
+                                  f"in {result.seconds * 1e3:.1f} ms ({result.seconds_per_frame * 1e6:.2f} us/frame, steady state; "
+                                  f"compilation {result.compile_seconds:.2f} s before it, not counted)")
     if result.non_finite_outputs:
         console.print(f"[yellow]warning:[/] {result.non_finite_outputs} output values are NaN or Inf")

@@ -33,7 +33,7 @@ def train(
     except ImportError as error:
         raise UnsupportedError(f"training needs PyTorch ({error.name} is missing): pip install torch==2.13.0") from None
     from toolchain.kelly.config import load_config
-    from toolchain.kelly.progress import RichReporter
+    from toolchain.kelly.progress import progress_reporter
 
     from toolchain.kelly import distributed
 
@@ -51,7 +51,7 @@ def train(
     if distributed.launched_world() > 1 and os.environ.get("RANK", "0") != "0":
         train_models(settings)  # another torchrun rank: computes, writes and prints nothing
         return
-    with RichReporter() as reporter:
+    with progress_reporter() as reporter:
         report = train_models(settings, reporter)
     render_report(report)
 

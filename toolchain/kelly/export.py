@@ -211,8 +211,15 @@ def export_models(models: dict[str, KellyModel], directory: str | Path, dynamo: 
         if on_model:
             on_model(name)
         report.models.append(export_model(model, directory, dynamo, atol, seed))
-    atomic.write_json(Path(directory) / "export_report.json", report.to_json())
+    atomic.write_json(report_path(directory), report.to_json())
     return report
+
+
+def report_path(directory: str | Path) -> Path:
+    """``DIR`` -> ``DIR.export_report.json`` beside the folder, not inside it: the folder then holds only
+    model files, so ``kelly-tc bench DIR/*.json`` (the README's command) matches models and nothing else."""
+    directory = Path(directory)
+    return directory.with_name(f"{directory.name}.export_report.json")
 
 
 def load_checkpoints(checkpoint_dir: str | Path, names: list[str] | None = None) -> dict[str, KellyModel]:

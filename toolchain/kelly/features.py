@@ -40,6 +40,21 @@ def log_mel(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return np.ascontiguousarray(features.T, dtype=np.float32)
 
 
+def audio_failure(path: str | Path, error: Exception) -> str:
+    """Why ``path`` did not decode, in words: audioread's NoBackendError carries no message at all."""
+    reason = " ".join(str(error).split())[:160]
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        head = b""
+    if Path(path).suffix.lower() == ".wav" and head[:4] not in (b"RIFF", b"RIFX", b"RF64"):
+        return "not a WAV file: no RIFF header"
+    if not reason:
+        reason = "no decoder recognises the content: not audio, cut short, or a format that needs ffmpeg"
+    return f"{type(error).__name__}: {reason}"
+
+
 def load_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray:
     """Mono float32 audio at ``spec.SAMPLE_RATE``; an unreadable file is an :class:`InputError`."""
     import librosa
@@ -49,7 +64,7 @@ def load_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray
             warnings.simplefilter("ignore")
             audio, _ = librosa.load(str(path), sr=SAMPLE_RATE, mono=True, duration=max_seconds)
     except Exception as error:  # librosa raises many types (soundfile, audioread, EOF ...) for bad files
-        raise InputError(f"unreadable audio ({type(error).__name__}: {str(error)[:120]})", file=path) from None
+        raise InputError(f"unreadable audio ({audio_failure(path, error)})", file=path) from None
     if audio.size == 0 or not np.all(np.isfinite(audio)):
         raise InputError("audio is empty or not finite", file=path)
     return audio.astype(np.float32)

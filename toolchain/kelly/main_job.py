@@ -3,7 +3,7 @@
 Layout of ``out`` (default ``kelly-out``)::
 
     training/        kelly-tc train's output (checkpoints, histories, training_summary.json)
-    models/          NAME.onnx, NAME.json (with the reference pair), export_report.json
+    models/          NAME.onnx, NAME.json (with the reference pair); models.export_report.json beside it
     .kelly-cache/    the rendered corpus pieces (reused by the next run)
     summary.json     every figure of the summary table, with the settings and the machine
 
@@ -66,6 +66,9 @@ class SummaryRow:
     p99_us: float | None
     memory_bytes: int | None  # the engine's resident weights + state + scratch
     val_ratio: float | None = None  # training: validation loss / predict-the-mean baseline
+    #: A compressed variant's accuracy cost: max abs error of its output against the float32 model's (onnxruntime).
+    #: Kept apart from the conversion errors above, which say whether the file computes ITS model (a pass/fail).
+    cost_vs_float: float | None = None
 
 
 @dataclass
@@ -112,11 +115,13 @@ def bench_models(directory: Path, frames: int, seed: int = 0, reporter: Reporter
 
 
 def variant_rows(variant: str, directory: Path, measurements: dict, pipeline_latency: dict | None,
-                 validation=None, errors: dict | None = None, ratios: dict | None = None) -> list[SummaryRow]:
+                 validation=None, errors: dict | None = None, ratios: dict | None = None,
+                 costs: dict | None = None) -> list[SummaryRow]:
     """The summary rows of one variant's model folder: one per model, then the pipeline row.
 
-    ``errors``: {name: (error vs PyTorch, error vs onnxruntime)}; ``ratios``: {name: val/baseline}."""
-    errors, ratios = errors or {}, ratios or {}
+    ``errors``: {name: (error vs PyTorch, error vs onnxruntime)}; ``ratios``: {name: val/baseline};
+    ``costs``: {name: max abs vs the float32 model} for a compressed variant."""
+    errors, ratios, costs = errors or {}, ratios or {}, costs or {}
     status = {m.name: m.status for m in validation.models} if validation else {}
     rows = []
     for name in MODEL_NAMES:
@@ -126,7 +131,8 @@ def variant_rows(variant: str, directory: Path, measurements: dict, pipeline_lat
         rows.append(SummaryRow(variant, name, measurement.details["parameters"] if measurement else 0,
                                path.stat().st_size if path.is_file() else 0, torch_error, onnx_error,
                                status.get(name, "-"), _us(measurement, "p50"), _us(measurement, "p99"),
-                               measurement.memory["total_bytes"] if measurement else None, ratios.get(name)))
+                               measurement.memory["total_bytes"] if measurement else None, ratios.get(name),
+                               costs.get(name)))
     known = [row for row in rows if row.parameters]
     worst = (lambda values: max(values) if values and None not in values else None)
     rows.append(SummaryRow(variant, PIPELINE_ROW, sum(r.parameters for r in known), sum(r.json_bytes for r in known),
@@ -134,7 +140,8 @@ def variant_rows(variant: str, directory: Path, measurements: dict, pipeline_lat
                            "ok" if all(r.status == "ok" for r in rows) else "failed",
                            pipeline_latency["p50"] * 1e6 if pipeline_latency else None,
                            pipeline_latency["p99"] * 1e6 if pipeline_latency else None,
-                           sum(r.memory_bytes or 0 for r in known) if known else None))
+                           sum(r.memory_bytes or 0 for r in known) if known else None,
+                           cost_vs_float=worst([r.cost_vs_float for r in rows]) if costs else None))
     return rows
 
 
@@ -187,7 +194,8 @@ def run_main_job(settings: JobSettings, reporter: Reporter | None = None) -> Job
         checked = validate_directory(variant.directory)  # each file against its own ONNX's reference output
         report.problems += variant.problems + checked.lines()
         measured, latency = bench_models(variant.directory, BENCH_FRAMES[settings.mode], settings.seed, reporter)
-        report.rows += variant_rows(variant.name, variant.directory, measured, latency, checked, variant.errors)
+        report.rows += variant_rows(variant.name, variant.directory, measured, latency, checked, variant.errors,
+                                    costs=variant.costs)
         report.notes += variant.notes
         if variant.name.endswith("int8"):
             report.notes += int8_latency_notes(variant.name, measured, measurements)

@@ -267,6 +267,7 @@ def _train_model(data: ModelData, config: TrainConfig, directory: Path, reporter
         distributed.barrier(context)  # no rank starts the next epoch (or resumes) before latest.ckpt exists
         reporter.advance(0, f"{spec.name}: epoch {epoch} val {val_loss:.4g} (baseline {baseline:.4g})")
         if state.stopped_early:
+            reporter.finish(f"{spec.name}: stopped early at epoch {epoch} (best epoch {state.best_epoch})")
             break
     model.load_state_dict(state.best_state)  # early stopping: back to the best epoch's weights
     if save and config.plot and state.history:

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import require_modules
+
 try:
     import pretty_midi
 except ImportError:  # the tests that build MIDI skip themselves (see the datasets_dir fixture)
@@ -104,8 +106,8 @@ def make_harmony(root: Path) -> Path:
 @pytest.fixture(scope="session")
 def datasets_dir(tmp_path_factory) -> Path:
     """One folder with every public layout: DEAM/, lmd_full/, maestro-v3.0.0/, groove/, harmony/."""
-    pytest.importorskip("pretty_midi")
-    pytest.importorskip("soundfile")
+    require_modules("pretty_midi")
+    require_modules("soundfile")
     root = tmp_path_factory.mktemp("datasets")
     make_deam(root)
     make_midi_trees(root)

@@ -4,8 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("music21")
-pytest.importorskip("librosa")
+from tests.conftest import require_modules
+
+require_modules("music21")
+require_modules("librosa")
 from toolchain.kelly.datasets import corpus  # noqa: E402
 from toolchain.kelly.datasets.base import SkipCounter  # noqa: E402
 from toolchain.kelly.datasets.music import key_mode  # noqa: E402

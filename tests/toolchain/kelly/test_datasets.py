@@ -4,13 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import require_modules
+
 from toolchain.errors import InputError
 from toolchain.kelly.config import load_config
 from toolchain.kelly.datasets.base import SkipCounter, forward_fill, one_hot, pieces_to_sequences, split
 from toolchain.kelly.datasets.synthetic import synthetic_sequences
 from toolchain.kelly.spec import FRAME_RATE, MODEL_NAMES, decode_emotion, get_spec
 
-pytest.importorskip("librosa")
+require_modules("librosa")
 from toolchain.kelly.chords import parse_chord  # noqa: E402
 from toolchain.kelly.datasets import DataBuilder, find_dataset, load_model_data  # noqa: E402
 from toolchain.kelly.datasets.deam import deam_pieces  # noqa: E402

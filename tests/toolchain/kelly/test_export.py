@@ -11,7 +11,9 @@ import json
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from tests.conftest import require_modules
+
+torch = require_modules("torch")
 from typer.testing import CliRunner  # noqa: E402
 
 from toolchain.cli import app  # noqa: E402
@@ -103,7 +105,7 @@ def test_onnx_files_have_a_dynamic_time_axis(kelly_models):
 @pytest.mark.parametrize("name", ["HarmonyPredictor", "GroovePredictor"])
 def test_dynamo_exporter_gives_the_same_checks(kelly_models, name, tmp_path):
     """dynamo=True fixes the time length in the graph; check feeds onnxruntime chunks of it."""
-    pytest.importorskip("onnxscript")
+    require_modules("onnxscript")
     from toolchain.kelly.export import DYNAMO_FRAMES, export_model
 
     result = export_model(kelly_models.torch_models[name], tmp_path, dynamo=True)
@@ -124,7 +126,8 @@ def test_export_command_exports_checkpoints_and_reports_both_checks(kelly_models
         write_checkpoint(tmp_path / "training", kelly_models.torch_models[name])
     result = invoke("export", tmp_path / "training", "-o", tmp_path / "models", "-m", "DynamicsEngine,GroovePredictor")
     assert result.exit_code == 0, result.output
-    report = json.loads((tmp_path / "models" / "export_report.json").read_text())
+    assert sorted(p.name for p in (tmp_path / "models").glob("*.json")) == ["DynamicsEngine.json", "GroovePredictor.json"]
+    report = json.loads((tmp_path / "models.export_report.json").read_text())  # beside the folder, not in it
     assert [m["name"] for m in report["models"]] == ["DynamicsEngine", "GroovePredictor"]
     assert all(m["passed"] and m["torch_max_abs_error"] <= ATOL and m["onnx_max_abs_error"] <= ATOL for m in report["models"])
     original = json.loads(kelly_models.json_paths["GroovePredictor"].read_text())["layers"]

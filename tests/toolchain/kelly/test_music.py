@@ -4,10 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import require_modules
+
 from toolchain.kelly.chords import parse_chord
 from toolchain.kelly.spec import EXPRESSION_PARAMETERS, FRAME_RATE
 
-pretty_midi = pytest.importorskip("pretty_midi")
+pretty_midi = require_modules("pretty_midi")
 from toolchain.kelly.datasets import music  # noqa: E402
 
 from .conftest import GROOVE_HITS, band_midi  # noqa: E402

@@ -7,9 +7,11 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-pretty_midi = pytest.importorskip("pretty_midi")
-pytest.importorskip("librosa")
+from tests.conftest import require_modules
+
+require_modules("torch")
+pretty_midi = require_modules("pretty_midi")
+require_modules("librosa")
 from typer.testing import CliRunner  # noqa: E402
 
 from tests.conftest import REPO  # noqa: E402
@@ -79,6 +81,12 @@ def test_main_job_quick_run_end_to_end(tmp_path):
     assert all(r["error_vs_torch"] <= 1e-5 and r["error_vs_onnx"] <= 1e-5 for r in rows)
     assert all(r["p50_us"] > 0 and r["p99_us"] >= r["p50_us"] and r["memory_bytes"] > 0 for r in rows)
     assert rows[-1]["parameters"] == sum(r["parameters"] for r in rows[:-1]) == 1_055_184
+    assert all(r["cost_vs_float"] is None for r in rows)  # float32 is the reference: no cost
+    compressed = [r for r in summary["rows"] if r["variant"] != "float32"]
+    assert {r["variant"] for r in compressed} == {"int8", "pruned", "pruned+int8"}
+    # each compressed file computes its own ONNX (conversion error) and reports, apart, what compression cost
+    assert all(r["error_vs_onnx"] <= 1e-5 and r["cost_vs_float"] > r["error_vs_onnx"] for r in compressed)
+    assert "cost vs float32" in result.output
     assert summary["training"]["models"]["HarmonyPredictor"]["sources"] == ["synthetic"]
     assert "pipeline (5 models)" in result.output and "wall time" in result.output
     assert invoke("validate", tmp_path / "models", "--check-specs").exit_code == 0

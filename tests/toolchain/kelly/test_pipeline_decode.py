@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import require_modules
+
 from toolchain.kelly.chords import CHORD_CLASSES
 from toolchain.kelly.decode import ACCENT_VELOCITY, decode, smooth_labels, write_midi
 from toolchain.kelly.spec import EXPRESSION_PARAMETERS, FRAME_RATE
@@ -69,7 +71,7 @@ def test_melody_notes_need_the_threshold_and_a_minimum_length():
 
 
 def test_midi_file_reads_back_with_the_decoded_events(tmp_path):
-    pretty_midi = pytest.importorskip("pretty_midi")
+    pretty_midi = require_modules("pretty_midi")
     data = outputs(200, [("C", 100), ("G7", 100)])
     data["MelodyTransformer"][20:60, 76] = 0.8
     decoded = decode(data)

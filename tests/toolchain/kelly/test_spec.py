@@ -6,6 +6,8 @@ import sys
 
 import numpy as np
 import pytest
+
+from tests.conftest import require_modules
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +17,7 @@ from toolchain.kelly.spec import (
 )
 from toolchain.layers import ACTIVATIONS
 
-torch = pytest.importorskip("torch")
+torch = require_modules("torch")
 from toolchain.kelly.models import build_model, reference_pair, to_layer_model, torch_parameter_count  # noqa: E402
 
 ISSUE_TABLE = {  # issue 4: input -> output, parameter target

@@ -9,7 +9,9 @@ import json
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from tests.conftest import require_modules
+
+torch = require_modules("torch")
 from typer.testing import CliRunner  # noqa: E402
 
 from toolchain.cli import app  # noqa: E402

@@ -9,7 +9,9 @@ import shutil
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+from tests.conftest import require_modules
+
+require_modules("torch")
 from typer.testing import CliRunner  # noqa: E402
 
 from toolchain.cli import app  # noqa: E402
