@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reference_engine import specialise
 from reference_engine.program import Program, aligned_zeros, compile_program
 from reference_engine.runner import Block, Buffers, block_entry, frame_entry
 from toolchain.errors import InputError
@@ -62,8 +63,11 @@ class MemoryReport:
 class Engine:
     """A compiled model with its own state. Not thread-safe: one engine per audio thread."""
 
-    def __init__(self, model: Model, name: str = "", block: int = DEFAULT_BLOCK):  # or a quant.int8_json.Int8Model
+    def __init__(self, model: Model, name: str = "", block: int = DEFAULT_BLOCK,  # or a quant.int8_json.Int8Model
+                 specialised: bool = True):
+        """``specialised=False`` keeps the table program even for a small model (``specialise.py``; for comparisons)."""
         self.name = name
+        self.specialised = specialised
         self.program: Program = compile_program(model)
         program = self.program
         self.input_size, self.output_size = program.input_size, program.output_size
@@ -74,7 +78,6 @@ class Engine:
         self.frame = aligned_zeros(self.input_size)
         self.buffers = Buffers(program.table, program.weights, self.state, self.cursors, self.scratch, self.work, self.frame,
                                program.qweights)
-        self._run_frame = frame_entry(self.buffers)
         self._frame_shape = (self.input_size,)
         self._output = self.scratch[program.output_row, :self.output_size]
         self._output.flags.writeable = False  # a view for reading: the next frame overwrites it
@@ -88,7 +91,9 @@ class Engine:
         self.block_inputs = aligned_zeros(block * self.input_size).reshape(block, self.input_size)
         self._block_outputs = aligned_zeros(block * self.output_size).reshape(block, self.output_size)
         self.block = Block(self.block_inputs, self._block_outputs, self.program.output_row)
-        self._run_block = block_entry(self.buffers, self.block)
+        # A small model runs its own straight-line program (specialise.py), else the table program.
+        entries = self.specialised and specialise.entries(self.program, self.buffers, self.block)
+        self._run_frame, self._run_block = entries or (frame_entry(self.buffers), block_entry(self.buffers, self.block))
         self._full_block = self._block_outputs.view()
         self._full_block.flags.writeable = False
 

@@ -4,7 +4,8 @@ Two independent measurements, each with a control that proves it can fail:
 - numba's runtime (NRT) allocation counters, enabled with NUMBA_NRT_STATS=1 in a subprocess (the flag
   must be set before numba is imported): zero NRT allocations over 10,000 ``forward`` calls of a stack
   and of a graph with every merge row (``synthetic.wavenet``), and over the ``process`` calls of 10,000
-  frames in blocks of 64 (and of 7: a partial block), while a compiled
+  frames in blocks of 64 (and of 7: a partial block), and of a per-sample LSTM's specialised program
+  (``reference_engine/specialise.py``: blocks of 64 and single frames), while a compiled
   function that does allocate moves the counter per call;
 - tracemalloc over 10,000 ``forward`` calls of a model with a 4096-wide output: the peak of traced
   memory grows by far less than one output array (16 KiB), while a variant that copies the output
@@ -75,7 +76,19 @@ NRT_SCRIPT = textwrap.dedent("""
     for frame in frames:
         allocating_control(frame)
     control_delta = allocations() - before
-    print(json.dumps({"forward": forward_delta, "graph_forward": graph_delta, "process": process_deltas, "control": control_delta}))
+    from reference_engine import specialise
+    per_sample = Engine(synthetic.model(1, [synthetic.lstm(rng, 1, 12), synthetic.dense(rng, 12, 1)]))
+    assert specialise.specialisable(per_sample.program)  # its own straight-line program (specialise.py)
+    samples = frames[:, :1].copy()
+    per_sample.process(samples[:64]); per_sample.forward(samples[0])
+    before = allocations()
+    for start in range(0, FRAMES - 63, 64):
+        per_sample.process(samples[start:start + 64])
+    for frame in samples[:1000]:
+        per_sample.forward(frame)
+    special_delta = allocations() - before
+    print(json.dumps({"forward": forward_delta, "graph_forward": graph_delta, "process": process_deltas,
+                      "specialised": special_delta, "control": control_delta}))
 """).replace("FRAMES", str(FRAMES))
 
 
@@ -89,6 +102,7 @@ def test_numba_runtime_allocates_nothing_per_frame():
     assert counts["forward"] == 0, counts
     assert counts["graph_forward"] == 0, counts
     assert counts["process"] == [0, 0], counts
+    assert counts["specialised"] == 0, counts
 
 
 def peak_growth(step, frames) -> int:
