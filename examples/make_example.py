@@ -1,14 +1,16 @@
 """Synthesize the shipped example recording: examples/example_chords.wav (+ its score, example_chords.mid).
 
-Four bars at 120 bpm (8 s): the progression C - Am - F - G7, one chord per bar, voiced as the training
-progressions are (root in octave 2, chord tones from octave 3), with a quarter-note melody of chord tones
-above it. Rendered with FluidSynth and the General MIDI SoundFont that pretty_midi ships (sine waves when
-pyfluidsynth/libfluidsynth are missing), mono 22,050 Hz, 16-bit PCM (~350 KB).
+Four bars at 120 bpm (8 s) of a small tune: the chords C | Am | F G7 | C, voiced as the training
+progressions are (root in octave 2, chord tones from octave 3, piano, velocity 64), under a melody line
+in octave 5 (piano, velocity 96) that moves in quarters, eighths and halves, with passing tones (the D5s)
+between chord tones. Rendered with FluidSynth and the General MIDI SoundFont that pretty_midi ships (sine
+waves when pyfluidsynth/libfluidsynth are missing), mono 22,050 Hz, 16-bit PCM (~370 KB).
 
     python examples/make_example.py            # rewrites both files beside this script
-    kelly-tc pipeline --audio examples/example_chords.wav
+    kelly-tc pipeline --audio examples/example_chords.wav --reference examples/example_chords.mid
 
-The MIDI holds the truth the pipeline's output can be compared with (chords per bar, melody notes).
+The MIDI is the score: instrument ``chords`` and instrument ``melody``; ``--reference`` scores the
+pipeline's MIDI against it with mir_eval (melody note F1, chord accuracy).
 """
 from __future__ import annotations
 
@@ -24,21 +26,31 @@ from toolchain.kelly.spec import SAMPLE_RATE
 
 HERE = Path(__file__).resolve().parent
 TEMPO = 120.0
-PROGRESSION = ("C", "Am", "F", "G7")
-#: Melody per bar: four quarter notes (MIDI pitches), chord tones of that bar.
-MELODY = ((72, 76, 79, 76), (72, 69, 76, 72), (69, 72, 77, 72), (71, 74, 79, 77))
+#: (chord symbol, beats) in order: one chord per bar, two in the third.
+CHORDS = (("C", 4), ("Am", 4), ("F", 2), ("G7", 2), ("C", 4))
+#: The melody: (MIDI pitch, beats) in order, 16 beats in all.
+MELODY = ((76, 1), (79, 1), (76, 0.5), (74, 0.5), (72, 1),     # C:  E G E-D C
+          (69, 1), (72, 1), (76, 2),                           # Am: A C E--
+          (77, 1), (81, 1), (79, 1), (77, 0.5), (74, 0.5),     # F G7: F A | G F-D
+          (76, 1), (74, 1), (72, 2))                           # C:  E D C--
+#: Each melody note sounds for this share of its beats (a small gap keeps the notes apart, as sung).
+LEGATO = 0.95
 
 
 def example_midi() -> pretty_midi.PrettyMIDI:
     midi = pretty_midi.PrettyMIDI(initial_tempo=TEMPO)
     piano, lead = pretty_midi.Instrument(program=0, name="chords"), pretty_midi.Instrument(program=0, name="melody")
     beat = 60.0 / TEMPO
-    for bar, (symbol, tune) in enumerate(zip(PROGRESSION, MELODY)):
+    time = 0.0
+    for symbol, beats in CHORDS:
         chord = parse_chord(symbol)
-        start, end = bar * 4 * beat, (bar + 1) * 4 * beat
         pitches = [36 + chord.root] + [48 + chord.root + i for i in QUALITY_INTERVALS[chord.quality]]
-        piano.notes += [pretty_midi.Note(70, p, start, end) for p in pitches]
-        lead.notes += [pretty_midi.Note(90, p, start + k * beat, start + (k + 0.95) * beat) for k, p in enumerate(tune)]
+        piano.notes += [pretty_midi.Note(64, p, time, time + beats * beat) for p in pitches]
+        time += beats * beat
+    time = 0.0
+    for pitch, beats in MELODY:
+        lead.notes.append(pretty_midi.Note(96, pitch, time, time + LEGATO * beats * beat))
+        time += beats * beat
     midi.instruments += [piano, lead]
     return midi
 

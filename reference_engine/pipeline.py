@@ -2,12 +2,14 @@
 
     processor = MultiModelProcessor("kelly-out/models")   # NAME.json for the five models
     processor.reset()
-    outputs = processor.process_frame(features)            # float32 [128] log-mel frame -> dict of views
-    sequences = processor.run_full_pipeline(features)      # [T, 128] -> dict of new [T, out] arrays
+    outputs = processor.process_frame(features)            # float32 [224] feature frame -> dict of views
+    sequences = processor.run_full_pipeline(features)      # [T, 224] -> dict of new [T, out] arrays
 
-Wiring: ``toolchain.kelly.spec.PIPELINE`` (the one source): features -> EmotionRecognizer -> embedding;
-MelodyTransformer and GroovePredictor read the embedding, DynamicsEngine its first 32 dims,
-HarmonyPredictor [embedding, features 0-63]. Models run in that order, each one frame per call with
+A feature frame is a row of ``toolchain.kelly.features.frame_features`` (the function that made the
+training inputs): 128 log-mel bands | 64 semitone bins | 32 level values (``spec.FEATURE_GROUPS``).
+Wiring: ``toolchain.kelly.spec.PIPELINE`` (the one source): log-mel -> EmotionRecognizer -> embedding;
+semitone bins -> MelodyTransformer; [embedding, semitone bins] -> HarmonyPredictor; level ->
+DynamicsEngine; [level, embedding dims 32-63] -> GroovePredictor. Models run in that order, each one frame per call with
 its state kept between calls (the reference engine), so streaming a file frame by frame and
 ``run_full_pipeline`` on the whole file give the same outputs.
 
@@ -41,7 +43,7 @@ import numpy as np
 
 from toolchain.errors import InputError
 from toolchain.kelly.chords import class_index
-from toolchain.kelly.spec import (EXPRESSION_PARAMETERS, FRAME_RATE, GROOVE_STEPS, MODEL_NAMES, N_MELS, PIPELINE,
+from toolchain.kelly.spec import (EXPRESSION_PARAMETERS, FEATURE_SIZE, FRAME_RATE, GROOVE_STEPS, MODEL_NAMES, PIPELINE,
                                   encode_emotion, get_spec, pipeline_input)
 
 log = logging.getLogger(__name__)
@@ -170,7 +172,7 @@ def load_stage(directory: Path, name: str, atol: float):
 
 # ------------------------------------------------------------------------------------------- processor
 class MultiModelProcessor:
-    """The five models wired per ``spec.PIPELINE``, streaming one log-mel frame per call.
+    """The five models wired per ``spec.PIPELINE``, streaming one feature frame per call.
 
     Not thread-safe: one processor per audio thread (each engine holds its own state)."""
 
@@ -179,8 +181,8 @@ class MultiModelProcessor:
         self.stages, self.status = {}, {}
         for name in PIPELINE:
             self.stages[name], self.status[name] = load_stage(self.models_dir, name, atol)
-        self._features = np.zeros(N_MELS, np.float32)
-        self._frame_shape = (N_MELS,)
+        self._features = np.zeros(FEATURE_SIZE, np.float32)
+        self._frame_shape = (FEATURE_SIZE,)
         #: One output buffer per model (what process_frame returns, overwritten each frame).
         self.outputs = {name: np.zeros(get_spec(name).output_size, np.float32) for name in PIPELINE}
         self._inputs = {name: np.zeros(get_spec(name).input_size, np.float32) for name in PIPELINE}
@@ -207,9 +209,9 @@ class MultiModelProcessor:
             stage.reset()
 
     def process_frame(self, features: np.ndarray) -> dict[str, np.ndarray]:
-        """Run one ``[128]`` frame through the five models; returns views of the output buffers."""
+        """Run one ``[224]`` feature frame through the five models; returns views of the output buffers."""
         if type(features) is not np.ndarray or features.shape != self._frame_shape:
-            raise InputError(f"expected a numpy array of shape [{N_MELS}], got "
+            raise InputError(f"expected a numpy array of shape [{FEATURE_SIZE}], got "
                              f"{list(np.shape(features)) if isinstance(features, np.ndarray) else type(features).__name__}")
         np.copyto(self._features, features)
         for forward, inputs, copies, output in self._steps:
@@ -219,15 +221,15 @@ class MultiModelProcessor:
         return self.outputs
 
     def run_full_pipeline(self, features: np.ndarray, reset: bool = True) -> dict[str, np.ndarray]:
-        """All five outputs for every frame of ``features [T, 128]``: a dict of new ``[T, out]`` arrays.
+        """All five outputs for every frame of ``features [T, 224]``: a dict of new ``[T, out]`` arrays.
 
         Each model streams the whole sequence (``run``: one frame per step, state kept) before the next
         model starts; with no feedback in the wiring this equals calling :meth:`process_frame` per frame.
         ``reset``: start from zero state (default) or continue from the current one.
         """
         features = np.asarray(features)
-        if features.ndim != 2 or features.shape[1] != N_MELS or not np.all(np.isfinite(features)):
-            raise InputError(f"expected finite features [frames, {N_MELS}], got shape {list(features.shape)}")
+        if features.ndim != 2 or features.shape[1] != FEATURE_SIZE or not np.all(np.isfinite(features)):
+            raise InputError(f"expected finite features [frames, {FEATURE_SIZE}], got shape {list(features.shape)}")
         if reset:
             self.reset()
         values = {"features": np.ascontiguousarray(features, dtype=np.float32)}

@@ -382,11 +382,11 @@ def _noise(seconds: float = 1.0):
 #: ``pipeline --audio`` files: name -> (builder, reason regex; no WHERE part).
 AUDIO_CASES = {
     "audio_missing_file": (lambda folder: folder / "absent.wav", r"no such audio file"),
-    "audio_directory": (audio_directory, r"no such audio file"),
+    "audio_directory": (audio_directory, r"not a regular file"),
     "audio_empty_file": (_raw(b"", name="recording.wav"), r"unreadable audio \(.*\)"),
     "audio_text_file": (_raw(b"RIFF? no, just text\n" * 3, name="recording.wav"), r"unreadable audio \(.*\)"),
     "audio_random_mp3": (_raw(np.random.default_rng(5).bytes(3000), name="recording.mp3"), r"unreadable audio \(.*\)"),
     "audio_truncated_wav": (_wav(_noise(), cut=60), r"unreadable audio \(NoBackendError: no decoder recognises the content: not audio, cut short, or a format that needs ffmpeg\)"),
     "audio_nan_samples": (_wav(lambda: np.full(22050, np.nan, np.float32)), r"unreadable audio \(ParameterError: Audio buffer is not finite everywhere\)"),
-    "audio_too_short": (_wav(lambda: np.zeros(100, np.float32)), r"too short: 100 samples, less than one 2048-sample analysis window"),
+    "audio_too_short": (_wav(lambda: np.zeros(100, np.float32)), r"too short: 0.005 s, the pipeline needs at least 1 s"),
 }

@@ -23,7 +23,7 @@ from reference_engine.pipeline import (FALLBACK_CHORD_FRAMES, FALLBACK_PROGRESSI
                                        MultiModelProcessor)
 from toolchain.errors import InputError  # noqa: E402
 from toolchain.kelly.chords import CHORD_CLASSES  # noqa: E402
-from toolchain.kelly.spec import EXPRESSION_PARAMETERS, MODEL_NAMES, decode_emotion  # noqa: E402
+from toolchain.kelly.spec import EXPRESSION_PARAMETERS, FEATURE_SIZE, MODEL_NAMES, decode_emotion  # noqa: E402
 
 ATOL = 1e-5
 
@@ -35,22 +35,25 @@ def models_dir(kelly_models, tmp_path):
 
 @pytest.fixture(scope="module")
 def features():
-    return np.random.default_rng(11).uniform(-1.5, 1.5, (60, 128)).astype(np.float32)
+    return np.random.default_rng(11).uniform(-1.5, 1.5, (60, FEATURE_SIZE)).astype(np.float32)
 
 
 def torch_pipeline(kelly_models, features):
-    """The wiring written out by hand (issue 4): embedding -> melody, groove; [embedding, bands 0-63] ->
-    harmony; embedding dims 0-31 -> dynamics. Each model runs the whole sequence from zero state."""
+    """The wiring written out by hand (issue 14): [mel 96-127, semitone bins, level] -> emotion;
+    semitone bins -> melody; [embedding, semitone bins] -> harmony; level -> dynamics;
+    [level, embedding dims 32-63] -> groove. Each model runs the whole sequence from zero state."""
     import torch
 
     def run(name, inputs):
         with torch.no_grad():
             return kelly_models.torch_models[name](torch.from_numpy(np.ascontiguousarray(inputs))[None])[0].numpy()
 
-    embedding = run("EmotionRecognizer", features)
-    return {"EmotionRecognizer": embedding, "MelodyTransformer": run("MelodyTransformer", embedding),
-            "HarmonyPredictor": run("HarmonyPredictor", np.concatenate([embedding, features[:, :64]], axis=1)),
-            "DynamicsEngine": run("DynamicsEngine", embedding[:, :32]), "GroovePredictor": run("GroovePredictor", embedding)}
+    pitch, level = features[:, 128:192], features[:, 192:224]
+    embedding = run("EmotionRecognizer", features[:, 96:224])
+    return {"EmotionRecognizer": embedding, "MelodyTransformer": run("MelodyTransformer", pitch),
+            "HarmonyPredictor": run("HarmonyPredictor", np.concatenate([embedding, pitch], axis=1)),
+            "DynamicsEngine": run("DynamicsEngine", level),
+            "GroovePredictor": run("GroovePredictor", np.concatenate([level, embedding[:, 32:]], axis=1))}
 
 
 def streamed(processor, features):
@@ -121,7 +124,7 @@ def test_tampered_and_wrongly_sized_models_fall_back(models_dir, kelly_models):
 def test_fallbacks_give_the_documented_values(tmp_path, features):
     processor = MultiModelProcessor(tmp_path)  # an empty folder: every model falls back
     assert processor.fallbacks == list(MODEL_NAMES)
-    frames = np.zeros((2 * FALLBACK_CHORD_FRAMES * 2 + 5, 128), np.float32)
+    frames = np.zeros((2 * FALLBACK_CHORD_FRAMES * 2 + 5, FEATURE_SIZE), np.float32)
     outputs = processor.run_full_pipeline(frames)
     valence, arousal = decode_emotion(outputs["EmotionRecognizer"])
     assert np.all(valence == 0) and np.all(arousal == 0)
@@ -138,7 +141,7 @@ def test_process_frame_allocates_nothing_per_frame(kelly_models, features):
     """tracemalloc over 2,000 frames: the traced peak grows by less than one output row (512 bytes),
     while a control that keeps a copy of one output per frame grows by more than 2,000 rows."""
     processor = MultiModelProcessor(kelly_models.directory)
-    frames = np.resize(features, (2000, 128))
+    frames = np.resize(features, (2000, FEATURE_SIZE))
     process, kept = processor.process_frame, []
 
     def peak_growth(step):
@@ -159,7 +162,7 @@ def test_process_frame_allocates_nothing_per_frame(kelly_models, features):
 
 def test_process_frame_refuses_a_wrong_frame(kelly_models):
     processor = MultiModelProcessor(kelly_models.directory)
-    with pytest.raises(InputError, match=r"shape \[128\], got \[64\]"):
+    with pytest.raises(InputError, match=r"shape \[224\], got \[64\]"):
         processor.process_frame(np.zeros(64, np.float32))
     with pytest.raises(InputError, match="finite features"):
-        processor.run_full_pipeline(np.full((3, 128), np.nan, np.float32))
+        processor.run_full_pipeline(np.full((3, FEATURE_SIZE), np.nan, np.float32))

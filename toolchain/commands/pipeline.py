@@ -1,8 +1,11 @@
 """``kelly-tc pipeline [--audio FILE.wav] [--out DIR] [--quick]``: the Kelly models end to end.
 
 Without ``--audio``: train briefly (music21 corpus, synthetic without it), export, convert, validate,
-check and benchmark the five models; print the summary. With ``--audio``: the same first (or the models
-of ``--models DIR``), then stream the recording through the five-model pipeline and write MIDI + JSON.
+check and benchmark the five models; print the summary and the music the models make on unseen pieces.
+With ``--audio``: check the recording first (nothing is done or written for a bad one), then use the
+models of ``--models DIR``, or those a previous main job left in ``OUT/models`` -- training them (the main
+job, announced) only when there are none -- and stream the recording through the five-model pipeline
+into MIDI + JSON. ``--reference SCORE.mid`` then scores the MIDI against the score (mir_eval).
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from toolchain.cli import command, status
-from toolchain.errors import CheckFailed, UnsupportedError
+from toolchain.errors import CheckFailed, InputError, UnsupportedError
 
 
 @command
@@ -24,6 +27,7 @@ def pipeline(
     out: Path = typer.Option(Path("kelly-out"), "--out", "-o", help="Output folder (training/, models/, summary.json, the MIDI and JSON)."),
     quick: bool = typer.Option(False, "--quick", help="A smoke run: 1 epoch on a few pieces, short benchmark."),
     models: Optional[Path] = typer.Option(None, "--models", help="Use these exported models (NAME.json) instead of training; only with --audio."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="With --audio: a score (MIDI with 'melody' and 'chords' instruments) to compare the written MIDI with (mir_eval)."),
     source: str = typer.Option("auto", "--source", help="Training data: auto (corpus, synthetic without music21), corpus or synthetic."),
     dynamo: bool = typer.Option(False, "--dynamo/--no-dynamo", help="Export with torch's dynamo exporter."),
     seed: int = typer.Option(0, "--seed", help="Seed of training, export checks and benchmark input."),
@@ -37,18 +41,55 @@ def pipeline(
 
     options.seed(seed)
     atomic.check_folder(out, what="--out")  # before training: a file in the way or a read-only folder
+    if reference is not None and audio is None:
+        raise UnsupportedError("--reference only applies with --audio", where="--reference")
+    recording = None
+    if audio is not None:  # check the inputs before any work: a bad recording costs seconds and writes nothing
+        from toolchain.kelly.audio_job import read_recording
+
+        recording = read_recording(audio)
+        if reference is not None and not reference.is_file():
+            raise InputError("no such score (MIDI) file", file=reference)
+        if models is not None and not models.is_dir():
+            raise InputError("no such models folder (the models/ of a main job, or kelly-tc export's -o)", file=models)
     report = None
     if models is None:
-        report = _main_job(out, quick, source, dynamo, seed, console)
         models = out / "models"
+        missing = _models_missing(models) if audio is not None else ["no --audio"]
+        if audio is not None and not missing:
+            console.print(f"using the models of a previous main job in {models} (delete them, or run kelly-tc pipeline, to retrain)")
+        else:
+            if audio is not None:
+                console.print(f"no usable trained models in {models} ({'; '.join(missing[:2])}): "
+                              "training them first with the main job")
+            report = _main_job(out, quick, source, dynamo, seed, console)
     if audio is not None:
         from toolchain.kelly.audio_job import process_audio
 
         with status(Console(stderr=True), f"streaming {audio} through the five models"):
-            result = process_audio(audio, models, out)
+            result = process_audio(audio, models, out, recording)
         render_audio(result, console)
+        if reference is not None:
+            from toolchain.kelly.scoring import compare_midi
+
+            render_scores(compare_midi(reference, result.midi_path), console)
     if report is not None and not report.passed:
         raise CheckFailed("; ".join(report.problems))
+
+
+def _models_missing(directory: Path) -> list[str]:
+    from toolchain.kelly.audio_job import models_missing
+
+    return models_missing(directory)
+
+
+def render_scores(scores: dict, console: Console) -> None:
+    """The written MIDI against the score: melody notes (mir_eval, 50 ms onsets) and chord accuracy."""
+    melody, chords = scores["melody"], scores["chords"]
+    console.print(f"vs {scores['reference']}: melody notes P {melody['precision']:.3f} R {melody['recall']:.3f} "
+                  f"F1 {melody['f1']:.3f} (onsets within 50 ms; with offsets F1 {melody['f1_with_offsets']:.3f}), "
+                  f"{melody['estimated_notes']} notes for {melody['reference_notes']}; chord accuracy majmin "
+                  f"{chords['majmin']:.3f}, sevenths {chords['sevenths']:.3f}, root {chords['root']:.3f} (mir_eval)")
 
 
 def _main_job(out: Path, quick: bool, source: str, dynamo: bool, seed: int, console: Console):
@@ -62,6 +103,8 @@ def _main_job(out: Path, quick: bool, source: str, dynamo: bool, seed: int, cons
     with progress_reporter() as reporter:
         report = run_main_job(JobSettings(out, quick, source, dynamo, seed), reporter)
     console.print(render_summary(report.rows, f"Kelly models ({'quick' if quick else 'default'} run, {out})"))
+    if report.music:
+        console.print(render_music(report.music))
     stages = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in report.stages.items())
     console.print(f"wall time {time.perf_counter() - started:.1f} s ({stages}); summary: {out / 'summary.json'}")
     console.print("errors: max abs, engine (one frame per call) vs PyTorch and vs onnxruntime; latency: per frame, one "
@@ -101,6 +144,19 @@ def render_summary(rows, title: str) -> Table:
                       _number(row.error_vs_torch, ".1e"), _number(row.error_vs_onnx, ".1e"), valid, _cost(row.cost_vs_float),
                       _number(row.p50_us, ".1f"), _number(row.p99_us, ".1f"),
                       "-" if row.memory_bytes is None else format_size(row.memory_bytes), _number(row.val_ratio, ".3f"))
+    return table
+
+
+def render_music(music: dict) -> Table:
+    """The music the models make on the unseen (validation) pieces, scored with mir_eval."""
+    melody, chords = music["melody"], music["chords"]
+    table = Table(title=f"Music on {len(music['pieces'])} unseen pieces ({music['seconds']:.0f} s), mir_eval")
+    for column in ("melody pitch acc (sounding frames)", "melody overall acc", "note P", "note R", "note F1",
+                   "note F1 w/ offsets", "chords majmin", "chords sevenths"):
+        table.add_column(column, justify="right")
+    table.add_row(*(f"{value:.3f}" for value in (melody["raw_pitch_accuracy"], melody["overall_accuracy"],
+                                                 melody["precision"], melody["recall"], melody["f1"],
+                                                 melody["f1_with_offsets"], chords["majmin"], chords["sevenths"])))
     return table
 
 

@@ -53,6 +53,11 @@ class TrainConfig:
     max_seconds: float = 60.0
     #: windows kept per model (deterministic subsample above it)
     max_sequences: int = 2048
+    #: models that learn from windows ``long_context_factor`` times longer (fewer of them, in smaller
+    #: batches: the same frames per batch and per epoch). Dynamics and groove describe the last bars --
+    #: a bar is ~2 s, more than a 32-frame window (0.74 s) lets a model hear from its zero start state.
+    long_context_models: list[str] = field(default_factory=lambda: ["DynamicsEngine", "GroovePredictor"])
+    long_context_factor: int = 4
     plot: bool = True
     resume: bool = False
 
@@ -64,6 +69,11 @@ class TrainConfig:
                 raise InputError(error.reason, file=file, where="models") from None
         if self.source not in SOURCES:
             raise InputError(f"must be one of {', '.join(SOURCES)}, not {self.source!r}", file=file, where="source")
+        for name in self.long_context_models:
+            try:
+                get_spec(name)
+            except InputError as error:
+                raise InputError(error.reason, file=file, where="long_context_models") from None
         for key, most in LIMITS.items():
             if not 1 <= getattr(self, key) <= most:
                 raise InputError(f"must be between 1 and {most}, got {getattr(self, key)}", file=file, where=key)
@@ -75,6 +85,11 @@ class TrainConfig:
             raise InputError("learning_rate and max_seconds must be > 0, patience >= 1, corpus_pieces >= 0", file=file)
         return self
 
+    def windows(self, name: str) -> tuple[int, int, int]:
+        """(frames per window, windows kept, windows per batch) for model ``name``."""
+        factor = self.long_context_factor if name in self.long_context_models else 1
+        return self.seq_len * factor, max(self.max_sequences // factor, 2), max(self.batch_size // factor, 1)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -83,13 +98,17 @@ class TrainConfig:
 #: typo cannot ask for terabytes (``seq_len`` 10**8 x batch 32 x 64 features was 7.45 TiB of float32).
 LIMITS = {"epochs": 100_000, "batch_size": 65_536, "seq_len": 65_536, "threads": 1024,
           "synthetic_sequences": 10_000_000, "max_files": 10_000_000, "max_sequences": 100_000_000,
-          "buffer_pieces": 1_000_000}
+          "buffer_pieces": 1_000_000, "long_context_factor": 1_000}
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
 def _check_type(key: str, value: Any, file: Path) -> Any:
     default = getattr(TrainConfig(), key)
+    if key == "long_context_models":
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise InputError("must be a list of model names", file=file, where=key)
+        return value
     if key == "models":
         if not (isinstance(value, list) and all(isinstance(v, str) for v in value) and value):
             raise InputError("must be a non-empty list of model names", file=file, where=key)

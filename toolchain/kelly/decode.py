@@ -1,22 +1,26 @@
-"""From the pipeline's per-frame outputs to music: chords, melody notes, tempo -> a MIDI file.
+"""From the pipeline's per-frame outputs to music: chords, a melody line, tempo -> a MIDI file.
 
 The decoding (documented in docs/ARCHITECTURE.md, "From outputs to MIDI"); frame ``t`` is at
-``t / spec.FRAME_RATE`` seconds, as the log-mel frames are:
+``t / spec.FRAME_RATE`` seconds, as the feature frames are:
 
-- **tempo**: the median of DynamicsEngine's ``tempo`` output (bpm / 240) over the file, clipped to
-  40-240 bpm. It defines a 16th-note grid from time 0, 16 steps to the bar.
 - **chords**: HarmonyPredictor's most probable class per frame; a run shorter than
   :data:`MIN_CHORD_SECONDS` takes the chord of the last run at least that long before it (at the start:
-  the first such run), then equal neighbours merge. A chord sounds as its root in octave 2 under its chord tones from octave 3
-  (as ``datasets/progressions.py`` voices progressions).
+  the first such run), then equal neighbours merge. Each chord lasts until the next one starts (chords
+  never overlap). A chord sounds as its root in octave 2 under its chord tones from octave 3 (as
+  ``datasets/progressions.py`` voices progressions).
 - **melody**: MelodyTransformer's most probable pitch per frame where its probability reaches
-  :data:`MELODY_THRESHOLD`; runs of one pitch of at least :data:`MIN_NOTE_FRAMES` frames are notes.
-- **timing** (GroovePredictor): every chord and note onset moves to the nearest 16th step, plus the
-  groove's timing offset predicted for that step of the bar at the onset frame (dims 0-15, in half-steps).
-  Ends stay where the run ends (at least :data:`MIN_NOTE_SECONDS` after the onset).
+  :data:`MELODY_THRESHOLD`; runs of one pitch of at least :data:`MIN_NOTE_FRAMES` frames are notes, one
+  at a time (a single line: each note ends before the next begins).
+- **timing**: onsets stay where they are heard (the first frame of the run, less
+  :data:`ONSET_LATENCY_FRAMES`), so the MIDI lines up with the recording; the tempo written in the file is
+  the median of DynamicsEngine's ``tempo`` output (bpm / 240), clipped to 40-240 bpm.
 - **velocity** (DynamicsEngine, GroovePredictor): ``127 * velocity_mean`` at the onset frame, plus
-  ``ACCENT_VELOCITY * accent`` when the groove places an onset on that step (accent above -1);
-  clipped to 1-127.
+  ``ACCENT_VELOCITY * accent`` of the 16th step the onset falls on (on the tempo's grid from time 0) when
+  the groove places an onset there (accent above -1); clipped to 1-127.
+
+**Writing chords** (:func:`chord_notes`): consecutive chords that share a pitch hold it through (one note
+from the first chord's start to the last one's end); every other note ends exactly where the next chord
+starts. So no note-off of an old chord can cut a note of the new one, in any MIDI player.
 """
 from __future__ import annotations
 
@@ -32,7 +36,10 @@ from toolchain.kelly.spec import EXPRESSION_PARAMETERS, FRAME_RATE, GROOVE_STEPS
 MIN_CHORD_SECONDS = 0.25
 MELODY_THRESHOLD = 0.5
 MIN_NOTE_FRAMES = 3  # ~70 ms
-MIN_NOTE_SECONDS = 1.0 / 32
+#: Frames between a note's onset and the first frame the model reports it (the recurrent state needs a few
+#: frames to switch pitch). Chosen on the main job's validation chorales (never the example): note F1
+#: 0.401 / 0.478 / 0.520 with 0 / 1 / 2 frames (threshold 0.5; 0.3 gave 0.518 with 2 frames).
+ONSET_LATENCY_FRAMES = 2
 ACCENT_VELOCITY = 12.0
 TEMPO_RANGE = (40.0, 240.0)
 CHORD_PROGRAM, MELODY_PROGRAM = 0, 73  # General MIDI: acoustic grand piano, flute
@@ -87,20 +94,17 @@ def smooth_labels(labels: np.ndarray, min_frames: int) -> np.ndarray:
 
 
 class Timing:
-    """The 16th grid of the decoded tempo, and the groove's offsets and accents on it."""
+    """Velocities from the dynamics and the groove's accents on the 16th grid of the decoded tempo."""
 
     def __init__(self, tempo: float, groove: np.ndarray, dynamics: np.ndarray):
         self.sixteenth = 60.0 / tempo / 4
         self.groove, self.dynamics = groove, dynamics
 
-    def onset(self, frame: int) -> tuple[float, int]:
-        """(time of an onset detected at ``frame``, its 16th step in the bar)."""
-        index = int(round(frame / FRAME_RATE / self.sixteenth))
-        step = index % GROOVE_STEPS
-        offset = float(self.groove[frame, step]) if len(self.groove) else 0.0
-        return max(0.0, (index + 0.5 * offset) * self.sixteenth), step
+    def onset(self, frame: int) -> float:
+        return max(0.0, (frame - ONSET_LATENCY_FRAMES) / FRAME_RATE)
 
-    def velocity(self, frame: int, step: int) -> int:
+    def velocity(self, frame: int) -> int:
+        step = int(round(self.onset(frame) / self.sixteenth)) % GROOVE_STEPS
         velocity = 127.0 * float(self.dynamics[frame, _VELOCITY])
         accent = float(self.groove[frame, GROOVE_STEPS + step])
         if accent > -1.0 + 1e-3:
@@ -115,20 +119,34 @@ def chord_pitches(index: int) -> tuple[int, ...]:
 
 
 def _events(labels, probabilities, timing: Timing, min_frames: int, pitches, name) -> list[Event]:
+    """One event per run of a label (>= ``min_frames`` frames); each ends where the next event starts
+    (or where its run ends, if a gap follows), so events never overlap."""
+    kept = [(label, start, end) for label, start, end in runs(labels) if label >= 0 and end - start >= min_frames]
     events = []
-    for label, start, end in runs(labels):
-        if label < 0 or end - start < min_frames:
+    for index, (label, start, end) in enumerate(kept):
+        onset = timing.onset(start)
+        finish = timing.onset(end)
+        if index + 1 < len(kept):
+            finish = min(finish, timing.onset(kept[index + 1][1]))
+        if finish <= onset:
             continue
-        onset, step = timing.onset(start)
-        finish = max(end / FRAME_RATE, onset + MIN_NOTE_SECONDS)
         confidence = float(probabilities[start:end, label].mean())
-        events.append(Event(round(onset, 4), round(finish, 4), pitches(label), timing.velocity(start, step),
+        events.append(Event(round(onset, 4), round(finish, 4), pitches(label), timing.velocity(start),
                             name(label), confidence))
     return events
 
 
 def pitch_name(pitch: int) -> str:
     return ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")[pitch % 12] + str(pitch // 12 - 1)
+
+
+def melody_line_of(melody: np.ndarray) -> np.ndarray:
+    """``[F]`` the melody's pitch per frame from MelodyTransformer's ``[F, 128]`` probabilities: the most
+    probable pitch where it reaches :data:`MELODY_THRESHOLD`, else -1 (no melody)."""
+    if not len(melody):
+        return np.zeros(0, np.int64)
+    best = np.argmax(melody, axis=1)
+    return np.where(melody[np.arange(len(best)), best] >= MELODY_THRESHOLD, best, -1).astype(np.int64)
 
 
 def decode(outputs: dict[str, np.ndarray]) -> Decoded:
@@ -140,21 +158,50 @@ def decode(outputs: dict[str, np.ndarray]) -> Decoded:
     chord_labels = smooth_labels(np.argmax(harmony, axis=1), max(1, round(MIN_CHORD_SECONDS * FRAME_RATE))) \
         if len(harmony) else np.zeros(0, np.int64)
     chords = _events(chord_labels, harmony, timing, 1, chord_pitches, lambda i: CHORD_CLASSES[i])
-    best = np.argmax(melody, axis=1) if len(melody) else np.zeros(0, np.int64)
-    sounding = melody[np.arange(len(best)), best] >= MELODY_THRESHOLD if len(melody) else np.zeros(0, bool)
-    notes = _events(np.where(sounding, best, -1), melody, timing, MIN_NOTE_FRAMES, lambda p: (p,), pitch_name)
+    notes = _events(melody_line_of(melody), melody, timing, MIN_NOTE_FRAMES, lambda p: (p,), pitch_name)
     return Decoded(round(tempo, 2), chords, notes)
 
 
+def chord_notes(chords: list[Event]) -> list[tuple[int, int, float, float]]:
+    """(pitch, velocity, start, end) of the notes that play ``chords`` (in time order, not overlapping):
+    a pitch shared by consecutive chords is held through; every other note ends where the next chord
+    starts (or where its chord ends, if a gap follows)."""
+    notes, sounding = [], {}  # sounding: pitch -> [pitch, velocity, start, end] of the note still open
+    for index, chord in enumerate(chords):
+        for pitch in [p for p in sounding if p not in chord.pitches or sounding[p][3] < chord.start]:
+            notes.append(tuple(sounding.pop(pitch)))
+        for pitch in chord.pitches:
+            if pitch in sounding:
+                sounding[pitch][3] = chord.end
+            else:
+                sounding[pitch] = [pitch, chord.velocity, chord.start, chord.end]
+        following = chords[index + 1].start if index + 1 < len(chords) else None
+        if following is not None:
+            for note in sounding.values():  # a chord that runs past the next one's start stops there
+                note[3] = min(note[3], following)
+    notes += [tuple(note) for note in sounding.values()]
+    return sorted(notes, key=lambda note: (note[2], note[0]))
+
+
+def melody_notes(notes: list[Event]) -> list[tuple[int, int, float, float]]:
+    """(pitch, velocity, start, end) of a single line: each note ends by the time the next one starts."""
+    line = []
+    for index, note in enumerate(notes):
+        end = min(note.end, notes[index + 1].start) if index + 1 < len(notes) else note.end
+        if end > note.start:
+            line.append((note.pitches[0], note.velocity, note.start, end))
+    return line
+
+
 def to_midi(decoded: Decoded):
-    """A ``pretty_midi.PrettyMIDI`` with a chord track and a melody track."""
+    """A ``pretty_midi.PrettyMIDI`` with a ``chords`` track and a ``melody`` track."""
     import pretty_midi
 
     midi = pretty_midi.PrettyMIDI(initial_tempo=decoded.tempo)
-    for name, program, events in (("chords", CHORD_PROGRAM, decoded.chords), ("melody", MELODY_PROGRAM, decoded.notes)):
+    for name, program, notes in (("chords", CHORD_PROGRAM, chord_notes(decoded.chords)),
+                                 ("melody", MELODY_PROGRAM, melody_notes(decoded.notes))):
         instrument = pretty_midi.Instrument(program=program, name=name)
-        for event in events:
-            instrument.notes.extend(pretty_midi.Note(event.velocity, p, event.start, event.end) for p in event.pitches)
+        instrument.notes.extend(pretty_midi.Note(velocity, pitch, start, end) for pitch, velocity, start, end in notes)
         midi.instruments.append(instrument)
     return midi
 

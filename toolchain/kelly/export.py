@@ -8,7 +8,8 @@ Per model ``NAME``, in the output folder:
   time length to the example's :data:`DYNAMO_FRAMES`; ``check`` then feeds it in chunks of that length.
   Written without external data (one file), atomically.
 - ``NAME.json``: the converter's layer list (``toolchain.onnx_import``) with kelly-tc's metadata under
-  ``"kelly_tc"``: ``"model": NAME`` and the reference pair (``toolchain.cpp.reference_pair``):
+  ``"kelly_tc"``: ``"model": NAME``, ``"features_version"`` (``spec.FEATURES_VERSION``: the feature frame and
+  wiring the model was trained for) and the reference pair (``toolchain.cpp.reference_pair``):
   :func:`toolchain.kelly.models.reference_pair` frames and PyTorch's output for them from zero state.
   The file is written once, atomically, after the pair is in place.
 
@@ -38,7 +39,7 @@ from toolchain.check import CheckReport, check_files
 from toolchain.cpp.reference_pair import METADATA_KEY, set_reference_pair
 from toolchain.errors import CheckFailed, InputError
 from toolchain.kelly.models import KellyModel, reference_pair
-from toolchain.kelly.spec import MODEL_NAMES, get_spec
+from toolchain.kelly.spec import FEATURES_VERSION, MODEL_NAMES, get_spec
 from toolchain.kelly.training import torch_threads
 from toolchain.onnx_import import import_onnx
 from toolchain.rtneural_json import write_model
@@ -149,7 +150,8 @@ def write_json_with_reference(model: KellyModel, onnx_path: Path, json_path: Pat
     write; the pair must go in before the one atomic write, so the steps are called here.)"""
     converted = import_onnx(onnx_path).model
     inputs, outputs = reference_pair(model, frames=REFERENCE_FRAMES)
-    converted.metadata.setdefault(METADATA_KEY, {}).update(model=model.name, stack=model.spec.stack(), exporter=exporter)
+    converted.metadata.setdefault(METADATA_KEY, {}).update(model=model.name, stack=model.spec.stack(), exporter=exporter,
+                                                            features_version=FEATURES_VERSION)
     set_reference_pair(converted, np.asarray(inputs), np.asarray(outputs))
     write_model(converted, json_path)
     return converted.parameter_count()

@@ -135,7 +135,9 @@ def compute_pieces(job: Job) -> list:
     if job.dataset in ("lakh", "maestro", "groove"):
         from toolchain.kelly.datasets.midi_trees import tree_piece
 
-        render = job.dataset == "lakh" and settings["render_lakh"]
+        # issue 14: every model reads audio feature frames, so MAESTRO and Groove are rendered too (a piece
+        # without audio teaches no model); Lakh follows the setting (the `features` command renders it)
+        render = job.dataset != "lakh" or settings["render_lakh"]
         return [tree_piece(Path(job.path), Path(job.params["root"]), job.dataset, settings["max_seconds"], render)]
     if job.dataset == "deam":
         from toolchain.kelly.datasets.deam import deam_piece

@@ -22,7 +22,7 @@ import numpy as np
 from toolchain import atomic
 from toolchain.kelly.config import TrainConfig
 from toolchain.kelly.progress import Reporter
-from toolchain.kelly.spec import MODEL_NAMES, N_MELS
+from toolchain.kelly.spec import FEATURE_SIZE, MODEL_NAMES
 
 #: Training settings of the two modes: a brief but real run, and a smoke test (tests, CI).
 TRAINING_PRESETS = {
@@ -78,6 +78,8 @@ class JobReport:
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
     problems: list[str] = field(default_factory=list)  # failed checks, one line each
     training: dict = field(default_factory=dict)
+    #: the music the trained models make on the validation pieces (toolchain.kelly.music_eval; mir_eval)
+    music: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # findings that are not failures (INT8 slower than float, ...)
 
     @property
@@ -89,7 +91,8 @@ class JobReport:
 
         settings = {**asdict(self.settings), "out": str(self.settings.out)}
         return {"settings": settings, "passed": self.passed, "problems": self.problems, "stages_seconds": self.stages,
-                "notes": self.notes, "rows": [asdict(row) for row in self.rows], "training": self.training, "machine": machine()}
+                "notes": self.notes, "rows": [asdict(row) for row in self.rows], "training": self.training,
+                "music": self.music, "machine": machine()}
 
 
 # ------------------------------------------------------------------------------------------- bench
@@ -106,7 +109,7 @@ def bench_models(directory: Path, frames: int, seed: int = 0, reporter: Reporter
     reporter.stage("benchmark: timing each model, then the pipeline", frames * (len(loaded) + 2))
     measured, _ = measure(loaded, frames, BENCH_WARMUP, seed, on_progress=reporter.advance) if loaded else ([], None)
     processor = MultiModelProcessor(directory)
-    features = np.random.default_rng(seed).uniform(-1.5, 1.5, (frames + BENCH_WARMUP, N_MELS)).astype(np.float32)
+    features = np.random.default_rng(seed).uniform(-1.5, 1.5, (frames + BENCH_WARMUP, FEATURE_SIZE)).astype(np.float32)
     process = processor.process_frame
     time_frames(lambda t: process(features[t]), BENCH_WARMUP)
     processor.reset()
@@ -168,10 +171,20 @@ def run_main_job(settings: JobSettings, reporter: Reporter | None = None) -> Job
     from toolchain.kelly.export import load_checkpoints
 
     reporter.stage("export: ONNX -> RTNeural JSON, checked against PyTorch and onnxruntime", len(MODEL_NAMES))
-    exported = export_models(load_checkpoints(trained.output), models_dir, settings.dynamo, seed=settings.seed,
+    trained_models = load_checkpoints(trained.output)
+    exported = export_models(trained_models, models_dir, settings.dynamo, seed=settings.seed,
                              on_model=lambda name: reporter.advance(1, f"export: {name}"))
     report.problems += exported.failures()
     report.stages["export + check"] = _lap(started)
+
+    started = time.perf_counter()  # issue 14: what the models play on pieces they never saw
+    unseen = trained.validation_pieces.get("MelodyTransformer", [])
+    if unseen:
+        from toolchain.kelly.music_eval import evaluate_pieces
+
+        reporter.stage(f"music: the five models on {len(unseen)} unseen pieces (mir_eval)", None)
+        report.music = {"pieces": [piece.name for piece in unseen], **evaluate_pieces(trained_models, unseen)}
+    report.stages["music"] = _lap(started)
 
     started = time.perf_counter()
     validation = validate_directory(models_dir, check_specs=True)

@@ -19,13 +19,28 @@ from toolchain.errors import InputError
 from toolchain.kelly.chords import CHORD_CLASS_COUNT
 
 # ------------------------------------------------------------------------------------ audio features
-#: Log-mel front end of EmotionRecognizer (and of HarmonyPredictor's audio half): one frame per hop.
+#: One feature frame per hop, computed by ``toolchain.kelly.features.frame_features`` (the one function used
+#: for training data, export checks, validation and the streaming processor). A frame is three groups:
 SAMPLE_RATE = 22050
 N_FFT = 2048
 HOP_LENGTH = 512
-N_MELS = 128
 FRAME_RATE = SAMPLE_RATE / HOP_LENGTH  # ~43.07 frames per second
-#: Feature = (clip(dB, FLOOR, CEILING) - CENTER) / SCALE, so full-scale music lands in about [-1.5, 1.5].
+#: ``mel``: 128 log-mel bands (timbre, loudness: EmotionRecognizer).
+N_MELS = 128
+#: ``pitch``: 64 constant-Q bins, one per semitone, MIDI 36 (C2) .. 99 (D#7): the pitches a melody line and
+#: a chord's notes sound at, resolved (a 2048-point STFT cannot separate semitones below ~C4).
+PITCH_BINS = 64
+PITCH_LOWEST = 36
+#: ``level``: 32 loudness / onset / register measurements (``features.LEVEL_LAYOUT``), causal smoothing only.
+LEVEL_SIZE = 32
+FEATURE_GROUPS = {"mel": (0, N_MELS), "pitch": (N_MELS, N_MELS + PITCH_BINS),
+                  "level": (N_MELS + PITCH_BINS, N_MELS + PITCH_BINS + LEVEL_SIZE)}
+FEATURE_SIZE = N_MELS + PITCH_BINS + LEVEL_SIZE  # 224
+#: Bump whenever the feature frame or the wiring changes: exported models carry it, and the ``--audio``
+#: path refuses to stream through models made for other features (they would compute nonsense).
+FEATURES_VERSION = 2
+#: Spectral magnitudes become features as (clip(dB, FLOOR, CEILING) - CENTER) / SCALE, so full-scale music
+#: lands in about [-1.5, 1.5]; no per-file normalisation (loudness is information: arousal, dynamics).
 DB_FLOOR, DB_CEILING, DB_CENTER, DB_SCALE = -80.0, 40.0, -20.0, 40.0
 
 
@@ -96,23 +111,23 @@ def _dense(size: int, activation: str = "") -> LayerSpec:
 SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("EmotionRecognizer", N_MELS,
               (_dense(512, "relu"), _dense(256, "relu"), LayerSpec("lstm", 176), _dense(64, "tanh")),
-              500_000, "mse", "128 log-mel bands per frame (see DB_* above)",
+              500_000, "mse", "features: log-mel bands 96-127, 64 semitone bins, 32 level values",
               "emotion embedding: dims 0-31 encode valence, 32-63 arousal (encode_emotion)"),
     ModelSpec("MelodyTransformer", 64,
               (_dense(256, "relu"), LayerSpec("lstm", 176), _dense(256, "relu"), _dense(128, "sigmoid")),
-              400_000, "bce", "emotion embedding (64)",
-              "probability that MIDI pitch p (0-127) sounds in the melody at this frame"),
+              400_000, "bce", "features: 64 semitone (constant-Q) bins, MIDI 36-99",
+              "probability that MIDI pitch p (0-127) is the top voice's (soprano's) pitch at this frame"),
     ModelSpec("HarmonyPredictor", 128,
               (_dense(112, "relu"), LayerSpec("gru", 112), _dense(CHORD_CLASS_COUNT, "softmax")),
-              100_000, "cross_entropy", "[emotion embedding (64), log-mel bands 0-63]",
+              100_000, "cross_entropy", "[emotion embedding (64), features: 64 semitone bins]",
               "distribution over the 64 chord classes of toolchain.kelly.chords"),
     ModelSpec("DynamicsEngine", 32,
               (_dense(64, "relu"), LayerSpec("lstm", 40), _dense(16, "sigmoid")),
-              20_000, "mse", "emotion embedding dims 0-31 (valence half)",
+              20_000, "mse", "features: 32 level values (loudness, onsets, register)",
               "16 expression parameters in [0, 1] (EXPRESSION_PARAMETERS)"),
     ModelSpec("GroovePredictor", 64,
               (_dense(64, "relu"), LayerSpec("lstm", 44), _dense(32, "tanh")),
-              25_000, "mse", "emotion embedding (64)",
+              25_000, "mse", "[features: 32 level values, emotion embedding dims 32-63 (arousal)]",
               "dims 0-15 timing offset per 16th step of the bar, 16-31 accent per step (GROOVE_LAYOUT)"),
 )
 SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
@@ -128,20 +143,31 @@ def get_spec(name: str) -> ModelSpec:
 # ------------------------------------------------------------------------------------ pipeline wiring
 @dataclass(frozen=True)
 class InputSlice:
-    """Features ``start:stop`` of ``source`` (``"features"`` = the log-mel frame, or a model's output)."""
+    """Values ``start:stop`` of ``source`` (``"features"`` = the feature frame, or a model's output)."""
 
     source: str
     start: int
     stop: int
 
 
-#: What each model reads, in order, per frame. The pipeline runs the models in this order.
+def feature_slice(group: str) -> InputSlice:
+    return InputSlice("features", *FEATURE_GROUPS[group])
+
+
+#: EmotionRecognizer hears the top log-mel bands (brightness), then every semitone bin (mode: valence) and
+#: every level value (loudness, onset density, tempo: arousal) -- one contiguous slice of 128.
+EMOTION_MEL_BANDS = 32
+
+#: What each model reads, in order, per frame. The pipeline runs the models in this order. Each model sees
+#: the information its target is made of: melody and harmony the semitone bins (pitches), dynamics and
+#: groove the level group (loudness, onsets), harmony and groove also the emotion embedding (mode and
+#: arousal colour chord choice and accents).
 PIPELINE: dict[str, tuple[InputSlice, ...]] = {
-    "EmotionRecognizer": (InputSlice("features", 0, N_MELS),),
-    "MelodyTransformer": (InputSlice("EmotionRecognizer", 0, 64),),
-    "HarmonyPredictor": (InputSlice("EmotionRecognizer", 0, 64), InputSlice("features", 0, 64)),
-    "DynamicsEngine": (InputSlice("EmotionRecognizer", 0, 32),),
-    "GroovePredictor": (InputSlice("EmotionRecognizer", 0, 64),),
+    "EmotionRecognizer": (InputSlice("features", N_MELS - EMOTION_MEL_BANDS, FEATURE_SIZE),),
+    "MelodyTransformer": (feature_slice("pitch"),),
+    "HarmonyPredictor": (InputSlice("EmotionRecognizer", 0, 64), feature_slice("pitch")),
+    "DynamicsEngine": (feature_slice("level"),),
+    "GroovePredictor": (feature_slice("level"), InputSlice("EmotionRecognizer", 32, 64)),
 }
 
 

@@ -77,6 +77,8 @@ class TrainReport:
     results: dict[str, ModelResult]
     skipped_total: int
     skipped_reasons: list[str]
+    #: {model name: the pieces of its validation split} (for the music metrics; not in the JSON)
+    validation_pieces: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"output": self.output, "skipped_total": self.skipped_total, "skipped_reasons": self.skipped_reasons,
@@ -162,6 +164,40 @@ def evaluate(model: KellyModel, spec: ModelSpec, data, batch_size: int) -> float
     return total / max(count, 1)
 
 
+@torch.no_grad()
+def start_at_the_prior(model: KellyModel, spec: ModelSpec, mean: np.ndarray) -> None:
+    """Set the output layer's bias so that the untrained model predicts ``mean``, the training targets' mean.
+
+    A zero bias starts every sigmoid at 0.5: with one melody pitch in 128 sounding, most of a short
+    training run would go into pushing 127 outputs down. Starting at the prior (the predict-the-mean
+    baseline, up to the input-dependent part) spends every step on what the inputs tell. Softmax: log of
+    the class shares; sigmoid: logit of the mean; tanh: atanh of the mean (clipped away from +-1)."""
+    last = [module for module in model.body if isinstance(module, torch.nn.Linear)][-1]
+    mean = np.asarray(mean, np.float64)
+    if spec.output_activation == "softmax":
+        bias = np.log(np.clip(mean / max(mean.sum(), 1e-12), 1e-4, None))
+    elif spec.output_activation == "sigmoid":
+        mean = np.clip(mean, 1e-4, 1 - 1e-4)
+        bias = np.log(mean / (1 - mean))
+    elif spec.output_activation == "tanh":
+        bias = np.arctanh(np.clip(mean, -0.999, 0.999))
+    else:
+        bias = mean
+    last.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
+
+
+def target_mean(spec: ModelSpec, data) -> np.ndarray:
+    """The mean training target per output, of in-memory sequences or of a store's streamed windows."""
+    if isinstance(data, StoreWindows):
+        total, count = np.zeros(spec.output_size), 0
+        for chunk in data.target_chunks():
+            flat = np.asarray(chunk, np.float64).reshape(-1, spec.output_size)
+            total += flat.sum(axis=0)
+            count += len(flat)
+        return total / max(count, 1)
+    return data.targets.reshape(-1, spec.output_size).astype(np.float64).mean(axis=0)
+
+
 def train_epoch(model, optimizer, spec: ModelSpec, data, batch_size: int,
                 generator: torch.Generator, reporter: Reporter, seed: int = 0, epoch: int = 0,
                 loss_module: torch.nn.Module | None = None, rank: int = 0, world: int = 1) -> float:
@@ -222,10 +258,11 @@ def _train_model(data: ModelData, config: TrainConfig, directory: Path, reporter
                  context: distributed.Context) -> tuple[KellyModel, ModelResult]:
     spec = get_spec(data.name)
     started = time.perf_counter()
+    batch_size = config.windows(spec.name)[2]  # long-context models: longer windows, smaller batches
     model = build_model(spec.name, seed=model_seed(config.seed, spec.name))  # the same seed on every rank
+    start_at_the_prior(model, spec, target_mean(spec, data.train))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     loss_module = distributed.wrap(LossModule(model, spec), context)
-    rank_batch = config.batch_size // context.world
     baseline, floor = baseline_and_floor(spec, data)
     settings = {**{key: getattr(config, key) for key in RESUME_KEYS}, "data": data_digest(data)}
     save = context.is_main  # rank 0 writes; the others compute the same state
@@ -238,18 +275,19 @@ def _train_model(data: ModelData, config: TrainConfig, directory: Path, reporter
     else:
         if config.resume:
             reporter.note(f"{spec.name}: no {directory / LATEST} to resume from; starting from scratch")
-        initial = evaluate(model, spec, data.validation, config.batch_size)
+        initial = evaluate(model, spec, data.validation, batch_size)
         state = RunState(0, initial, 0, _copy_state(model))
         if save:
             save_checkpoint(directory / BEST, _best_payload(spec, state, baseline, data))
-    batches = math.ceil(len(data.train) / config.batch_size)
+    batches = math.ceil(len(data.train) / batch_size)
     remaining = 0 if state.stopped_early else max(config.epochs - state.epoch, 0)
     reporter.stage(f"{spec.name}: training", remaining * batches)
     for epoch in range(state.epoch + 1, state.epoch + 1 + remaining):
         epoch_started = time.perf_counter()
-        train_loss = train_epoch(model, optimizer, spec, data.train, rank_batch, epoch_generator(config.seed, epoch),
-                                 reporter, config.seed, epoch, loss_module, context.rank, context.world)
-        val_loss = evaluate(model, spec, data.validation, config.batch_size)
+        train_loss = train_epoch(model, optimizer, spec, data.train, max(batch_size // context.world, 1),
+                                 epoch_generator(config.seed, epoch), reporter, config.seed, epoch, loss_module,
+                                 context.rank, context.world)
+        val_loss = evaluate(model, spec, data.validation, batch_size)
         state.epoch = epoch
         state.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                               "seconds": time.perf_counter() - epoch_started})
@@ -274,7 +312,7 @@ def _train_model(data: ModelData, config: TrainConfig, directory: Path, reporter
         plot_history(directory, spec.name, state.history, baseline, state.best_epoch)
     result = ModelResult(spec.name, data.sources, spec.parameter_count(), spec.parameter_count("torch"),
                          len(data.train), len(data.validation), state.epoch, state.best_epoch,
-                         evaluate(model, spec, data.validation, config.batch_size), baseline,
+                         evaluate(model, spec, data.validation, batch_size), baseline,
                          floor, state.stopped_early,
                          time.perf_counter() - started, data.skipped, data.notes)
     return model, result
@@ -312,7 +350,8 @@ def train_models(config: TrainConfig, reporter: Reporter | None = None) -> Train
         results = {}
         for name in config.models:
             _, results[name] = train_model(all_data[name], config, output / name, reporter, context)
-        report = TrainReport(str(output), results, skips.total, skips.reasons)
+        report = TrainReport(str(output), results, skips.total, skips.reasons,
+                             {name: data.validation_pieces for name, data in all_data.items()})
         if context.is_main:
             atomic.write_json(output / "training_summary.json",
                               {"config": config.to_dict(), "processes": context.world, **report.to_dict()})

@@ -11,7 +11,7 @@ require_modules("librosa")
 from toolchain.kelly.datasets import corpus  # noqa: E402
 from toolchain.kelly.datasets.base import SkipCounter  # noqa: E402
 from toolchain.kelly.datasets.music import key_mode  # noqa: E402
-from toolchain.kelly.spec import FRAME_RATE  # noqa: E402
+from toolchain.kelly.spec import FEATURE_SIZE, FRAME_RATE  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_chorales_become_pieces_with_every_stream_frame_aligned(chorales):
     for piece in pieces:
         frames = len(piece.features)
         assert abs(frames - 12.0 * FRAME_RATE) < 2  # the first 12 s of audio
-        assert piece.features.shape[1] == 128
+        assert piece.features.shape[1] == FEATURE_SIZE
         for stream in (piece.melody, piece.chords, piece.expression, piece.groove):
             assert abs(len(stream) - frames) <= 1
         assert (piece.melody >= 0).mean() > 0.9  # a chorale's soprano sings nearly all the time

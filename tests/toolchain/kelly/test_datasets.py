@@ -17,6 +17,7 @@ from toolchain.kelly.chords import parse_chord  # noqa: E402
 from toolchain.kelly.datasets import DataBuilder, find_dataset, load_model_data  # noqa: E402
 from toolchain.kelly.datasets.deam import deam_pieces  # noqa: E402
 from toolchain.kelly.datasets.midi_trees import tree_pieces  # noqa: E402
+from toolchain.kelly.spec import FEATURE_SIZE  # noqa: E402
 from toolchain.kelly.datasets.progressions import progression_pieces  # noqa: E402
 
 
@@ -31,7 +32,7 @@ def test_deam_reads_annotated_songs_with_audio_rescaled_to_plus_minus_one(deam):
     assert [p.name for p in pieces] == ["2", "3"]
     assert pieces[0].emotion == pytest.approx(((3.1 - 5) / 4, (5.4 - 5) / 4))
     assert pieces[1].emotion == pytest.approx((0.5, -0.75))
-    assert pieces[1].features.shape == (1 + int(2.5 * 22050) // 512, 128)
+    assert pieces[1].features.shape == (1 + int(2.5 * 22050) // 512, FEATURE_SIZE)
 
 
 def test_deam_skips_and_counts_missing_values_bad_ratings_corrupt_and_missing_audio(deam):
@@ -45,7 +46,7 @@ def test_deam_features_hear_loudness(deam):
     quiet, loud = deam[0]
     # song 3 is 20 dB louder (amplitude 0.5 vs 0.05): +0.5 in feature units (40 dB per unit), less the
     # level split over three partials instead of two (-3.5 dB)
-    assert loud.features.max() - quiet.features.max() == pytest.approx(0.5 - 3.5 / 40, abs=0.03)
+    assert loud.features[:, :128].max() - quiet.features[:, :128].max() == pytest.approx(0.5 - 3.5 / 40, abs=0.03)  # log-mel
 
 
 def test_deam_without_annotations_is_a_clear_error(tmp_path):
@@ -108,8 +109,9 @@ def test_datasets_dir_feeds_every_model_and_reports_skips(datasets_dir, tmp_path
     assert data["GroovePredictor"].sources == ["groove", "lakh"]
     for name in MODEL_NAMES:
         spec = get_spec(name)
-        assert data[name].train.inputs.shape[1:] == (16, spec.input_size)
-        assert data[name].validation.targets.shape[1:] == (16, spec.output_size)
+        frames = 16 * (config.long_context_factor if name in config.long_context_models else 1)  # groove, dynamics: 64
+        assert data[name].train.inputs.shape[1:] == (frames, spec.input_size)
+        assert data[name].validation.targets.shape[1:] == (frames, spec.output_size)
 
 
 def test_emotion_targets_are_the_documented_code_of_the_labels(datasets_dir, tmp_path):
@@ -124,7 +126,8 @@ def test_emotion_targets_are_the_documented_code_of_the_labels(datasets_dir, tmp
 def test_missing_dataset_falls_back_with_a_note(tmp_path):
     config = load_config(datasets_dir=str(tmp_path), source="auto", models=["DynamicsEngine"], corpus_pieces=0)
     data, sources, notes = DataBuilder(config).sequences("DynamicsEngine")
-    assert sources == ["synthetic"] and len(data) == config.synthetic_sequences
+    factor = config.windows("DynamicsEngine")[0] // config.seq_len  # long-context model: the same frames, longer windows
+    assert sources == ["synthetic"] and len(data) == config.synthetic_sequences // factor
     assert any("maestro not found under" in n for n in notes) and any("synthetic" in n for n in notes)
 
 
@@ -161,7 +164,7 @@ def test_split_never_cuts_a_piece_in_two():
 
 
 def test_windows_are_capped_at_max_sequences(datasets_dir):
-    pieces = tree_pieces(datasets_dir / "lmd_full", "lakh", 100, 30.0, False, SkipCounter())
+    pieces = tree_pieces(datasets_dir / "lmd_full", "lakh", 100, 30.0, True, SkipCounter())  # rendered: inputs are audio
     assert len(pieces_to_sequences("MelodyTransformer", pieces, 8, 5, seed=0)) == 5
 
 

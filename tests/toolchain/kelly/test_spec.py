@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from toolchain.errors import InputError
 from toolchain.kelly.spec import (
-    MODEL_NAMES, PIPELINE, SPECS, decode_emotion, encode_emotion, get_spec, pipeline_input,
+    FEATURE_GROUPS, FEATURE_SIZE, MODEL_NAMES, PIPELINE, SPECS, decode_emotion, encode_emotion, get_spec, pipeline_input,
 )
 from toolchain.layers import ACTIVATIONS
 
@@ -136,14 +136,15 @@ def test_emotion_code_puts_valence_in_dims_0_to_31_and_arousal_in_32_to_63():
     assert code[:32].mean() > 0 > code[32:].mean()
 
 
-def test_pipeline_wiring_feeds_harmony_the_embedding_then_the_first_64_bands():
-    features = np.arange(128, dtype=np.float32)[None]
+def test_pipeline_wiring_feeds_harmony_the_embedding_then_the_semitone_bins():
+    features = np.arange(FEATURE_SIZE, dtype=np.float32)[None]
     embedding = -np.arange(64, dtype=np.float32)[None] - 1
     x = pipeline_input("HarmonyPredictor", {"features": features, "EmotionRecognizer": embedding})
-    np.testing.assert_array_equal(x[0], np.concatenate([embedding[0], features[0, :64]]))
-    assert pipeline_input("DynamicsEngine", {"EmotionRecognizer": embedding}).shape == (1, 32)
+    np.testing.assert_array_equal(x[0], np.concatenate([embedding[0], features[0, slice(*FEATURE_GROUPS["pitch"])]]))
+    assert pipeline_input("DynamicsEngine", {"features": features}).shape == (1, 32)
     for name, slices in PIPELINE.items():
         assert sum(s.stop - s.start for s in slices) == get_spec(name).input_size
+        assert all(s.stop <= (FEATURE_SIZE if s.source == "features" else get_spec(s.source).output_size) for s in slices)
 
 
 def test_reference_pair_is_the_model_output_from_zero_state_frame_by_frame():

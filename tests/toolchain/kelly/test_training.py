@@ -69,7 +69,8 @@ def test_early_stopping_restores_the_best_weights(tmp_path):
     for key, value in model.state_dict().items():
         assert torch.equal(value, best["model_state"][key])
     assert any(not torch.equal(value, initial["model_state"][key]) for key, value in model.state_dict().items())
-    assert evaluate(model, model.spec, adversarial.validation, config.batch_size) == result.best_val_loss == best["val_loss"]
+    batch_size = config.windows(model.spec.name)[2]  # the batch the trainer evaluated with (long-context model)
+    assert evaluate(model, model.spec, adversarial.validation, batch_size) == result.best_val_loss == best["val_loss"]
 
 
 class KillDuringEpoch(Reporter):
@@ -86,12 +87,14 @@ class KillDuringEpoch(Reporter):
 
 def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(tmp_path):
     data = synthetic_data("DynamicsEngine")
-    config = small_config(tmp_path, epochs=4, patience=10)
+    # the plain batch size of 16 (5 batches per epoch, as KillDuringEpoch counts): no long-context batches
+    config = small_config(tmp_path, epochs=4, patience=10, long_context_models=[])
     uninterrupted, _ = train_model(data, config, tmp_path / "whole")
     with pytest.raises(KeyboardInterrupt):
         train_model(data, config, tmp_path / "killed", KillDuringEpoch(epoch=3, batches_per_epoch=5))
     assert load_checkpoint(tmp_path / "killed" / LATEST)["epoch"] == 2
-    resumed, result = train_model(data, small_config(tmp_path, epochs=4, patience=10, resume=True), tmp_path / "killed")
+    resumed, result = train_model(data, small_config(tmp_path, epochs=4, patience=10, resume=True, long_context_models=[]),
+                                  tmp_path / "killed")
     assert result.epochs_run == 4
     for key, value in uninterrupted.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key

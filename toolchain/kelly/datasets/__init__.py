@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from toolchain.errors import InputError
 from toolchain.kelly.config import TrainConfig
 from toolchain.kelly.datasets.base import ModelData, Piece, SkipCounter, Sequences, pieces_to_sequences, split
@@ -52,6 +54,8 @@ class DataBuilder:
         self.reporter = reporter or Reporter()
         self.skips = SkipCounter()
         self._pieces: dict[str, list[Piece]] = {}
+        #: The pieces behind each model's sequences (``Sequences.groups`` index this list).
+        self.used: dict[str, list[Piece]] = {}
 
     def pieces(self, source: str) -> list[Piece]:
         if source not in self._pieces:
@@ -78,12 +82,14 @@ class DataBuilder:
             return progression_pieces(root, config.max_files, config.max_seconds, self.skips, tick)
         from toolchain.kelly.datasets.midi_trees import tree_pieces
 
-        render = source == "lakh" and "HarmonyPredictor" in config.models  # only harmony needs Lakh's audio
-        return tree_pieces(root, source, config.max_files, config.max_seconds, render, self.skips, tick)
+        # every model reads audio features, so every MIDI file is rendered (Groove's drums too: fluidsynth
+        # plays them; the sine fallback cannot, and its silent audio teaches GroovePredictor nothing)
+        return tree_pieces(root, source, config.max_files, config.max_seconds, True, self.skips, tick)
 
     def sequences(self, name: str) -> tuple[Sequences, list[str], list[str]]:
         """(sequences, sources used, notes) for model ``name`` under the configured source policy."""
         config, notes = self.config, []
+        seq_len, max_sequences, _ = config.windows(name)
         if config.source == "datasets" and not config.datasets_dir:
             raise InputError("source 'datasets' needs --datasets-dir")
         if config.source in ("auto", "datasets") and config.datasets_dir:
@@ -93,8 +99,9 @@ class DataBuilder:
                     notes.append(f"{dataset} not found under {config.datasets_dir} "
                                  f"(looked for a folder named {' or '.join(DATASET_DIRS[dataset])})")
             pieces = [p for d in present for p in self.pieces(d)]
-            data = pieces_to_sequences(name, pieces, config.seq_len, config.max_sequences, config.seed)
+            data = pieces_to_sequences(name, pieces, seq_len, max_sequences, config.seed)
             if data is not None:
+                self.used[name] = pieces
                 return data, present, notes
             if config.source == "datasets":
                 raise InputError(f"no usable training data for {name}: " + "; ".join(notes or ["the datasets gave no sequences"]),
@@ -103,8 +110,9 @@ class DataBuilder:
             from toolchain.kelly.datasets.corpus import corpus_available
 
             if corpus_available():
-                data = pieces_to_sequences(name, self.pieces("corpus"), config.seq_len, config.max_sequences, config.seed)
+                data = pieces_to_sequences(name, self.pieces("corpus"), seq_len, max_sequences, config.seed)
                 if data is not None:
+                    self.used[name] = self.pieces("corpus")
                     return data, ["corpus"], notes + ([f"{name}: using the music21 corpus"] if notes else [])
                 notes.append(f"{name}: the corpus gave no sequences")
             elif config.source == "corpus":
@@ -113,7 +121,8 @@ class DataBuilder:
                 notes.append("music21/pretty_midi/librosa not installed: no corpus")
         if config.source != "synthetic":
             notes.append(f"{name}: using synthetic data")
-        data = synthetic_sequences(name, config.synthetic_sequences, config.seq_len, config.seed)
+        factor = seq_len // config.seq_len  # synthetic data: the same frames in longer windows
+        data = synthetic_sequences(name, max(config.synthetic_sequences // factor, 2), seq_len, config.seed)
         return data, ["synthetic"], notes
 
 
@@ -128,9 +137,11 @@ def load_model_data(config: TrainConfig, reporter: Reporter | None = None) -> tu
                 builder.reporter.note(note)
                 announced.add(note)
         if len(data) < 2:
-            raise InputError(f"{name}: only {len(data)} sequence(s) of {config.seq_len} frames from {'+'.join(sources)}; "
+            raise InputError(f"{name}: only {len(data)} sequence(s) of {config.windows(name)[0]} frames from {'+'.join(sources)}; "
                              "need at least 2 for a validation split (lower --seq-len or add data)")
         train, validation = split(data, config.val_fraction, config.seed)
         skipped = {source: builder.skips.counts[source] for source in sources if builder.skips.counts[source]}
-        result[name] = ModelData(name, train, validation, sources, notes, skipped)
+        used = builder.used.get(name, [])
+        unseen = [used[group] for group in np.unique(validation.groups)] if used else []
+        result[name] = ModelData(name, train, validation, sources, notes, skipped, unseen)
     return result, builder.skips

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from toolchain.kelly.chords import CHORD_CLASS_COUNT
-from toolchain.kelly.spec import encode_emotion, get_spec, pipeline_input
+from toolchain.kelly.spec import PIPELINE, encode_emotion, get_spec, pipeline_input
 
 log = logging.getLogger(__name__)
 
@@ -19,17 +19,19 @@ log = logging.getLogger(__name__)
 class Piece:
     """One recording or score as frame-aligned streams at ``spec.FRAME_RATE``; absent streams are None.
 
-    ``melody`` holds a MIDI pitch per frame (-1 = rest); ``chords`` a chord class per frame (-1 = none).
+    ``melody`` holds a MIDI pitch per frame (-1 = rest); ``chords`` a chord class per frame (-1 = none);
+    ``melody_notes`` the notes behind ``melody`` (the reference of the note-level music metrics).
     """
 
     name: str
     source: str
-    features: np.ndarray | None = None  # [F, 128] log-mel features
+    features: np.ndarray | None = None  # [F, spec.FEATURE_SIZE] feature frames (features.frame_features)
     emotion: tuple[float, float] | None = None  # (valence, arousal) in [-1, 1], one per piece
     melody: np.ndarray | None = None  # [F] int
     chords: np.ndarray | None = None  # [F] int
     expression: np.ndarray | None = None  # [F, 16] in [0, 1]
     groove: np.ndarray | None = None  # [F, 32] in [-1, 1]
+    melody_notes: np.ndarray | None = None  # [N, 3] (start s, end s, MIDI pitch) of the melody's notes
 
 
 @dataclass
@@ -71,6 +73,8 @@ class ModelData:
     sources: list[str]
     notes: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    #: The pieces of the validation split (none for synthetic data): never seen in training.
+    validation_pieces: list = field(default_factory=list)
 
 
 def one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
@@ -92,32 +96,40 @@ def forward_fill(labels: np.ndarray) -> np.ndarray:
     return labels
 
 
+#: The Piece stream each model learns to predict.
+TARGET_STREAMS = {"EmotionRecognizer": "emotion", "MelodyTransformer": "melody", "HarmonyPredictor": "chords",
+                  "DynamicsEngine": "expression", "GroovePredictor": "groove"}
+
+
+def reads_embedding(name: str) -> bool:
+    """Whether model ``name``'s input includes EmotionRecognizer's output (``spec.PIPELINE``)."""
+    return any(piece.source == "EmotionRecognizer" for piece in PIPELINE[name])
+
+
 def model_arrays(name: str, piece: Piece) -> tuple[np.ndarray, np.ndarray] | None:
     """Frame-aligned (inputs, targets) of model ``name`` from ``piece``, or None if it lacks a stream.
 
-    Where a model reads the emotion embedding, the piece's label code stands in for
-    EmotionRecognizer's output (teacher forcing along the pipeline wiring of ``spec.PIPELINE``).
+    Inputs are assembled by ``spec.pipeline_input`` from the piece's feature frames -- the wiring the
+    streaming processor uses. Where a model reads the emotion embedding, the piece's label code stands in
+    for EmotionRecognizer's output (teacher forcing).
     """
-    target = {"EmotionRecognizer": piece.emotion, "MelodyTransformer": piece.melody, "HarmonyPredictor": piece.chords,
-              "DynamicsEngine": piece.expression, "GroovePredictor": piece.groove}[name]
-    needs_features = name in ("EmotionRecognizer", "HarmonyPredictor")
-    if target is None or piece.emotion is None or (needs_features and piece.features is None):
+    target = getattr(piece, TARGET_STREAMS[name])
+    if target is None or piece.features is None or (reads_embedding(name) and piece.emotion is None):
         return None
-    streams = ([piece.features] if needs_features else []) + ([target] if name != "EmotionRecognizer" else [])
-    frames = min(len(stream) for stream in streams)
-    code = np.repeat(encode_emotion(*piece.emotion)[None, :], frames, axis=0)
-    values = {"EmotionRecognizer": code, "features": piece.features[:frames] if needs_features else None}
+    frames = len(piece.features) if name == "EmotionRecognizer" else min(len(piece.features), len(target))
+    values = {"features": piece.features[:frames]}
+    if piece.emotion is not None:
+        values["EmotionRecognizer"] = np.repeat(encode_emotion(*piece.emotion)[None, :], frames, axis=0)
     inputs = pipeline_input(name, values)
     if name == "EmotionRecognizer":
-        return inputs, code
+        return inputs, values["EmotionRecognizer"]
     if name == "MelodyTransformer":
         return inputs, one_hot(piece.melody[:frames], 128)
     if name == "HarmonyPredictor":
         chords = forward_fill(piece.chords[:frames])
         start = int(np.argmax(chords >= 0)) if np.any(chords >= 0) else frames
         return inputs[start:], one_hot(chords[start:], CHORD_CLASS_COUNT)
-    stream = piece.expression if name == "DynamicsEngine" else piece.groove
-    return inputs, np.asarray(stream[:frames], np.float32)
+    return inputs, np.asarray(target[:frames], np.float32)
 
 
 def windows(inputs: np.ndarray, targets: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray]:

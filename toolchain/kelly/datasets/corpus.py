@@ -20,8 +20,8 @@ from toolchain.kelly.datasets.music import piece_from_midi
 
 log = logging.getLogger(__name__)
 #: Bump when labels or features change: cached pieces of another version are rebuilt.
-CACHE_VERSION = 1
-STREAMS = ("features", "melody", "chords", "expression", "groove")
+CACHE_VERSION = 3  # 3: feature frames of spec.FEATURES_VERSION 2, soprano melody and its notes, phrase dynamics
+STREAMS = ("features", "melody", "chords", "expression", "groove", "melody_notes")
 
 
 def corpus_available() -> bool:
@@ -45,16 +45,22 @@ def chorale_paths(count: int) -> list[Path]:
 
 
 def perform(midi, rng: np.random.Generator) -> dict[str, float]:
-    """Give a quantised score a tempo, dynamics and timing of its own (in place); returns the choices."""
+    """Give a quantised score a tempo, dynamics and timing of its own (in place); returns the choices.
+
+    Dynamics swell and fade over phrases (a slow sine of ``swell`` velocity steps), so loudness -- and
+    what DynamicsEngine and GroovePredictor learn to hear in it -- varies within a piece, not only
+    between pieces."""
     end = midi.get_end_time()
     choices = {"tempo_factor": float(rng.uniform(0.6, 1.6)), "velocity": float(rng.integers(45, 116)),
-               "jitter_seconds": float(rng.uniform(0.0, 0.02))}
+               "jitter_seconds": float(rng.uniform(0.0, 0.02)), "swell": float(rng.uniform(8.0, 24.0)),
+               "swell_seconds": float(rng.uniform(5.0, 14.0)), "swell_phase": float(rng.uniform(0.0, 2 * np.pi))}
     midi.adjust_times(np.array([0.0, end]), np.array([0.0, end / choices["tempo_factor"]]))
     downbeats = midi.get_downbeats()
     for instrument in midi.instruments:
         for note in instrument.notes:
             accent = 12 if np.min(np.abs(downbeats - note.start)) < 1e-3 else 0
-            note.velocity = int(np.clip(choices["velocity"] + accent + rng.normal(0, 6), 1, 127))
+            swell = choices["swell"] * np.sin(2 * np.pi * note.start / choices["swell_seconds"] + choices["swell_phase"])
+            note.velocity = int(np.clip(choices["velocity"] + accent + swell + rng.normal(0, 6), 1, 127))
             shift = max(rng.normal(0, choices["jitter_seconds"]), -note.start)
             note.start, note.end = note.start + shift, note.end + shift
     return choices
@@ -70,7 +76,8 @@ def score_to_midi(path: Path):
 
 
 def corpus_piece(path: Path, index: int, seed: int, max_seconds: float) -> Piece:
-    """The ``index``-th chorale of the selection, performed with its own seeded choices and analysed."""
+    """The ``index``-th chorale of the selection, performed with the seed ``[seed, index]``, rendered and
+    analysed: its feature frames and labels."""
     midi = score_to_midi(path)
     perform(midi, np.random.default_rng([seed, index]))
     return piece_from_midi(midi, path.stem, "corpus", max_seconds)

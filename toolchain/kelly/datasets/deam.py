@@ -9,7 +9,7 @@
 The CSVs have a header with ``song_id``, ``valence_mean``, ``arousal_mean`` (DEAM writes ", " between
 fields: names are stripped). Ratings are on DEAM's 1-9 scale and become ``(x - 5) / 4`` in [-1, 1].
 A row with a missing or out-of-range value, a song without audio and an unreadable audio file are
-skipped and counted. Each song gives log-mel frames (EmotionRecognizer's input) and its static
+skipped and counted. Each song gives feature frames (``features.frame_features``; EmotionRecognizer reads the log-mel group) and its static
 (valence, arousal) as the target of every frame.
 """
 from __future__ import annotations
@@ -60,10 +60,11 @@ def find_audio_dir(root: Path) -> Path:
 
 
 def deam_piece(song: str, path: Path, label: tuple[float, float], max_seconds: float) -> Piece:
-    """The piece of one DEAM song: log-mel features of its audio and its (valence, arousal) label."""
-    from toolchain.kelly.features import load_audio, log_mel
+    """The piece of one DEAM song: the feature frames of its audio (``features.frame_features``) and its
+    (valence, arousal) label."""
+    from toolchain.kelly.features import frame_features, load_audio
 
-    return Piece(song, "deam", features=log_mel(load_audio(path, max_seconds)), emotion=label)
+    return Piece(song, "deam", features=frame_features(load_audio(path, max_seconds)), emotion=label)
 
 
 def deam_pieces(root: Path, max_files: int, max_seconds: float, skips: SkipCounter, on_piece=None) -> list[Piece]:

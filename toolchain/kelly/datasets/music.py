@@ -1,6 +1,7 @@
 """Labels measured on a MIDI file (``pretty_midi.PrettyMIDI``), frame-aligned at ``spec.FRAME_RATE``.
 
-- melody: the highest sounding pitched note per frame ("skyline"; -1 when silent);
+- melody: the top voice's pitch per frame (-1 when it rests): the soprano part when the score names its
+  parts (music21's chorales: the first part), else the highest sounding pitched note ("skyline");
 - chords: the best-matching chord class of the frame's chroma (``chords.classes_from_chroma``);
 - expression: the 16 ``spec.EXPRESSION_PARAMETERS`` over the notes of the last ``EXPRESSION_WINDOW`` s;
 - groove: the 16th-step timing offsets and accents of the current bar (drum notes if there are any,
@@ -16,7 +17,7 @@ from toolchain.kelly.chords import QUALITIES, classes_from_chroma
 from toolchain.kelly.datasets.base import Piece
 from toolchain.kelly.spec import EXPRESSION_PARAMETERS, FRAME_RATE, GROOVE_STEPS
 
-EXPRESSION_WINDOW = 2.0  # seconds of past notes behind each frame's expression parameters
+EXPRESSION_WINDOW = 4.0  # seconds of past notes behind each frame's expression parameters
 # Krumhansl-Kessler key profiles (C major / C minor), the standard key-finding weights.
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
@@ -38,12 +39,42 @@ def notes_with_kind(midi) -> list[tuple]:
     return sorted(pairs, key=lambda pair: (pair[0].start, pair[0].pitch))
 
 
+#: Instrument names that mark a score's top voice (music21 names the chorales' parts).
+MELODY_PART_NAMES = ("soprano", "melody", "lead", "cantus")
+
+
+def melody_instrument(midi):
+    """The instrument holding the top voice when the score names one (:data:`MELODY_PART_NAMES`), else None."""
+    for instrument in midi.instruments:
+        if not instrument.is_drum and instrument.name.strip().lower() in MELODY_PART_NAMES and instrument.notes:
+            return instrument
+    return None
+
+
 def melody_line(midi, times: np.ndarray) -> np.ndarray:
-    """``[F]`` highest sounding pitch per frame (pretty_midi's piano roll leaves drums out), -1 = rest."""
-    roll = midi.get_piano_roll(times=times)
+    """``[F]`` the top voice's pitch per frame (see the module docstring), -1 = rest.
+
+    The highest sounding pitch of the named melody part, or of every pitched instrument (pretty_midi's
+    piano roll leaves drums out). Frame t counts a note sounding at ``times[t]`` (the frame's centre)."""
+    part = melody_instrument(midi)
+    roll = part.get_piano_roll(times=times) if part is not None else midi.get_piano_roll(times=times)
     sounding = roll > 0
     highest = 127 - np.argmax(sounding[::-1], axis=0)
     return np.where(sounding.any(axis=0), highest, -1).astype(np.int64)
+
+
+def melody_note_list(midi, melody: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """``[N, 3]`` (start, end, pitch) of the melody's notes: the named melody part's notes, else the runs of
+    one pitch in the frame-wise ``melody`` line (repeated notes then merge: an approximation)."""
+    part = melody_instrument(midi)
+    if part is not None:
+        notes = sorted((n.start, n.end, n.pitch) for n in part.notes)
+        return np.array(notes, np.float64).reshape(-1, 3)
+    step = times[1] - times[0] if len(times) > 1 else 1.0 / FRAME_RATE
+    edges = np.flatnonzero(np.diff(melody)) + 1
+    starts, ends = np.concatenate([[0], edges]), np.concatenate([edges, [len(melody)]])
+    notes = [(times[s], times[e - 1] + step, melody[s]) for s, e in zip(starts, ends) if len(melody) and melody[s] >= 0]
+    return np.array(notes, np.float64).reshape(-1, 3)
 
 
 def chord_line(midi, times: np.ndarray) -> np.ndarray:
@@ -81,10 +112,12 @@ def grid_offsets(onsets: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.n
     return nearest, np.clip((onsets - grid[nearest]) / half_step, -1.0, 1.0)
 
 
-def groove_line(midi, times: np.ndarray) -> np.ndarray:
-    """``[F, 32]`` groove of the bar each frame lies in (offsets then accents, ``spec.GROOVE_LAYOUT``)."""
+def bar_patterns(midi, end: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(``[bars, 32]`` onset pattern of every bar -- offsets then accents, ``spec.GROOVE_LAYOUT`` --, the
+    16th grid's times, its bar index). Drum notes if there are any, else all notes; per step the loudest
+    onset wins; a step without an onset has offset 0 and accent -1."""
     notes = all_notes(midi, drums=True) or all_notes(midi)
-    grid, step, bar = sixteenth_grid(midi, float(times[-1]) if len(times) else 0.0)
+    grid, step, bar = sixteenth_grid(midi, end)
     bars = max(int(bar.max()) + 1, 1)
     offsets = np.zeros((bars, GROOVE_STEPS), np.float32)
     accents = np.full((bars, GROOVE_STEPS), -1.0, np.float32)
@@ -95,8 +128,30 @@ def groove_line(midi, times: np.ndarray) -> np.ndarray:
             if 0 <= step[k] < GROOVE_STEPS:
                 offsets[bar[k], step[k]] = offset[index]
                 accents[bar[k], step[k]] = notes[index].velocity / 127.0 * 2.0 - 1.0
+    return np.concatenate([offsets, accents], axis=1), grid, bar
+
+
+def groove_line(midi, times: np.ndarray) -> np.ndarray:
+    """``[F, 32]`` the groove heard up to each frame (``spec.GROOVE_LAYOUT``): per 16th step of the bar, over
+    every complete bar before the frame's bar, the mean timing offset and the mean accent of the onsets
+    that fell on that step; offset 0 and accent -1 where no onset has fallen on the step yet.
+
+    Causal on purpose: a groove is where onsets recur in the bar and how strong and early they come, and
+    only the bars already heard tell it (the rest of the current bar is not in the audio yet). During
+    the first bar: offsets 0, accents -1 (nothing heard)."""
+    patterns, grid, bar = bar_patterns(midi, float(times[-1]) if len(times) else 0.0)
+    offsets, accents = patterns[:, :GROOVE_STEPS].astype(np.float64), patterns[:, GROOVE_STEPS:].astype(np.float64)
+    onset = accents > -1.0
+    zero = np.zeros((1, GROOVE_STEPS))
+    # bar b sees the sums over bars 0 .. b-1: cumulative sums shifted by one bar
+    count = np.concatenate([zero, np.cumsum(onset, axis=0)])[:-1]
+    offset_sum = np.concatenate([zero, np.cumsum(offsets * onset, axis=0)])[:-1]
+    accent_sum = np.concatenate([zero, np.cumsum(accents * onset, axis=0)])[:-1]
+    heard = count > 0
+    groove = np.concatenate([np.where(heard, offset_sum / np.maximum(count, 1), 0.0),
+                             np.where(heard, accent_sum / np.maximum(count, 1), -1.0)], axis=1)
     frame_bar = bar[np.clip(np.searchsorted(grid, times, "right") - 1, 0, len(grid) - 1)]
-    return np.concatenate([offsets, accents], axis=1)[np.clip(frame_bar, 0, bars - 1)]
+    return groove.astype(np.float32)[np.clip(frame_bar, 0, len(patterns) - 1)]
 
 
 def tempo_at(midi, times: np.ndarray) -> np.ndarray:
@@ -203,19 +258,22 @@ def emotion_rule(midi, chords: np.ndarray | None) -> tuple[float, float]:
 
 def piece_from_midi(midi, name: str, source: str, max_seconds: float, render: bool = True,
                     chord_labels=None) -> Piece:
-    """All label streams of ``midi`` (its first ``max_seconds``), with log-mel features of its audio
-    when ``render``; ``chord_labels(times) -> [F]`` replaces chord estimation when the chords are known."""
+    """All label streams of ``midi`` (its first ``max_seconds``), with the feature frames of its audio
+    (``features.frame_features``) when ``render``; ``chord_labels(times) -> [F]`` replaces chord estimation
+    when the chords are known."""
     end = min(midi.get_end_time(), max_seconds)
     features = None
     if render:
-        from toolchain.kelly.features import log_mel, render_midi
+        from toolchain.kelly.features import frame_features, render_midi
 
-        features = log_mel(render_midi(midi, max_seconds=end))
+        features = frame_features(render_midi(midi, max_seconds=end))
         frames = len(features)
     else:
         frames = int(end * FRAME_RATE) + 1
     times = frame_times(frames)
     chords = chord_labels(times) if chord_labels else chord_line(midi, times)
-    return Piece(name, source, features=features, emotion=emotion_rule(midi, chords),
-                 melody=melody_line(midi, times), chords=chords,
-                 expression=expression_line(midi, times), groove=groove_line(midi, times))
+    melody = melody_line(midi, times)
+    notes = melody_note_list(midi, melody, times)
+    return Piece(name, source, features=features, emotion=emotion_rule(midi, chords), melody=melody, chords=chords,
+                 expression=expression_line(midi, times), groove=groove_line(midi, times),
+                 melody_notes=notes[notes[:, 0] < end] if len(notes) else notes)
