@@ -45,18 +45,19 @@ def test_a_local_two_worker_cluster_builds_the_single_process_store(tmp_path):
     assert "local Dask cluster of 2 worker processes; dashboard: http" in result.stderr
     assert "features: 50/50 files" in result.stderr  # plain progress lines when stderr is not a terminal
     assert "48 computed, 0 already up to date, 2 failed" in result.stdout
-    settings = featurize.store_settings(60.0, 0, 32, True)
-    jobs = featurize.list_jobs(single, settings, "datasets", corpus)
-    featurize.run_jobs(jobs, featurize.local_results(jobs), single, settings)
+    # The reference: the same command in one process (--workers 0), with BLAS single-threaded as Dask runs its
+    # workers (its nanny sets OMP/MKL/OPENBLAS_NUM_THREADS=1): a multi-threaded BLAS sums in another order, and
+    # features in dB relative to a frame's loudest bin turn that last-bit difference into visible ones in
+    # near-silent frames. With the same threading, where a task ran must not change a single bit.
+    single_threaded = {**ENV, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    reference = subprocess.run([sys.executable, "-m", "toolchain.cli", "features", "--datasets-dir", str(corpus),
+                                "--store", str(single), "--workers", "0"], capture_output=True, text=True,
+                               env=single_threaded, cwd=REPO, timeout=300)
+    assert reference.returncode == 0, reference.stderr
     expected, actual = arrays(single), arrays(clustered)
     assert len(expected) > 48 and expected.keys() == actual.keys()
     for key, (inputs, targets) in expected.items():
-        # Labels (targets) are bit-identical. Inputs are all audio features since issue 14 (every model reads
-        # feature frames of the rendered audio), and these may differ in the last float32 bit: Dask workers run BLAS single-threaded (Dask sets
-        # OMP_NUM_THREADS=1 in them), this process may not, and the mel projection's sums then round in
-        # another order (measured: <= 1.8e-7 absolute on values of order 1). A wrong or shifted feature
-        # differs by orders of magnitude more.
-        np.testing.assert_allclose(actual[key][0], inputs, rtol=1e-5, atol=1e-6, err_msg=str(key))
+        np.testing.assert_array_equal(actual[key][0], inputs, err_msg=str(key))
         np.testing.assert_array_equal(actual[key][1], targets, err_msg=str(key))
     manifest = json.loads((clustered / "manifest.json").read_text())
     failed = [r for r in manifest["records"] if r["status"] == "failed"]
