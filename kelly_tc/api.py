@@ -19,15 +19,12 @@ PathLike = str | Path
 def convert(onnx_path: PathLike, json_path: PathLike | None = None, *, int8: bool = False) -> Model:
     """ONNX -> RTNeural JSON at ``json_path`` (default ``MODEL.json`` beside the model); returns the layer
     list. ``int8`` also writes the INT8 extension (``MODEL.int8.json``; see ``toolchain.convert.output_paths``)."""
-    from toolchain.convert import convert_file, output_paths
+    from toolchain.convert import convert_file, convert_pair, output_paths
 
     target, int8_target = output_paths(onnx_path, json_path, int8)
-    model = convert_file(onnx_path, target)
     if int8_target is not None:
-        from quant.int8_json import quantize_model, write_int8_model
-
-        write_int8_model(quantize_model(model), int8_target)
-    return model
+        return convert_pair(onnx_path, target, int8_target)  # validated first, one lock, the pair's digest
+    return convert_file(onnx_path, target)
 
 
 def check(onnx_path: PathLike, json_path: PathLike, *, frames: int | None = None, inputs: np.ndarray | PathLike | None = None,

@@ -20,6 +20,7 @@ import onnx
 import onnxruntime
 
 from toolchain.errors import InputError
+from toolchain.inputs import load_array
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +67,13 @@ def load_samples(path: str | Path, model: onnx.ModelProto) -> list[Sample]:
     """Read calibration input from ``path``; raise a one-line :class:`InputError` when it does not fit."""
     path = Path(path)
     inputs = model_inputs(model)
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except Exception as error:
-        raise InputError(f"not a readable .npy/.npz file ({type(error).__name__}: {str(error)[:160]})", file=path) from None
+    loaded = load_array(path)  # headers checked before anything is allocated
     if isinstance(loaded, np.ndarray):
         if len(inputs) != 1:
             raise InputError(f"the model has {len(inputs)} inputs; give an .npz keyed by input name", file=path)
         arrays = {inputs[0].name: loaded}
     else:
-        with loaded:
-            arrays = {name: loaded[name] for name in loaded.files}
+        arrays = loaded
     per_input = {info.name: _split_samples(path, info, arrays) for info in inputs}
     counts = {len(v) for v in per_input.values()}
     if len(counts) != 1:

@@ -36,14 +36,17 @@ PER_AXIS_OPSET, PER_TENSOR_OPSET = 13, 10
 
 def quantize_symmetric(array: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
     """``(q, scale)``: int8 ``q`` with ``array ~= q * scale``; ``scale`` has one entry per index of
-    ``axis`` (1-D) or is a scalar when ``axis`` is None. An all-zero channel gets scale 1 (q is 0)."""
+    ``axis`` (1-D) or is a scalar when ``axis`` is None. An all-zero channel gets scale 1 (q is 0); a
+    scale is never below the smallest normal float32."""
     values = np.asarray(array, dtype=np.float32)
     if axis is None:
         peak = np.max(np.abs(values)) if values.size else np.float32(0)
     else:
         others = tuple(i for i in range(values.ndim) if i != axis)
         peak = np.max(np.abs(values), axis=others) if others else np.abs(values)
-    scale = np.where(peak > 0, peak / np.float32(QMAX), np.float32(1)).astype(np.float32)
+    # Floor at the smallest normal float32: peak / 127 of a 1e-45 weight underflows to 0, a scale every
+    # reader refuses (issue 17, point 6); at the floor such weights quantize to 0, an error below 1e-38.
+    scale = np.where(peak > 0, np.maximum(peak / np.float32(QMAX), np.finfo(np.float32).tiny), np.float32(1)).astype(np.float32)
     q = np.clip(np.rint(values / _broadcast(scale, values.ndim, axis)), -QMAX, QMAX).astype(np.int8)
     return q, np.asarray(scale, dtype=np.float32)
 

@@ -16,6 +16,10 @@ A graph model (docs/GRAPH_FORMAT.md) is written as a kelly-tc graph file whose t
 ``"weights_format": "kelly-tc-int8"`` (sniffed too) and whose layer objects carry the same change; a
 stack plus input skip keeps the sequential form with ``"in_skip": 1``.
 
+``kelly-tc convert --int8`` adds ``"float_model": {"file": NAME, "sha256": HEX}``: the float JSON file
+written in the same run; a reader refuses the int8 file when that file lies beside it with another
+digest (:func:`check_pair`), so a pair never mixes two runs.
+
 Because ``"weights"`` is missing, real RTNeural's parser throws on this file instead of silently
 reading integers as floats. Other layer kinds are written exactly as in float JSON.
 
@@ -25,6 +29,9 @@ float by the converter) gets back the same ``q``, so the INT8 JSON computes what
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,11 +42,14 @@ from toolchain import atomic
 from toolchain.errors import InputError, KellyError
 from toolchain.layers import Layer, Model, f32
 from toolchain import graph_json
-from toolchain.rtneural_json import layer_from_json, layer_to_json, model_from_json, read_document
+from toolchain.inputs import read_bytes
+from toolchain.rtneural_json import MAX_JSON_BYTES, layer_from_json, layer_to_json, model_from_json, read_document
 
 from quant.int8 import QMAX, dequantize, quantize_symmetric
 
 FORMAT, VERSION = "kelly-tc-int8", 1
+#: Top-level key of ``convert --int8``'s pair record: ``{"file": "m.json", "sha256": "..."}``.
+PAIR_KEY = "float_model"
 #: Per layer kind: (field of the layer record, index in RTNeural's "weights" array) of each int8 matrix.
 QUANTIZED_FIELDS = {"dense": (("weight", 0),), "lstm": (("weight_ih", 0), ("weight_hh", 1)),
                     "gru": (("weight_ih", 0), ("weight_hh", 1)), "conv1d": (("weight", 0),), "conv2d": (("weight", 0),)}
@@ -157,12 +167,42 @@ def to_json(int8_model: Int8Model) -> dict[str, Any]:
     return document
 
 
-def write_int8_model(int8_model: Int8Model, path: str | Path) -> Path:
+def write_int8_model(int8_model: Int8Model, path: str | Path, float_file: str | Path | None = None) -> Path:
+    """Validate (the document is read back by :func:`from_json` first) and write atomically. With
+    ``float_file``: record that file's name and SHA-256, so a reader can tell the int8 file belongs
+    to that exact float file (``convert --int8`` writes the two as a pair)."""
     try:
         document = to_json(int8_model)
+        document.pop(PAIR_KEY, None)  # a record read from another file belongs to that file only
+        if float_file is not None:
+            float_file = Path(float_file)
+            document[PAIR_KEY] = {"file": float_file.name, "sha256": _sha256(float_file)}
+        from_json(document)  # nothing is written that the reader would refuse (e.g. a zero scale)
     except KellyError as error:
         raise error.with_file(path)
     return atomic.write_json(path, document, indent=None)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(read_bytes(path, MAX_JSON_BYTES)).hexdigest()
+
+
+def check_pair(path: str | Path, record: Any) -> None:
+    """Refuse an int8 file whose recorded float file (beside it) is not the one it was written with:
+    two runs writing the same pair concurrently, or the float file regenerated without ``--int8``."""
+    if record is None:
+        return
+    if not (isinstance(record, dict) and isinstance(record.get("file"), str) and isinstance(record.get("sha256"), str)
+            and record["file"] and "/" not in record["file"] and record["file"] not in (".", "..")):
+        raise InputError('expected {"file": NAME, "sha256": HEX}', file=path, where=PAIR_KEY)
+    sibling = Path(path).parent / record["file"]
+    if not sibling.is_file():
+        return  # the int8 file travels alone: nothing to compare with
+    actual = _sha256(sibling)
+    if actual != record["sha256"]:
+        raise InputError(f"written for another version of {record['file']} (recorded sha256 {record['sha256'][:12]}..., "
+                         f"the file has {actual[:12]}...): the pair comes from two different runs; rerun kelly-tc convert --int8",
+                         file=path, where=PAIR_KEY)
 
 
 # ----------------------------------------------------------------------------------------- reading
@@ -170,6 +210,8 @@ def is_int8_json(path: str | Path) -> bool:
     """True if ``path`` starts like an INT8 JSON file (the format key, or a graph file's ``weights_format``,
     comes within the first bytes, see above)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False  # a FIFO would block here; the strict reader names the problem
         with open(path, "rb") as handle:
             head = handle.read(SNIFF_BYTES)
     except OSError:
@@ -267,5 +309,8 @@ def _canonical(kind, integers, index, model) -> dict[str, QuantizedArray]:
 
 
 def read_int8_model(path: str | Path) -> Int8Model:
-    """Load an INT8 JSON file strictly; every problem is an :class:`InputError` naming the file."""
-    return read_document(path, from_json)
+    """Load an INT8 JSON file strictly; every problem is an :class:`InputError` naming the file. A
+    recorded float file beside it must be the one it was written with (:func:`check_pair`)."""
+    int8_model = read_document(path, from_json)
+    check_pair(path, int8_model.model.metadata.get(PAIR_KEY))
+    return int8_model

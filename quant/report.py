@@ -70,7 +70,9 @@ def ort_dynamic(model_path: Path, samples: list, reference: list[dict], per_chan
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    original = onnx.load(str(model_path))
+    from toolchain.onnx_import import load_onnx
+
+    original = load_onnx(model_path)  # by content and checked, like every ONNX read (issue 17, point 10)
     with tempfile.TemporaryDirectory(prefix="kelly-tc-ortq-") as folder:
         output = Path(folder) / "dynamic.onnx"
         try:

@@ -15,6 +15,7 @@ This is the ONE place budget units are parsed; everything that takes a budget im
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ from toolchain.errors import InputError
 DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
 SIZE_UNITS = {"b": 1, "kb": 1 << 10, "kib": 1 << 10, "mb": 1 << 20, "mib": 1 << 20, "gb": 1 << 30, "gib": 1 << 30}
 STATISTICS = ("p50", "p99", "p99.9", "max")
+#: The largest memory budget accepted (2**60 bytes): larger is no budget, and 1e999GB is infinity.
+MAX_SIZE = 1 << 60
 #: The block size ``bench`` uses for a model that says it runs per sample (a common plugin buffer).
 PER_SAMPLE_BLOCK = 64
 #: Where a model file can declare its sample rate: (path of keys, how the report names it).
@@ -44,9 +47,10 @@ def parse_duration(text: str, option: str = "--budget") -> float:
     if unit not in DURATION_UNITS:
         hint = "add a unit, e.g. 10ms" if not unit else f"unknown unit {unit!r}"
         raise InputError(f"{hint}; durations take {', '.join(DURATION_UNITS)}", where=option)
-    if value <= 0:
-        raise InputError(f"{text!r} must be positive", where=option)
-    return value * DURATION_UNITS[unit]
+    seconds = value * DURATION_UNITS[unit]
+    if not math.isfinite(seconds) or value <= 0:  # "1e400ms" parses as inf: no budget at all
+        raise InputError(f"{text!r} must be positive and finite", where=option)
+    return seconds
 
 
 def parse_size(text: str, option: str = "--memory-budget") -> int:
@@ -55,9 +59,10 @@ def parse_size(text: str, option: str = "--memory-budget") -> int:
     if unit.lower() not in SIZE_UNITS:
         hint = "add a unit, e.g. 4MB" if not unit else f"unknown unit {unit!r}"
         raise InputError(f"{hint}; sizes take B, KB, MB, GB (powers of 1024)", where=option)
-    if value <= 0:
-        raise InputError(f"{text!r} must be positive", where=option)
-    return int(round(value * SIZE_UNITS[unit.lower()]))
+    size = value * SIZE_UNITS[unit.lower()]
+    if not math.isfinite(size) or value <= 0 or size > MAX_SIZE:  # int(round(inf)) raised OverflowError
+        raise InputError(f"{text!r} must be positive and at most {MAX_SIZE >> 50} PB", where=option)
+    return int(round(size))
 
 
 def format_duration(seconds: float) -> str:
@@ -125,9 +130,10 @@ def parse_sample_rate(text: str, option: str = "--sample-rate") -> float:
     scale = {"": 1.0, "hz": 1.0, "khz": 1e3}.get(unit.lower())
     if scale is None:
         raise InputError(f"unknown unit {unit!r}; a sample rate is in Hz (48000, 48kHz)", where=option)
-    if value <= 0:
-        raise InputError(f"{text!r} must be positive", where=option)
-    return value * scale
+    rate = value * scale
+    if not math.isfinite(rate) or value <= 0:
+        raise InputError(f"{text!r} must be positive and finite", where=option)
+    return rate
 
 
 def declared_sample_rate(metadata: dict) -> tuple[float, str] | None:

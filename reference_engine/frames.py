@@ -6,12 +6,15 @@ converted to float32 explicitly, as RTNeural's tests do.
 """
 from __future__ import annotations
 
+import io
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from toolchain import atomic
 from toolchain.errors import InputError
+from toolchain.inputs import load_array, read_text
 
 SUFFIXES = (".npy", ".csv")
 
@@ -27,22 +30,37 @@ def read_frames(path: str | Path, input_size: int) -> np.ndarray:
     """Load ``[frames, input_size]`` float32 frames; a 1-D file is a single-feature stream when ``input_size`` is 1."""
     path = Path(path)
     suffix = _suffix(path)
-    if not path.is_file():
-        raise InputError("no such file", file=path)
-    try:
-        if suffix == ".npy":
-            raw = np.load(path, allow_pickle=False)
-        else:
-            raw = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
-    except (OSError, ValueError, EOFError) as error:
-        raise InputError(f"not a readable {suffix} frame file: {str(error)[:200]}", file=path) from None
+    if suffix == ".npy":
+        raw = single_array(load_array(path), path)  # by content: an .npz named .npy is recognised
+    else:
+        text = read_text(path)
+        if not text.strip():
+            raise InputError("empty CSV file: no frames", file=path)
+        try:
+            with warnings.catch_warnings():  # numpy warns on odd input; the error line says it all
+                warnings.simplefilter("ignore")
+                raw = np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.float64, ndmin=2)
+        except ValueError as error:
+            raise InputError(f"not a readable CSV frame file: {str(error)[:200]}", file=path) from None
+    if raw.size == 0:
+        raise InputError("no frames", file=path)
     if raw.dtype.kind not in "iuf":
         raise InputError(f"expected numbers, got dtype {raw.dtype}", file=path)
     if raw.ndim == 1 and input_size == 1:
         raw = raw[:, None]
     if raw.ndim != 2 or raw.shape[1] != input_size:
         raise InputError(f"expected frames of shape [frames, {input_size}], got {list(raw.shape)}", file=path)
-    return np.ascontiguousarray(raw, dtype=np.float32)
+    with np.errstate(over="ignore"):  # float64 beyond float32 becomes Inf, as the engine docs say; no warning line
+        return np.ascontiguousarray(raw, dtype=np.float32)
+
+
+def single_array(loaded, path: str | Path) -> np.ndarray:
+    """The array of a ``.npy`` file, or of an ``.npz`` archive holding exactly one."""
+    if isinstance(loaded, np.ndarray):
+        return loaded
+    if len(loaded) != 1:
+        raise InputError(f"is an .npz archive of {len(loaded)} arrays; frames need one [frames, features] array", file=path)
+    return next(iter(loaded.values()))
 
 
 def write_frames(path: str | Path, frames: np.ndarray) -> Path:

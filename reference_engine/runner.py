@@ -284,6 +284,7 @@ def _refresh_stale_caches() -> None:
     from numba.core.dispatcher import Dispatcher
 
     from toolchain import atomic
+    from toolchain.errors import InputError
 
     package = Path(__file__).resolve().parent
     sources = sorted(package.glob("kernels/*.py")) + [package / "program.py", package / "runner.py"]
@@ -301,8 +302,8 @@ def _refresh_stale_caches() -> None:
                     if isinstance(value, Dispatcher) and hasattr(value, "_cache"):
                         value._cache.flush()
         atomic.write_text(stamp, digest)  # atomic: engines starting in parallel never read half a stamp
-    except OSError:  # a read-only install: the cache cannot be stale relative to itself
-        pass
+    except (OSError, InputError):  # a read-only install (atomic reports OS errors as InputError): the
+        pass  # cache cannot be stale relative to itself
 
 
 _refresh_stale_caches()

@@ -167,6 +167,7 @@ def load_module(text: str):
     if key in _MODULES:
         return _MODULES[key]
     from toolchain import atomic
+    from toolchain.errors import InputError
 
     folder = cache_folder()
     path = folder / f"kelly_tc_specialised_{key}.py"
@@ -174,11 +175,11 @@ def load_module(text: str):
         folder.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text() != text:
             atomic.write_text(path, text)
-    except OSError:  # no writable cache: compile from a private temporary file, every process
-        import tempfile
+    except (OSError, InputError):  # no writable cache (atomic turns OS errors into InputError): compile
+        import tempfile  # from a private temporary file, every process
 
         path = Path(tempfile.mkdtemp(prefix="kelly-tc-specialised-")) / path.name
-        path.write_text(text)
+        atomic.write_text(path, text)
     name = path.stem
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)

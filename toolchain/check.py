@@ -188,15 +188,10 @@ def reference_session(proto) -> tuple[str, object]:
 
 
 def read_input(path: str | Path, input_size: int) -> np.ndarray:
-    """Frames from a ``.npy`` file: ``[frames, input_size]`` (``[frames]`` when the input size is 1)."""
-    path = Path(path)
-    try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError("no such file", file=path) from None
-    except (OSError, ValueError) as error:
-        raise InputError(f"not a readable .npy file ({str(error)[:120]})", file=path) from None
-    return validate_frames(array, input_size, path)
+    """Frames from a ``.npy`` or ``.csv`` file: ``[frames, input_size]`` (``[frames]`` when the input size is 1)."""
+    from reference_engine.frames import read_frames
+
+    return validate_frames(read_frames(path, input_size), input_size, path)  # one reader: run's
 
 
 def validate_frames(array: np.ndarray, input_size: int, source: str | Path | None = None) -> np.ndarray:
@@ -206,9 +201,14 @@ def validate_frames(array: np.ndarray, input_size: int, source: str | Path | Non
         array = array[:, None]
     if array.ndim != 2 or array.shape[1] != input_size or array.shape[0] < 2:
         raise InputError(f"expected [frames >= 2, {input_size}], got {list(array.shape)}", file=source)
-    if array.dtype.kind not in "iuf" or not np.all(np.isfinite(array)):
-        raise InputError("must hold finite numbers", file=source)
-    return np.ascontiguousarray(array, dtype=np.float32)
+    if array.dtype.kind not in "iuf":
+        raise InputError(f"must hold numbers, got dtype {array.dtype}", file=source)
+    # The gate looks at the float32 values the model will see: float64 1e39 is finite but becomes inf.
+    with np.errstate(over="ignore"):
+        frames = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.all(np.isfinite(frames)):
+        raise InputError("must hold finite float32 numbers (NaN, Inf or a value beyond +-3.4e38 found)", file=source)
+    return frames
 
 
 def input_frames(input_size: int, frames: int | None, inputs, seed: int) -> np.ndarray:

@@ -4,25 +4,62 @@ Each command lives in ``toolchain/commands/<name>.py``: it parses its options, c
 function and renders the result. This module owns what every command shares: the error boundary
 (one line ``error: FILE: WHERE: reason`` on stderr, exit code 2 for bad input, 1 for a failed check or
 budget, 3 for an internal error; ``--debug`` anywhere on the command line shows the traceback instead).
+
+Signals (issue 17, point 8): started as the ``kelly-tc`` script, SIGINT and SIGTERM are handled from
+this module's first statement -- while the imports still run, a signal prints ``error: interrupted``
+and exits at once (130 / 143; nothing is written yet, so nothing to clean up). From :func:`main` on,
+a signal raises :class:`~toolchain.errors.Interrupted` instead, so every ``atomic`` writer removes its
+temporary file on the way out before the same line and exit code.
 """
 from __future__ import annotations
 
-import functools
-import logging
 import os
+import signal
 import sys
-import traceback
-from typing import Callable
 
-import typer
-from typer.core import TyperGroup
+from toolchain.errors import Interrupted
+
+
+def _exit_now(number, frame):  # noqa: ARG001  (signal handler signature)
+    os.write(2, b"error: interrupted\n")
+    os._exit(128 + number)
+
+
+def _raise_interrupted(number, frame):  # noqa: ARG001
+    raise Interrupted(128 + number)
+
+
+def install_signal_handlers(handler) -> None:
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, handler)
+
+
+if os.path.basename(sys.argv[0] if sys.argv else "") in ("kelly-tc", "cli.py"):
+    install_signal_handlers(_exit_now)
+
+# `python -m toolchain.cli` (and `torchrun -m toolchain.cli train --store ...`): the registered app lives in
+# the imported module, not in __main__, so run that one.
+if __name__ == "__main__":
+    from toolchain.cli import main as _main_of_the_module
+
+    _main_of_the_module()
+    sys.exit(0)
+
+import functools  # noqa: E402  (after the handlers: an early Ctrl-C must not print an import traceback)
+import logging  # noqa: E402
+import traceback  # noqa: E402
+from typing import Callable  # noqa: E402
+
+import typer  # noqa: E402
+from typer.core import TyperGroup  # noqa: E402
 
 try:  # recent typer vendors click as typer._click (its exceptions are not click's); older typer uses click
     from typer._click import exceptions as click_errors
 except ImportError:  # pragma: no cover
     from click import exceptions as click_errors
 
-from toolchain.errors import KellyError
+from toolchain.atomic import os_reason  # noqa: E402
+from toolchain.errors import KellyError, cap_line  # noqa: E402
 
 
 class OneLineUsageErrors(TyperGroup):
@@ -78,7 +115,7 @@ def fail(line: str, code: int) -> None:
 
     A reason quoted from a library (torch, onnxruntime) may span lines: they are joined, so the error
     stays one line whatever raised it."""
-    line = " ".join(part.strip() for part in str(line).splitlines() if part.strip())
+    line = cap_line(" ".join(part.strip() for part in str(line).splitlines() if part.strip()))
     print(f"error: {line}", file=sys.stderr, flush=True)
     raise typer.Exit(code)
 
@@ -115,8 +152,17 @@ def command(function: Callable) -> Callable:
             if debug_enabled():
                 traceback.print_exc()
             fail(error.line(), error.exit_code)
+        except Interrupted as interrupted:
+            fail("interrupted", interrupted.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except OSError as error:
+            # The environment, not a bug: a file that vanished, a full disk, a read-only folder.
+            if debug_enabled():
+                traceback.print_exc()
+            if error.filename is None:
+                fail(f"internal error (OSError: {os_reason(error)}); rerun with --debug for the traceback", EXIT_INTERNAL)
+            fail(f"{error.filename}: {os_reason(error)}", EXIT_BAD_INPUT)
         except Exception as error:  # a bug, not bad input: say so, in one line
             if debug_enabled():
                 traceback.print_exc()
@@ -126,6 +172,15 @@ def command(function: Callable) -> Callable:
 
 
 def main() -> None:
+    install_signal_handlers(_raise_interrupted)
+    try:
+        _main()
+    except Interrupted as interrupted:  # outside a command (parsing the arguments)
+        print("error: interrupted", file=sys.stderr, flush=True)
+        sys.exit(interrupted.exit_code)
+
+
+def _main() -> None:
     argv = sys.argv[1:]
     if "--debug" in argv:
         argv = [a for a in argv if a != "--debug"]
@@ -137,8 +192,3 @@ def main() -> None:
 # Importing the command modules registers them on ``app`` (they import ``app``/``command`` from here).
 from toolchain import commands  # noqa: E402,F401  (must follow the definitions above)
 
-
-if __name__ == "__main__":  # `python -m toolchain.cli`, and `torchrun -m toolchain.cli train --store ...`:
-    from toolchain.cli import main as _main  # the registered app lives in the imported module, not in __main__
-
-    _main()

@@ -51,6 +51,26 @@ def convert_file(onnx_path: str | Path, json_path: str | Path | None = None) -> 
     return imported.model
 
 
+def convert_pair(onnx_path: str | Path, target: str | Path, int8_target: str | Path) -> Model:
+    """``convert --int8``: both files validated before either is written, then written under one folder
+    lock (concurrent runs into the same pair serialize); the int8 file records the float file's SHA-256
+    (``quant.int8_json.check_pair``), so a reader never takes halves of two runs (issue 17, point 10)."""
+    from quant.int8_json import quantize_model, write_int8_model
+    from toolchain import atomic
+
+    target, int8_target = Path(target), Path(int8_target)
+    model = import_onnx(onnx_path).model
+    quantized = quantize_model(model)
+    with atomic.locked_folder(target.parent if target.parent.is_dir() else Path(".")):
+        write_model(model, target)
+        try:
+            write_int8_model(quantized, int8_target, float_file=target)
+        except BaseException:
+            target.unlink(missing_ok=True)  # never leave half a pair
+            raise
+    return model
+
+
 def convert_json_file(json_path: str | Path, target: str | Path | None = None) -> tuple[Model, float]:
     """Convert a third-party JSON model file (GuitarML SimpleRNN) to RTNeural JSON at ``target``; returns the
     model and its max abs error against a float64 evaluation of the source weights (``toolchain.guitarml``)."""

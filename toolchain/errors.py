@@ -15,6 +15,34 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+#: An error line longer than this is shortened; a single word (a name) longer than MAX_WORD is elided
+#: in the middle, so a 1 MB node name still gives a readable one-line error.
+MAX_LINE, MAX_WORD = 2000, 160
+
+
+def elide(text: str, limit: int) -> str:
+    """``text`` shortened to ``limit`` characters by cutting out its middle (``head...tail``)."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 3, 2)
+    return text[: keep - keep // 2] + "..." + text[len(text) - keep // 2:]
+
+
+def cap_line(line: str) -> str:
+    """An error line of bounded length: long words elided in the middle, then the whole line."""
+    words = [elide(word, MAX_WORD) for word in line.split(" ")]
+    return elide(" ".join(words), MAX_LINE)
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM while a command runs (a BaseException, like KeyboardInterrupt: no ``except
+    Exception`` may swallow it). ``exit_code`` is 128 + the signal number (130, 143)."""
+
+    def __init__(self, exit_code: int = 130):
+        self.exit_code = exit_code
+        super().__init__(f"interrupted (exit {exit_code})")
+
+
 class KellyError(Exception):
     """Base class of all errors kelly-tc raises on purpose."""
 

@@ -24,6 +24,7 @@ from toolchain import __version__
 from toolchain.converters.axes import CHANNEL, FEATURE, TIME, RoleConflict, check_tensor, resolve_tensor
 from toolchain.converters.folding import MAX_TENSOR_ELEMENTS, prepare_graph
 from toolchain.converters.walk import fill_sizes, walk_graph
+from toolchain.inputs import read_bytes
 from toolchain.errors import InputError, KellyError, UnsupportedError, node_where
 from toolchain.layers import Model
 
@@ -99,20 +100,69 @@ def _check_declared_sizes(model: onnx.ModelProto) -> None:
         elements = math.prod([max(d, 1) for d in dims if isinstance(d, int)])
         if any(isinstance(d, int) and d < 0 for d in dims):  # found by tests/hostile/fuzz.py
             raise InputError(f"declares a negative size in its shape {dims}", where=f"graph input '{value.name}'")
+        if any(isinstance(d, int) and d == 0 for d in dims):  # converted, then crashed check (issue 17.6)
+            raise InputError(f"declares a size-0 axis in its shape {dims}: no frame can be fed", where=f"graph input '{value.name}'")
         if elements > MAX_TENSOR_ELEMENTS:
             raise InputError(f"declares a fixed shape {dims} of {elements} elements per run, above the {MAX_TENSOR_ELEMENTS} limit",
                              where=f"graph input '{value.name}'")
 
 
 def _check_references(graph: onnx.GraphProto) -> None:
-    """Every node input must exist before the node reads it (the checker says so less clearly)."""
+    """Every node input must be a graph input, an initializer or some node's output; nodes out of
+    topological order are sorted (the ONNX spec requires the order, but an exporter or hand edit may
+    break it -- the data flow is still well defined). Refusals name the exact problem: a sparse
+    initializer, a tensor nothing produces, a cycle."""
     known = {vi.name for vi in graph.input} | {init.name for init in graph.initializer}
+    sparse = {tensor.values.name for tensor in graph.sparse_initializer}
+    produced = {name for node in graph.node for name in node.output if name}
     for node in graph.node:
         for name in node.input:
-            if name and name not in known:
-                raise InputError(f"input '{name}' is not a graph input, an initializer or the output of an earlier node "
+            if not name or name in known:
+                continue
+            if name in sparse:
+                raise UnsupportedError(f"input '{name}' is a sparse initializer; kelly-tc reads dense initializers only "
+                                       "(store it dense, e.g. with onnx.numpy_helper)", where=node_where(node.name, node.op_type))
+            if name not in produced:
+                raise InputError(f"input '{name}' is not a graph input, an initializer or the output of any node "
                                  "(a missing initializer?)", where=node_where(node.name, node.op_type))
-        known.update(node.output)
+    ordered = _topological_order(graph, known)
+    if [id(n) for n in ordered] != [id(n) for n in graph.node]:
+        log.info("nodes were not in topological order: sorted")
+        copies = [onnx.NodeProto.FromString(node.SerializeToString()) for node in ordered]
+        del graph.node[:]
+        graph.node.extend(copies)
+
+
+def _topological_order(graph: onnx.GraphProto, known: set[str]) -> list:
+    """Kahn's algorithm, keeping the file's order among ready nodes; a cycle is an InputError."""
+    waiting = {}
+    readers: dict[str, list[int]] = {}
+    for index, node in enumerate(graph.node):
+        missing = {name for name in node.input if name and name not in known}
+        waiting[index] = len(missing)
+        for name in missing:
+            readers.setdefault(name, []).append(index)
+    import heapq
+
+    ready = [index for index, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order, available = [], set(known)
+    while ready:
+        index = heapq.heappop(ready)
+        node = graph.node[index]
+        order.append(node)
+        for name in node.output:
+            if name and name not in available:
+                available.add(name)
+                for reader in readers.get(name, ()):
+                    waiting[reader] -= 1
+                    if waiting[reader] == 0:
+                        heapq.heappush(ready, reader)
+    if len(order) != len(graph.node):
+        stuck = next(graph.node[i] for i, count in waiting.items() if count > 0)
+        raise InputError("the nodes form a cycle (a node needs, through other nodes, its own output)",
+                         where=node_where(stuck.name, stuck.op_type))
+    return order
 
 
 #: What a new user most often passes instead of an ONNX file, told apart by its first bytes.
@@ -148,8 +198,9 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
             raise InputError("empty file (0 bytes): not an ONNX model")
         if size > MAX_ONNX_BYTES:
             raise InputError(f"file is {size} bytes, above the {MAX_ONNX_BYTES}-byte limit (KELLY_TC_MAX_ONNX_BYTES)")
-        try:
-            model = onnx.load(str(path), load_external_data=False)
+        data = read_bytes(path, MAX_ONNX_BYTES, setting="KELLY_TC_MAX_ONNX_BYTES")
+        try:  # by content: onnx.load picks a text format by extension, so model.json would not parse
+            model = onnx.load_model_from_string(data)
         except Exception as error:  # protobuf raises DecodeError, RuntimeWarning-turned-errors, ...
             log.debug("protobuf parse of %s failed: %s", path, error)
             raise InputError(not_onnx_reason(path) or "not an ONNX model (the protobuf does not parse: corrupt or truncated)") from None

@@ -301,12 +301,11 @@ def read_document(path: str | Path, build):
     """Parse the JSON file ``path`` strictly (size limit, UTF-8, no NaN/Infinity) and return
     ``build(document)``; every problem, the builder's included, is an :class:`InputError` naming the file.
     (Shared by :func:`read_model` and the INT8 variant's reader, ``quant.int8_json``.)"""
+    from toolchain.inputs import read_bytes
+
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_JSON_BYTES:
-            raise InputError(f"file is {size} bytes, above the {MAX_JSON_BYTES}-byte limit (KELLY_TC_MAX_JSON_BYTES)")
-        text = path.read_bytes().decode("utf-8")
+        text = read_bytes(path, MAX_JSON_BYTES, setting="KELLY_TC_MAX_JSON_BYTES").decode("utf-8")  # regular files only, size checked first
         document = json.loads(text, parse_constant=_reject_constant)
         return build(document)
     except KellyError as error:

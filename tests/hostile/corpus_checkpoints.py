@@ -28,6 +28,9 @@ class Exploit:
         return os.makedirs, (str(self.marker),)
 
 
+FIFO = object()  # a _damage change returning this puts a FIFO where the checkpoint was
+
+
 def _with_header(data: bytes) -> bytes:
     return MAGIC + b"sha256 " + hashlib.sha256(data).hexdigest().encode() + b"\n" + data
 
@@ -44,6 +47,9 @@ def _damage(change):
             if content is None:  # a directory where the file was
                 path.unlink()
                 path.mkdir()
+            elif content is FIFO:  # a named pipe nobody writes to: a reader that opens it hangs (issue 17.3)
+                path.unlink()
+                os.mkfifo(path)
             else:
                 path.write_bytes(content)
         return run
@@ -93,5 +99,6 @@ CHECKPOINT_CASES = {
     "checkpoint_pickle_exploit": (_damage(_exploit), r"checkpoint refused by torch\.load\(weights_only=True\): Trying to load unsupported GLOBAL os\.makedirs "
                                    r"whose module os is blocked\."),
     "checkpoint_of_another_model": (_damage(_other_model), r"checkpoint is for GroovePredictor .*, not .*"),
-    "checkpoint_is_a_directory": (_damage(lambda raw, run: None), r"unreadable checkpoint \(\[Errno 21\] Is a directory: .*\)"),
+    "checkpoint_is_a_directory": (_damage(lambda raw, run: None), r"is a directory, not a regular file"),
+    "checkpoint_is_a_fifo": (_damage(lambda raw, run: FIFO), r"is a FIFO \(named pipe\), not a regular file"),
 }

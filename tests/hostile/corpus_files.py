@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +110,9 @@ def _second_dense_takes_six(document):
 #: name -> (builder, WHERE, reason regex).
 JSON_CASES = {
     "json_missing_file": (lambda folder: folder / "absent.json", None, r"no such file"),
-    "json_directory": (json_directory, None, r"not a readable JSON file: \[Errno 21\] Is a directory: .*"),
+    "json_directory": (json_directory, None, r"is a directory, not a regular file"),
+    "json_fifo": (lambda folder: fifo(folder / "model.json"), None, r"is a FIFO \(named pipe\), not a regular file"),
+    "json_link_to_dev_zero": (lambda folder: link(folder / "model.json", "/dev/zero"), None, r"is a character device, not a regular file"),
     "json_empty_file": (_text(""), None, r"not a readable JSON file: Expecting value: line 1 column 1 \(char 0\)"),
     "json_not_json": (_text("in_shape = 3; layers = []\n"), None, r"not a readable JSON file: Expecting value: line 1 column 1 \(char 0\)"),
     "json_truncated": (_text(json.dumps(valid_document())[:200]), None, r"not a readable JSON file: .*"),
@@ -183,6 +186,46 @@ def _truncated_npy() -> bytes:
     return buffer.getvalue()[:300]
 
 
+def fifo(path: Path) -> Path:
+    """A named pipe nobody writes to: a reader that opens it blocks forever (issue 17, point 3)."""
+    os.mkfifo(path)
+    return path
+
+
+def link(path: Path, target: str) -> Path:
+    """A symbolic link to ``target`` (``/dev/zero``: a reader that follows it reads until memory runs out)."""
+    os.symlink(target, path)
+    return path
+
+
+def npy_header_bomb() -> bytes:
+    """128 bytes whose header declares a (10**10, 3) float32 array: 112 GiB if numpy were let allocate it."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "<f4", "fortran_order": False, "shape": (10**10, 3)})
+    return buffer.getvalue() + b"\0" * 16
+
+
+def _npz_named_npy(folder: Path) -> Path:
+    path = folder / "frames.npy"
+    with open(path, "wb") as handle:
+        np.savez(handle, a=np.zeros((4, 3), np.float32), b=np.zeros((4, 3), np.float32))
+    return path
+
+
+def _npz_bomb(folder: Path) -> Path:
+    import zipfile
+
+    path = folder / "calibration.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x.npy", npy_header_bomb())
+    return path
+
+
+def _both(reason: str) -> dict:
+    """The same reason from ``run --input`` and ``check --input``: both read frames through one reader."""
+    return {"run": reason, "check": reason}
+
+
 #: ``validate`` judges each file itself (toolchain/kelly/validate.py) and words these two differently.
 def valid_graph_document() -> dict:
     """The valid document's layers as a kelly-tc graph file, plus a residual add of the lstm's output."""
@@ -220,46 +263,53 @@ GRAPH_JSON_CASES = {
                                     r"in_skip adds input feature 0 to a 1-feature output, but the model gives 2"),
 }
 
-VALIDATE_REASONS = {"json_missing_file": r"missing \(export writes it: kelly-tc export\)", "json_directory": r"not a regular file"}
+VALIDATE_REASONS = {"json_missing_file": r"missing \(export writes it: kelly-tc export\)", "json_directory": r"not a regular file",
+                    "json_fifo": r"not a regular file", "json_link_to_dev_zero": r"not a regular file"}
 
 
 #: Frame files for ``run --input`` and ``check --input`` (the good model takes 3 features). Reasons
 #: differ by command where the readers word them differently: {command: reason}; WHERE is None.
 FRAME_CASES = {
     "frames_missing_file": (lambda folder: folder / "absent.npy", {"run": r"no such file", "check": r"no such file"}),
-    "frames_not_npy": (_raw(b"\x93NUMPY garbage that is not a header" * 4),
-                       {"run": r"not a readable \.npy frame file: .*", "check": r"not a readable \.npy file \(.*\)"}),
+    "frames_not_npy": (_raw(b"\x93NUMPY garbage that is not a header" * 4), _both(r"not a readable \.npy array: .*")),
     "frames_truncated_npy": (_raw(_truncated_npy()),
-                             {"run": r"not a readable \.npy frame file: .*", "check": r"not a readable \.npy file \(.*\)"}),
-    "frames_pickled_objects": (_npy(lambda: np.array([{"a": 1}, None], dtype=object)),
-                               {"run": r"not a readable \.npy frame file: Object arrays cannot be loaded when allow_pickle=False",
-                                "check": r"not a readable \.npy file \(Object arrays cannot be loaded when allow_pickle=False\)"}),
+                             _both(r"truncated: header declares shape \[50, 3\] of float32 \(600 bytes\) but the file holds 172")),
+    "frames_pickled_objects": (_npy(lambda: np.array([{"a": 1}, None], dtype=object)), _both(r"expected numbers, got dtype object")),
+    "frames_header_bomb": (_raw(npy_header_bomb()),
+                           _both(r"header declares shape \[10000000000, 3\] of float32 \(120000000000 bytes\), above the "
+                                 r"\d+-byte limit \(KELLY_TC_MAX_ARRAY_BYTES\)")),
+    "frames_npz_named_npy": (_npz_named_npy, _both(r"is an \.npz archive of 2 arrays; frames need one \[frames, features\] array")),
+    "frames_fifo": (lambda folder: fifo(folder / "frames.npy"), _both(r"is a FIFO \(named pipe\), not a regular file")),
+    "frames_link_to_dev_zero": (lambda folder: link(folder / "frames.npy", "/dev/zero"), _both(r"is a character device, not a regular file")),
+    "frames_csv_empty": (_raw(b"", name="frames.csv"), _both(r"empty CSV file: no frames")),
     "frames_wrong_width": (_npy(lambda: np.zeros((10, 5), np.float32)),
-                           {"run": r"expected frames of shape \[frames, 3\], got \[10, 5\]",
-                            "check": r"expected \[frames >= 2, 3\], got \[10, 5\]"}),
+                           _both(r"expected frames of shape \[frames, 3\], got \[10, 5\]")),
     "frames_three_axes": (_npy(lambda: np.zeros((2, 10, 3), np.float32)),
-                          {"run": r"expected frames of shape \[frames, 3\], got \[2, 10, 3\]",
-                           "check": r"expected \[frames >= 2, 3\], got \[2, 10, 3\]"}),
+                          _both(r"expected frames of shape \[frames, 3\], got \[2, 10, 3\]")),
     "frames_strings": (_npy(lambda: np.array([["a", "b", "c"]] * 4)),
-                       {"run": r"expected numbers, got dtype <U1", "check": r"must hold finite numbers"}),
+                       _both(r"expected numbers, got dtype <U1")),
     "frames_complex": (_npy(lambda: np.ones((4, 3), np.complex64)),
-                       {"run": r"expected numbers, got dtype complex64", "check": r"must hold finite numbers"}),
-    "frames_nan": (_npy(lambda: np.full((6, 3), np.nan, np.float32)), {"check": r"must hold finite numbers"}),  # run: see test_engine_input
+                       _both(r"expected numbers, got dtype complex64")),
+    "frames_nan": (_npy(lambda: np.full((6, 3), np.nan, np.float32)),  # run: see test_engine_input
+                   {"check": r"must hold finite float32 numbers \(NaN, Inf or a value beyond \+-3\.4e38 found\)"}),
+    "frames_float64_beyond_float32": (_npy(lambda: np.full((6, 3), 1e39, np.float64)),  # finite in float64, inf in float32
+                                      {"check": r"must hold finite float32 numbers \(NaN, Inf or a value beyond \+-3\.4e38 found\)"}),
     "frames_wrong_suffix": (_raw(b"0.1,0.2,0.3\n", name="frames.txt"),
-                            {"run": r"unsupported frame file type '\.txt'; use \.npy or \.csv",
-                             "check": r"not a readable \.npy file \(.*\)"}),
+                            _both(r"unsupported frame file type '\.txt'; use \.npy or \.csv")),
     "frames_csv_text": (_raw(b"0.1,0.2,0.3\n0.4,zero,0.6\n", name="frames.csv"),
-                        {"run": r"not a readable \.csv frame file: .*", "check": r"not a readable \.npy file \(.*\)"}),
+                        _both(r"not a readable CSV frame file: could not convert string 'zero' to float64 at row 1, column 2\.")),
 }
 
 #: Calibration files for ``quantize``/``prune --calibration`` (the good ONNX input is [batch, time, 3]).
 CALIBRATION_CASES = {
-    "calibration_missing_file": (lambda folder: folder / "absent.npy", r"not a readable \.npy/\.npz file \(FileNotFoundError: .*\)"),
-    "calibration_pickled_objects": (_npy(lambda: np.array([{"a": 1}, None], dtype=object)),
-                                    r"not a readable \.npy/\.npz file \(ValueError: Object arrays cannot be loaded when allow_pickle=False\)"),
-    "calibration_not_npy": (_raw(b"not numpy at all"), r"not a readable \.npy/\.npz file \(.*\)"),
+    "calibration_missing_file": (lambda folder: folder / "absent.npy", r"no such file"),
+    "calibration_pickled_objects": (_npy(lambda: np.array([{"a": 1}, None], dtype=object)), r"expected numbers, got dtype object"),
+    "calibration_not_npy": (_raw(b"not numpy at all"), r"not a \.npy or \.npz file \(no NumPy or zip magic bytes\)"),
+    "calibration_npz_header_bomb": (_npz_bomb, r"array 'x': header declares shape \[10000000000, 3\] of float32 \(120000000000 bytes\), "
+                                               r"above the \d+-byte limit \(KELLY_TC_MAX_ARRAY_BYTES\)"),
+    "calibration_fifo": (lambda folder: fifo(folder / "frames.npy"), r"is a FIFO \(named pipe\), not a regular file"),
     "calibration_nan": (_npy(lambda: np.full((2, 1, 8, 3), np.nan, np.float32)), r"'x' contains NaN or Inf"),
-    "calibration_strings": (_npy(lambda: np.array([["a", "b", "c"]] * 4)), r"'x' has dtype <U1, expected real numbers"),
+    "calibration_strings": (_npy(lambda: np.array([["a", "b", "c"]] * 4)), r"expected numbers, got dtype <U1"),
     "calibration_wrong_shape": (_npy(lambda: np.zeros((4, 5), np.float32)),
                                 r"'x' has shape \[4, 5\]; the model input has 3 dims .*"),
 }
@@ -283,9 +333,11 @@ def config_directory(folder: Path) -> Path:
 #: ``train --config`` files: name -> (builder, WHERE, reason regex).
 CONFIG_CASES = {
     "config_missing_file": (lambda folder: folder / "absent.json", None, r"no such file"),
-    "config_directory": (config_directory, None, r"not a readable JSON file: \[Errno 21\] Is a directory: .*"),
+    "config_directory": (config_directory, None, r"is a directory, not a regular file"),
+    "config_fifo": (lambda folder: fifo(folder / "config.json"), None, r"is a FIFO \(named pipe\), not a regular file"),
+    "config_link_to_dev_zero": (lambda folder: link(folder / "config.json", "/dev/zero"), None, r"is a character device, not a regular file"),
     "config_not_json": (_config("epochs: 3\n"), None, r"not a readable JSON file: Expecting value: line 1 column 1 \(char 0\)"),
-    "config_not_utf8": (_config(b'{"source": "\xff"}'), None, r"not a readable JSON file: 'utf-8' codec can't decode byte 0xff .*"),
+    "config_not_utf8": (_config(b'{"source": "\xff"}'), None, r"not UTF-8 text \(byte 12\)"),
     "config_top_level_array": (_config('["epochs", 3]'), None, r"the top level must be an object, got list"),
     "config_unknown_key": (_config('{"epochz": 3}'), "epochz", r"unknown setting; known: models, .*"),
     "config_wrong_type": (_config('{"epochs": "3"}'), "epochs", r"must be int, got str '3'"),
@@ -294,7 +346,9 @@ CONFIG_CASES = {
                                  r"not a readable JSON file: NaN is not valid JSON"),
     "config_infinite_seconds": (_config('{"max_seconds": Infinity}'), None,
                                 r"not a readable JSON file: Infinity is not valid JSON"),
-    "config_negative_epochs": (_config('{"epochs": -1}'), "epochs", r"must be at least 1, got -1"),
+    "config_negative_epochs": (_config('{"epochs": -1}'), "epochs", r"must be between 1 and 100000, got -1"),
+    "config_huge_seq_len": (_config('{"seq_len": 100000000}'), "seq_len", r"must be between 1 and 65536, got 100000000"),
+    "config_negative_seed": (_config('{"seed": -1}'), "seed", r"must be between 0 and 4294967295, got -1"),
     "config_unknown_model": (_config('{"models": ["Nope"]}'), "models", r"unknown Kelly model .*"),
     "config_bad_source": (_config('{"source": "internet"}'), "source", r"must be one of auto, datasets, corpus, synthetic, not 'internet'"),
     "config_deep_nesting": (_config('{"models": ' + "[" * 100_000 + "]" * 100_000 + "}"), None,

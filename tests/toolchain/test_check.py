@@ -81,9 +81,10 @@ def test_check_uses_the_given_input_frames(lstm_pair, tmp_path):
 
 
 @pytest.mark.parametrize("content,reason", [
-    (np.zeros((10, 4), np.float32), "expected [frames >= 2, 3], got [10, 4]"),
-    (np.full((10, 3), np.nan, np.float32), "must hold finite numbers"),
-], ids=["wrong-width", "nan"])
+    (np.zeros((10, 4), np.float32), "expected frames of shape [frames, 3], got [10, 4]"),
+    (np.full((10, 3), np.nan, np.float32), "must hold finite float32 numbers (NaN, Inf or a value beyond +-3.4e38 found)"),
+    (np.full((10, 3), 1e39, np.float64), "must hold finite float32 numbers (NaN, Inf or a value beyond +-3.4e38 found)"),
+], ids=["wrong-width", "nan", "float64-beyond-float32"])
 def test_check_refuses_bad_input_frames_with_exit_2(lstm_pair, tmp_path, content, reason):
     onnx_path, json_path = lstm_pair
     np.save(tmp_path / "x.npy", content)

@@ -68,8 +68,8 @@ EXPECTED = {
     "elu_alpha": ("node 'elu' (Elu)", "Elu with alpha=0.5; RTNeural's elu has alpha fixed at 1"),
     "nan_weight": ("node 'matmul' (MatMul)", "weight 'W' contains NaN or Inf"),
     "initializer_absurd_dims": (W, "declares 1000000000000 elements, above the 67108864 limit"),
-    "missing_initializer": ("node 'matmul' (MatMul)", "input 'W' is not a graph input, an initializer or the output of an "
-                                                      "earlier node (a missing initializer?)"),
+    "missing_initializer": ("node 'matmul' (MatMul)", "input 'W' is not a graph input, an initializer or the output of any "
+                                                      "node (a missing initializer?)"),
     "unknown_opset": ("opset_import", f"opset 99 is outside the supported range {MIN_OPSET}..{MAX_OPSET} "
                                       "(upgrade old models with onnx.version_converter)"),
     "integer_input": ("graph inputs", "input 'x' has element type INT64; RTNeural frames are float32"),

@@ -39,7 +39,17 @@ def bench(
     from reference_engine.benchmark import MAX_FRAMES, load_for_bench, measure, resident_growth
     from reference_engine.budget import PER_SAMPLE_BLOCK, Budget, block_deadline, parse_sample_rate
 
+    from toolchain import atomic, options
+
     Budget.parse(budget, memory_budget, statistic)  # bad options fail before anything is loaded
+    options.seed(seed)
+    # Before the timing (minutes): an unwritable report must not be found after it (issue 17, point 2).
+    for path, option in ((json_path, "--json"), (plot_path, "--plot")):
+        if path is not None:
+            atomic.check_output(path, inputs=models, stdout_ok=option == "--json", what=option)
+    if json_path is not None and plot_path is not None and atomic.same_file(json_path, plot_path):
+        raise InputError("--json and --plot name the same file", file=json_path)
+    to_stdout = str(json_path) == atomic.STDOUT  # --json -: stdout holds the JSON alone, the tables go to stderr
     rate = parse_sample_rate(sample_rate) if sample_rate is not None else None
     if block is not None and not 1 <= block <= MAX_FRAMES:
         raise InputError(f"must be between 1 and {MAX_FRAMES}, got {block}", where="--block")
@@ -89,13 +99,13 @@ def bench(
                 "deadline_per_block_seconds": deadline, "deadline_per_frame_seconds": None if rate is None else 1.0 / rate,
                 "models": [str(p) for p in models]}
     result = BenchResult(measured, pipeline, chosen, settings)
-    Console(width=max(Console().width, 170)).print(render(result))
+    Console(width=max(Console().width, 170), stderr=to_stdout).print(render(result))
     from reference_engine.benchmark import int8_versus_float
 
     with status(console, "timing the INT8 models' float form"):
         verdicts = int8_versus_float(loaded, frames, warmup, seed, block)
     for verdict in verdicts:
-        Console(soft_wrap=True).print(recommendation(verdict), markup=False)
+        Console(soft_wrap=True, stderr=to_stdout).print(recommendation(verdict), markup=False)
     result.settings["int8_versus_float"] = verdicts
     if rtneural is not None:
         from toolchain.cpp.bench import default_backend, measure_files, rtneural_table
@@ -103,7 +113,7 @@ def bench(
         with status(console, "building and timing RTNeural (C++)"):
             figures = measure_files(models, max(frames // block, 1) * block, seed, rtneural,
                                     backend := default_backend(rtneural), [block] * len(models))
-        Console(width=max(Console().width, 170)).print(rtneural_table([e.name for e in measured], [e.latency["p50"] * 1e6 for e in measured], figures, settings["frames"], backend))
+        Console(width=max(Console().width, 170), stderr=to_stdout).print(rtneural_table([e.name for e in measured], [e.latency["p50"] * 1e6 for e in measured], figures, settings["frames"], backend))
         result.settings["rtneural"] = {"source": str(rtneural), "backend": backend,
                                        "models": {e.name: f for e, f in zip(measured, figures)}}
     if json_path is not None:

@@ -56,9 +56,9 @@ def render(report: CheckReport, console: Console | None = None) -> None:
 
 def finish(report: CheckReport, json_out: Path | None) -> None:
     """Render, write the JSON report if asked, and turn a failure into exit code 1."""
-    from toolchain.atomic import write_json
+    from toolchain.atomic import STDOUT, write_json
 
-    render(report)
+    render(report, Console(soft_wrap=True, stderr=str(json_out) == STDOUT))  # --json -: stdout holds the JSON alone
     if json_out is not None:
         write_json(json_out, report.to_json())
     if not report.passed:
@@ -70,14 +70,24 @@ def check(
     model: Path = typer.Argument(..., help="The ONNX model (the reference, run by onnxruntime); or an RTNeural JSON alone, checked against the reference pair it ships (kelly_tc.reference or AIDA-X's input_batch/output_batch)."),
     json_model: Optional[Path] = typer.Argument(None, help="The RTNeural JSON model (run frame by frame by the reference engine)."),
     frames: int = typer.Option(DEFAULT_FRAMES, "--frames", "-n", help="Frames of seeded random input (ignored with --input)."),
-    input_path: Optional[Path] = typer.Option(None, "--input", "-i", help="Input frames [frames, in] as .npy instead of random."),
+    input_path: Optional[Path] = typer.Option(None, "--input", "-i", help="Input frames [frames, in] as .npy or .csv (as for run) instead of random."),
     atol: Optional[float] = typer.Option(None, "--atol", help="Fixed bound: largest absolute error against onnxruntime (default: judged against a float64 run of the ONNX graph, bound 10x onnxruntime's own float32 error)."),
     rtol: Optional[float] = typer.Option(None, "--rtol", help="Fixed bound: also allow rtol x the reference's largest magnitude (with --atol, default 0)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here ('-': standard output, the table then goes to stderr)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random input."),
     rtneural: Optional[Path] = typer.Option(None, "--rtneural", help="RTNeural checkout: also run the real C++ RTNeural (dynamic and compile-time APIs; built once into a cache)."),
 ) -> None:
     """Check that the JSON computes what the ONNX model computes (exit 0 within the bound, 1 beyond, 2 bad input)."""
+    from toolchain import atomic, options
+
+    options.integer(frames, "--frames", 2, options.MAX_CHECK_FRAMES)
+    if atol is not None:
+        options.atol(atol)
+    if rtol is not None:
+        options.atol(rtol, "--rtol")
+    options.seed(seed)
+    if json_out is not None:
+        atomic.check_output(json_out, inputs=[model, json_model, input_path], stdout_ok=True, what="--json")
     if json_model is None:
         from toolchain.check_json import check_json_file
         from toolchain.errors import InputError

@@ -26,6 +26,10 @@ def export(
     except ImportError as error:
         raise UnsupportedError(f"export needs PyTorch and onnxscript ({error.name} is missing): "
                                "pip install torch==2.13.0 onnxscript") from None
+    from toolchain import atomic, options
+
+    options.atol(atol)
+    atomic.check_folder(output, what="--output")  # a file in the way is found before the export, not after
     names = [name.strip() for value in models or [] for name in value.split(",") if name.strip()]
     with status(Console(stderr=True), "exporting") as spinner:
         report = export_checkpoints(checkpoint_dir, output, names or None, dynamo=dynamo, atol=atol,

@@ -71,8 +71,9 @@ def features(
             raise InputError(f"must be between {low} and {10 ** 7}, got {value}", where=name)
     if not 0 < max_seconds <= 36000:
         raise InputError(f"must be between 0 and 36000 seconds, got {max_seconds}", where="--max-seconds")
-    if store.exists() and not store.is_dir():
-        raise InputError("exists and is not a folder", file=store)
+    from toolchain import atomic
+
+    atomic.check_folder(store, what="--store")  # a file in the way, a read-only or unwritable folder: before the work
     settings = featurize.store_settings(max_seconds, seed, seq_len, render_lakh=True)
     jobs = featurize.list_jobs(store, settings, source or "datasets", datasets_dir, corpus_pieces, synthetic_groups, max_files)
     store.mkdir(parents=True, exist_ok=True)

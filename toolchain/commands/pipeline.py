@@ -37,6 +37,10 @@ def pipeline(
     if models is not None and audio is None:
         raise UnsupportedError("--models only applies with --audio (without it the pipeline trains its own models)",
                                where="--models")
+    from toolchain import atomic, options
+
+    options.seed(seed)
+    atomic.check_folder(out, what="--out")  # before training: a file in the way or a read-only folder
     if reference is not None and audio is None:
         raise UnsupportedError("--reference only applies with --audio", where="--reference")
     recording = None

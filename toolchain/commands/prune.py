@@ -1,6 +1,7 @@
 """``kelly-tc prune MODEL.onnx --amount 0.5``: structured pruning to a smaller dense model, or magnitude sparsity."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -28,6 +29,14 @@ def prune(
     """Prune MODEL and report parameters, bytes, accuracy against the unpruned model and engine latency."""
     import kelly_tc
 
+    from toolchain import atomic, options
+
+    options.real(amount, "--amount", -math.inf, math.inf)  # finite here; the range is prune_file's own check
+    options.integer(epochs, "--finetune-epochs", 1, 100_000)
+    for path, option, inputs in ((output or model.with_suffix(".pruned.onnx"), "--output", [model, calibration, report]),
+                                 (report, "--report", [model, calibration])):
+        if path is not None:
+            atomic.check_output(path, inputs=inputs, what=option)
     figures = kelly_tc.prune(model, output, amount=amount, structured=structured, criterion=criterion,
                              calibration=calibration, report=report, latency=latency, finetune=finetune,
                              finetune_epochs=epochs, datasets_dir=datasets_dir)

@@ -34,6 +34,15 @@ def quantize(
 
     if not int8:
         raise InputError("choose the target format: --int8", file=model)
+    from toolchain import atomic
+    from toolchain import options as numbers
+
+    numbers.real(percentile, "--percentile", 0.0, 100.0, low_open=True)
+    numbers.real(max_error_growth, "--max-error-growth", 1.0)
+    for path, option, inputs in ((output or model.with_suffix(".int8.onnx"), "--output", [model, calibration, report]),
+                                 (report, "--report", [model, calibration])):
+        if path is not None:
+            atomic.check_output(path, inputs=inputs, what=option)
     options = dict(per_channel=per_channel, biases=biases, activations=activations, calibration=calibration,
                    method=method, percentile=percentile, report=report, compare=compare, auto=auto,
                    max_error_growth=max_error_growth)

@@ -19,6 +19,10 @@ def run(
 ) -> None:
     """Run a model frame by frame (reset once, state carried), as a plugin would."""
     import kelly_tc
+    from reference_engine.frames import default_output_path
+    from toolchain import atomic
+
+    atomic.check_output(output or default_output_path(input_path), inputs=[model, input_path], what="--output")
 
     console = Console(stderr=True)
     progress = Progress(TextColumn("running"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),

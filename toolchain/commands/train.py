@@ -45,6 +45,9 @@ def train(
                            store=str(store) if store else None,
                            source=source, epochs=epochs, batch_size=batch_size, seq_len=seq_len,
                            output=str(output) if output else None, seed=seed, resume=resume or None)
+    from toolchain import atomic
+
+    atomic.check_folder(settings.output, what="--output")  # before the training, not after it
     if distributed.launched_world() > 1 and os.environ.get("RANK", "0") != "0":
         train_models(settings)  # another torchrun rank: computes, writes and prints nothing
         return

@@ -21,11 +21,17 @@ def validate(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here."),
 ) -> None:
     """Validate exported Kelly models; one error line per broken model (exit 1: a check failed, 2: a file is missing or unreadable)."""
+    from toolchain import atomic, options
     from toolchain.atomic import write_json
     from toolchain.kelly.validate import validate_directory
 
+    options.atol(atol)
+    if json_out is not None:
+        inputs = sorted(directory.glob("*.json")) if directory.is_dir() else []
+        atomic.check_output(json_out, inputs=inputs, stdout_ok=True, what="--json")
+
     report = validate_directory(directory, check_specs=check_specs, atol=atol)
-    Console(width=max(Console().width, 120), soft_wrap=True).print(render(report))
+    Console(width=max(Console().width, 120), soft_wrap=True, stderr=str(json_out) == atomic.STDOUT).print(render(report))
     if json_out is not None:
         write_json(json_out, report.to_json())
     for line in report.lines():

@@ -49,6 +49,9 @@ class AxisRoles:
 
     parent: list[int] = field(default_factory=list)
     allowed: list[frozenset[str]] = field(default_factory=list)
+    #: Bumped whenever an existing class narrows or two merge (not by new()): a tensor already checked
+    #: can only become invalid after such a change, so the walk re-checks them only then (issue 17.6).
+    changes: int = 0
 
     def new(self, roles: frozenset[str] = ALL_ROLES) -> int:
         self.parent.append(len(self.parent))
@@ -76,6 +79,8 @@ class AxisRoles:
         remaining = self.allowed[root] & roles
         if not remaining:
             raise RoleConflict(f"{why}, but that axis is {describe(self.allowed[root])}")
+        if remaining != self.allowed[root]:
+            self.changes += 1
         self.allowed[root] = remaining
 
     def unify(self, first: int, second: int, why: str) -> None:
@@ -88,6 +93,7 @@ class AxisRoles:
             raise RoleConflict(f"{why}, but one is {describe(self.allowed[a])} and the other {describe(self.allowed[b])}")
         self.parent[b] = a
         self.allowed[a] = remaining
+        self.changes += 1
 
     def same(self, first: int, second: int) -> bool:
         return self.find(first) == self.find(second)

@@ -58,9 +58,18 @@ class PreparedGraph:
     producer: dict[str, onnx.NodeProto]
     dims: dict[str, Dims | None]
     live: set[str] = field(default_factory=set)  # tensors the output depends on
+    _readers: tuple | None = field(default=None, repr=False, compare=False)  # (nodes list, {tensor: nodes}, length)
 
     def consumers(self, tensor: str) -> list[onnx.NodeProto]:
-        return [node for node in self.nodes if tensor in node.input]
+        """The nodes reading ``tensor``, in order. Indexed once per node list: a scan per call made a
+        walk over N chained nodes quadratic (10,000 Identity nodes took minutes; issue 17, point 6)."""
+        if self._readers is None or self._readers[0] is not self.nodes or self._readers[2] != len(self.nodes):
+            index: dict[str, list[onnx.NodeProto]] = {}
+            for node in self.nodes:
+                for name in dict.fromkeys(node.input):  # a node reading a tensor twice is one reader
+                    index.setdefault(name, []).append(node)
+            self._readers = (self.nodes, index, len(self.nodes))
+        return list(self._readers[1].get(tensor, ()))
 
 
 def tensor_dims(value_info: onnx.ValueInfoProto) -> Dims | None:

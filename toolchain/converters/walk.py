@@ -102,6 +102,7 @@ def walk_graph(graph: PreparedGraph) -> Chain:
                           foldable=first.exclusive and first.value == before and before > 0,
                           sources=[(t.value, t.axes) for t in sources], source_delay=first.delay,
                           tensor_axes=lambda name: tensors[name].axes if name in tensors else None)
+        changes_before = roles.changes
         result = entry.function(ctx)
         outputs = result if isinstance(result, Outputs) else Outputs({0: (len(state.layers) if len(state.layers) > before
                                                                             else first.value, result)})
@@ -116,8 +117,9 @@ def walk_graph(graph: PreparedGraph) -> Chain:
                                    state.delay_reason if state.delay else first.delay_reason)
             try:
                 check_tensor(roles, axes, graph.dims.get(name), name)
-                for other, (other_axes, other_dims) in seen.items():
-                    check_tensor(roles, other_axes, other_dims, other)
+                if roles.changes != changes_before:  # only a narrowed or merged axis can break a checked tensor:
+                    for other, (other_axes, other_dims) in seen.items():  # Identity chains stay linear (issue 17.6)
+                        check_tensor(roles, other_axes, other_dims, other)
             except RoleConflict as conflict:
                 raise UnsupportedError(str(conflict), where=where) from None
             seen[name] = (axes, graph.dims.get(name))

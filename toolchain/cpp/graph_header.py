@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from toolchain import graph_json
+from toolchain.cpp.cpp_text import CPP_RESERVED, string_literal
 from toolchain.cpp import graph_text as text_
 from toolchain.cpp.layer_code import EMITTERS, Arrays, Emitted
 from toolchain.cpp.merge_code import MERGE_EMITTERS
@@ -77,12 +78,10 @@ class _Members:
         self.used = set(reserved)
 
     def take(self, wanted: str) -> str:
-        from toolchain.cpp.header import _CPP_KEYWORDS  # the one keyword list
-
         name = re.sub(r"_{2,}", "_", re.sub(r"\W", "_", wanted)) or "node"  # "__" is reserved to the implementation
         if name[0].isdigit() or (name[0] == "_" and name[1:2].isupper()):
             name = "n" + name
-        if name in _CPP_KEYWORDS:
+        if name in CPP_RESERVED:
             name += "_"
         candidate, count = name, 1
         while candidate in self.used:
@@ -95,11 +94,12 @@ class _Members:
 def _json_node_row(name: str, inputs: list[str], layer: Layer, entry: dict | None) -> str:
     if isinstance(layer, Merge):
         start, size = (layer.start, layer.size) if isinstance(layer, Slice) else (0, 0)
-        return f'    {{"{name}", "{",".join(inputs)}", "{layer.kind}", "", {size}, "*", 0, 0, 0, -1, {start}}},'
-    activation = f'"{layer.activation}"' if layer.kind in ("dense", "conv1d", "activation") else '"*"'
+        return (f'    {{{string_literal(name)}, {string_literal(",".join(inputs))}, {string_literal(layer.kind)}, "", {size}, '
+                f'"*", 0, 0, 0, -1, {start}}},')
+    activation = string_literal(layer.activation) if layer.kind in ("dense", "conv1d", "activation") else '"*"'
     conv = (layer.kernel_size, layer.dilation, layer.groups) if layer.kind == "conv1d" else (0, 0, 0)
     weights = len(entry["weights"]) if entry and layer.kind == "batchnorm" else (4 if layer.kind == "batchnorm" else -1)
-    return (f'    {{"{name}", "{",".join(inputs)}", "", "{layer.kind}", {layer.out_size}, {activation}, '
+    return (f'    {{{string_literal(name)}, {string_literal(",".join(inputs))}, "", {string_literal(layer.kind)}, {layer.out_size}, {activation}, '
             f'{conv[0]}, {conv[1]}, {conv[2]}, {weights}, 0}},')
 
 
@@ -183,7 +183,7 @@ def graph_form(model: Model, scalar: str, arrays: Arrays | None, fields: dict, f
     definition = text_.GRAPH_CLASS.format(**fields, reset=_indented(graph.resets), forward=_indented(graph.forward),
                                           output=values[-1], members="\n".join(graph.declarations))
     return Form(graph.emitted, definition, detail_before=[text_.HELPERS.format()],
-                json_check=text_.GRAPH_JSON_CHECK.format(json_nodes="\n".join(rows), output_node=names[-1]),
+                json_check=text_.GRAPH_JSON_CHECK.format(json_nodes="\n".join(rows), output_node=string_literal(names[-1])),
                 load_json=text_.LOAD_GRAPH_JSON.format(**fields, loaders="\n".join(graph.loaders)),
                 setters="\n".join(graph.setters), types=[t for code in graph.emitted for t in code.types],
                 description=f"a graph of {len(model.layers)} nodes:\n//   " + "\n//   ".join(description))

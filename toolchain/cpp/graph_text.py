@@ -199,7 +199,7 @@ inline bool matches(const nlohmann::json& document)
     if(document.at("format").get<std::string>() != "kelly-tc-graph" || document.at("version").get<int>() != 1)
         return false;
     const auto& graph = document.at("graph");
-    if(graph.at("input").at("size").get<int>() != input_size || graph.at("output").get<std::string>() != "{output_node}")
+    if(graph.at("input").at("size").get<int>() != input_size || graph.at("output").get<std::string>() != {output_node})
         return false;
     const auto& nodes = graph.at("nodes");
     if(nodes.size() != sizeof(json_nodes) / sizeof(json_nodes[0]))

@@ -26,6 +26,7 @@ import numpy as np
 from toolchain import atomic
 from toolchain.cpp import graph_text
 from toolchain.cpp import header_text as text_
+from toolchain.cpp.cpp_text import CPP_RESERVED, comment, identifier, string_literal
 from toolchain.cpp.graph_header import Form, graph_form, in_skip_form
 from toolchain.graph_json import in_skip_body, output_form, read_model
 from toolchain.cpp.layer_code import EMITTERS, Arrays, Emitted
@@ -42,13 +43,6 @@ EIGEN_DEFAULT_LIMIT = 128 * 1024
 MAX_COMPILE_TIME_LAYERS = 512
 #: Activation-bearing kinds whose JSON ``activation`` field ModelT::parseJson reads.
 ACTIVATION_KINDS = ("dense", "conv1d", "activation")
-_CPP_KEYWORDS = set("""alignas alignof and asm auto bool break case catch char class const constexpr continue decltype
-default delete do double else enum explicit export extern false float for friend goto if inline int long mutable
-namespace new noexcept not nullptr operator or private protected public register return short signed sizeof static
-struct switch template this throw true try typedef typeid typename union unsigned using virtual void volatile while
-RTNeural detail std""".split())
-
-
 @dataclass
 class HeaderInfo:
     path: Path
@@ -61,15 +55,6 @@ class HeaderInfo:
     merges: int = 0  # a graph's merge nodes
 
 
-def identifier(text: str, what: str, allow_scope: bool = False) -> str:
-    """``text`` if it is a usable C++ identifier (``a::b`` for namespaces), else an InputError."""
-    parts = text.split("::") if allow_scope else [text]
-    for part in parts:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part) or part in _CPP_KEYWORDS or "__" in part:
-            raise InputError(f"{text!r} is not a usable C++ identifier", where=what)
-    return text
-
-
 def default_name(path: str | Path) -> str:
     """``emotion_recognizer.json`` -> ``EmotionRecognizer`` (``Model`` prefix if it starts with a digit)."""
     words = [w for w in re.split(r"[^A-Za-z0-9]+", Path(path).stem) if w]
@@ -79,7 +64,7 @@ def default_name(path: str | Path) -> str:
 
 def default_namespace(name: str) -> str:
     snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
-    return snake if snake not in _CPP_KEYWORDS and not keyword.iskeyword(snake) else f"{snake}_model"
+    return snake if snake not in CPP_RESERVED and not keyword.iskeyword(snake) else f"{snake}_model"
 
 
 def format_values(values: np.ndarray, scalar: str) -> str:
@@ -137,11 +122,11 @@ def eigen_guard(emitted: list[Emitted], scalar_bytes: int) -> tuple[list[str], l
 def _json_layer_rows(model: Model, file_layers: list | None) -> str:
     rows = []
     for position, layer in enumerate(model.layers):
-        activation = f'"{layer.activation}"' if layer.kind in ACTIVATION_KINDS else '"*"'
+        activation = string_literal(layer.activation) if layer.kind in ACTIVATION_KINDS else '"*"'
         conv = (layer.kernel_size, layer.dilation, layer.groups) if layer.kind == "conv1d" else (0, 0, 0)
         normalisation = layer.kind in ("batchnorm", "batchnorm2d")
         weights = len(file_layers[position]["weights"]) if file_layers and normalisation else (4 if normalisation else -1)
-        rows.append(f'    {{"{layer.kind}", {layer.out_size}, {activation}, {conv[0]}, {conv[1]}, {conv[2]}, {weights}}},')
+        rows.append(f'    {{{string_literal(layer.kind)}, {layer.out_size}, {activation}, {conv[0]}, {conv[1]}, {conv[2]}, {weights}}},')
     return "\n".join(rows)
 
 
@@ -174,11 +159,13 @@ def _banner(description: str, fields: dict, arrays: Arrays, embed_weights: bool,
     values = sum(a.size for n, a in arrays.declarations if not n.startswith("reference_"))
     options = f" --name {fields['name']} --namespace {namespace}" + (" --embed-weights" if embed_weights else "") + \
         (f" --precision {precision}" if precision != "float" else "")
+    # The banner is // comments: file names and the layer list pass through comment(), the example path
+    # through string_literal() (whose output is comment-safe too) -- see cpp_text.py (issue 17, point 7).
     return text_.BANNER.format(
-        **fields, header=header, options=options, layers=description,
+        **fields, header=comment(header), options=options, layers="\n//   ".join(comment(line, 400) for line in description.split("\n//   ")),
         weights=f"{values} values compiled in (load(model))" if embed_weights else "read from the JSON file (load(model, path))",
         self_test=f"{frames} reference frames" if frames else "no reference pair in the model file (self_test returns NaN)",
-        load_call=f"{namespace}::load(*model);" if embed_weights else f'{namespace}::load(*model, "{source}");  // false on failure')
+        load_call=f"{namespace}::load(*model);" if embed_weights else f'{namespace}::load(*model, {string_literal(source)});  // false on failure')
 
 
 def _form(model: Model, scalar: str, arrays: Arrays | None, fields: dict, file_layers: list | None) -> Form:
@@ -214,7 +201,7 @@ def generate_header(model: Model, *, name: str, namespace: str, embed_weights: b
     pair = reference_pair(model)
     arrays = Arrays(precision)
     fields = dict(name=name, namespace=namespace, scalar=precision, input_size=model.input_size, output_size=model.output_size,
-                  source=source)
+                  source=comment(source))  # {source} appears in comments only (banner, class doc comments)
     form = _form(model, precision, arrays if embed_weights else None, fields, file_layers)
     before_include, after_include = eigen_guard(form.emitted, PRECISIONS[precision])
     frames = 0 if pair is None else pair[0].shape[0]
@@ -243,7 +230,10 @@ def generate_header(model: Model, *, name: str, namespace: str, embed_weights: b
 def raw_layers(json_path: str | Path) -> list:
     """The raw layer entries of a model file a strict reader has already accepted: ``layers`` (a
     sequential or in_skip file) or ``graph.nodes`` (a graph file)."""
-    document = json.loads(Path(json_path).read_text())
+    from toolchain.inputs import read_bytes
+    from toolchain.rtneural_json import MAX_JSON_BYTES
+
+    document = json.loads(read_bytes(json_path, MAX_JSON_BYTES))
     return document["graph"]["nodes"] if "graph" in document else document["layers"]
 
 

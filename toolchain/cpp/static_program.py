@@ -16,6 +16,7 @@ import numpy as np
 
 from toolchain import atomic
 from toolchain.cpp.build import HERE, build_jobs, cache_dir, compile_program
+from toolchain.cpp.cpp_text import string_literal
 from toolchain.cpp.header import generate_header, raw_layers
 from toolchain.cpp.runner import invoke, run_program, time_program
 from toolchain.errors import InputError
@@ -42,7 +43,7 @@ static void run_model_{index}(const kelly_harness::Arguments& arguments)
 {{
     auto model = std::make_unique<{namespace}::Model>();
     if(!{load})
-        throw std::runtime_error("load() failed for model '{entry.key}'");
+        throw std::runtime_error({string_literal(f"load() failed for model '{entry.key}'")});
     kelly_harness::run_loaded<{namespace}::scalar_type>(*model, arguments, {namespace}::input_size, {namespace}::output_size, &{namespace}::self_test);
 }}
 """
@@ -63,7 +64,7 @@ def _parts(models: Sequence[StaticModel], count: int) -> list[list[int]]:
 
 def _part_source(part: int, indexes: list[int], models: Sequence[StaticModel]) -> str:
     includes = "".join(f'#include "model_{i}.h"\n' for i in indexes)
-    entries = ",\n".join(f'    {{"{models[i].key}", &run_model_{i}}}' for i in indexes)
+    entries = ",\n".join(f'    {{{string_literal(models[i].key)}, &run_model_{i}}}' for i in indexes)
     return ("#include <memory>\n#include <stdexcept>\n\n#include \"static_harness.h\"\n" + includes
             + "".join(_entry(i, models[i]) for i in indexes)
             + f"\nextern const kelly_harness::Entry kelly_entries_{part}[] = {{\n{entries}\n}};\n"

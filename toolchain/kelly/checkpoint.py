@@ -23,9 +23,12 @@ import torch
 
 from toolchain import atomic
 from toolchain.errors import InputError
+from toolchain.inputs import read_bytes
 
 MAGIC = b"KELLY-TC-CHECKPOINT 1\n"
 BEST, LATEST = "best.ckpt", "latest.ckpt"
+#: The Kelly models are under 1 M parameters (a few MB); 2 GiB refuses only what cannot be a checkpoint of ours.
+MAX_CHECKPOINT_BYTES = 2 << 30
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
@@ -39,12 +42,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """The payload of a checkpoint; :class:`InputError` if it is missing, damaged or not ours."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("no such checkpoint", file=path) from None
-    except OSError as error:
-        raise InputError(f"unreadable checkpoint ({error})", file=path) from None
+    raw = read_bytes(path, MAX_CHECKPOINT_BYTES)  # regular files only: a FIFO would block forever
     if not raw.startswith(MAGIC):
         raise InputError("not a kelly-tc checkpoint (missing header)", file=path)
     header_end = raw.find(b"\n", len(MAGIC))

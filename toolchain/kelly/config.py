@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from toolchain.errors import InputError
+from toolchain.inputs import read_text
+
+#: A config is a few settings: 1 MiB is generous.
+MAX_CONFIG_BYTES = 1 << 20
 from toolchain.kelly.spec import MODEL_NAMES, get_spec
 
 SOURCES = ("auto", "datasets", "corpus", "synthetic")
@@ -70,10 +74,11 @@ class TrainConfig:
                 get_spec(name)
             except InputError as error:
                 raise InputError(error.reason, file=file, where="long_context_models") from None
-        for key in ("epochs", "batch_size", "seq_len", "threads", "synthetic_sequences", "max_files", "max_sequences",
-                    "long_context_factor", "buffer_pieces"):
-            if getattr(self, key) < 1:
-                raise InputError(f"must be at least 1, got {getattr(self, key)}", file=file, where=key)
+        for key, most in LIMITS.items():
+            if not 1 <= getattr(self, key) <= most:
+                raise InputError(f"must be between 1 and {most}, got {getattr(self, key)}", file=file, where=key)
+        if not 0 <= self.seed <= 2**32 - 1:
+            raise InputError(f"must be between 0 and {2**32 - 1}, got {self.seed}", file=file, where="seed")
         if not 0.0 < self.val_fraction < 1.0:
             raise InputError(f"must be between 0 and 1, got {self.val_fraction}", file=file, where="val_fraction")
         if self.learning_rate <= 0 or self.max_seconds <= 0 or self.patience < 1 or self.corpus_pieces < 0:
@@ -88,6 +93,12 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+
+#: Upper bounds of the integer settings (issue 17, point 5): far above any real run, low enough that a
+#: typo cannot ask for terabytes (``seq_len`` 10**8 x batch 32 x 64 features was 7.45 TiB of float32).
+LIMITS = {"epochs": 100_000, "batch_size": 65_536, "seq_len": 65_536, "threads": 1024,
+          "synthetic_sequences": 10_000_000, "max_files": 10_000_000, "max_sequences": 100_000_000,
+          "buffer_pieces": 1_000_000, "long_context_factor": 1_000}
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
@@ -123,11 +134,10 @@ def _reject_constant(name: str):
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The settings in a JSON config file, checked key by key."""
     path = Path(path)
+    text = read_text(path, MAX_CONFIG_BYTES)  # a FIFO or /dev/zero is refused, not read forever
     try:
-        document = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
-    except FileNotFoundError:
-        raise InputError("no such file", file=path) from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:
         raise InputError(f"not a readable JSON file: {str(error)[:200]}", file=path) from None
     if not isinstance(document, dict):
         raise InputError(f"the top level must be an object, got {type(document).__name__}", file=path)

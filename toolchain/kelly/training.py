@@ -266,6 +266,10 @@ def _train_model(data: ModelData, config: TrainConfig, directory: Path, reporter
     baseline, floor = baseline_and_floor(spec, data)
     settings = {**{key: getattr(config, key) for key in RESUME_KEYS}, "data": data_digest(data)}
     save = context.is_main  # rank 0 writes; the others compute the same state
+    if save and config.resume and directory.is_dir():
+        # A killed run leaves its temporaries (.history.csv.XXXXXXXX.tmp, ...): this run owns the folder.
+        for stale in atomic.remove_stale_temps(directory):
+            reporter.note(f"{spec.name}: removed {stale.name}, a temporary file of an interrupted run")
     if config.resume and (directory / LATEST).exists():
         state = _resume(directory / LATEST, model, optimizer, spec, settings)
     else:

@@ -151,5 +151,5 @@ def test_export_command_missing_checkpoint_is_bad_input(tmp_path):
     (tmp_path / "training").mkdir()
     result = invoke("export", tmp_path / "training", "-o", tmp_path / "models", "-m", "DynamicsEngine")
     assert result.exit_code == 2
-    assert "DynamicsEngine/best.ckpt: no such checkpoint" in result.output
+    assert "DynamicsEngine/best.ckpt: no such file" in result.output
     assert not (tmp_path / "models" / "DynamicsEngine.json").exists()
