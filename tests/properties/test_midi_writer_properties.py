@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-pretty_midi = pytest.importorskip("pretty_midi")
+from tests.conftest import require_modules
+
+pretty_midi = require_modules("pretty_midi")
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
 from toolchain.kelly.chords import CHORD_CLASS_COUNT, CHORD_CLASSES  # noqa: E402

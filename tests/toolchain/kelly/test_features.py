@@ -12,9 +12,10 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("librosa")
-pretty_midi = pytest.importorskip("pretty_midi")
-soundfile = pytest.importorskip("soundfile")
+from tests.conftest import require_modules
+require_modules("librosa")
+pretty_midi = require_modules("pretty_midi")
+soundfile = require_modules("soundfile")
 
 from tests.toolchain.kelly.conftest import band_midi  # noqa: E402
 from toolchain.kelly.features import LEVEL_LAYOUT, frame_features  # noqa: E402

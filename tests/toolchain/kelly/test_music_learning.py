@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("librosa")
-pretty_midi = pytest.importorskip("pretty_midi")
+from tests.conftest import require_modules
+require_modules("torch")
+require_modules("librosa")
+pretty_midi = require_modules("pretty_midi")
 
 from tests.toolchain.kelly.conftest import band_midi  # noqa: E402
 from toolchain.kelly.config import load_config  # noqa: E402

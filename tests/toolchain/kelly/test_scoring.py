@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pretty_midi = pytest.importorskip("pretty_midi")
-pytest.importorskip("mir_eval")
+from tests.conftest import REPO, require_modules
 
-from tests.conftest import REPO  # noqa: E402
+pretty_midi = require_modules("pretty_midi")
+require_modules("mir_eval")
+
 from toolchain.errors import InputError  # noqa: E402
 from toolchain.kelly.scoring import compare_midi, frame_scores, harte_label, midi_chords, note_scores  # noqa: E402
 
