@@ -66,26 +66,32 @@ def run(model: PathLike | Model, inputs: np.ndarray | PathLike, output: PathLike
     return outputs
 
 
-def bench(models: Sequence[PathLike], *, budget: str | None = "10ms", memory_budget: str | None = None,
-          statistic: str = "p99", frames: int = 10_000, warmup: int = 1_000, seed: int = 0, block: int = 1,
+def bench(models: Sequence[PathLike], *, budget: str | None = None, memory_budget: str | None = None,
+          statistic: str = "p99", frames: int = 10_000, warmup: int = 1_000, seed: int = 0, block: int | None = None,
+          sample_rate: str | float | None = None, rtneural: PathLike | None = None, int8_versus_float: bool = True,
           resident: bool = True, on_load: Callable[[str], None] | None = None,
-          on_progress: Callable[[int], None] | None = None):
-    """Per-frame latency (p50/p99/p99.9/max) and memory of each model and, with two or more, of all of them
-    as one pipeline, ``block`` frames per timed call (a plugin's buffer; 1: one frame per call). Returns a :class:`reference_engine.bench_report.BenchResult`; ``result.violations()``
-    lists what exceeds the budgets (the command exits 1 on any). ``resident``: also measure the
-    resident-set growth of loading each model, in a subprocess."""
+          on_progress: Callable[[int], None] | None = None, on_note: Callable[[str], None] | None = None):
+    """Latency per call of ``block`` frames (p50/p99/p99.9/max, first calls apart) and memory of each model and,
+    with two or more, of all of them as one pipeline. Returns a :class:`reference_engine.bench_report.BenchResult`;
+    ``result.violations()`` lists what exceeds the budgets (the command exits 1 on any).
+
+    ``block``: frames per timed call (a plugin's buffer); default 1, or 64 when a file says it runs per sample
+    (``kelly_tc.sample_rate``, AIDA-X ``metadata.samplerate``). ``sample_rate`` (Hz, or "48kHz"): the budget
+    becomes the block's real-time deadline N/SR; default the rate a file declares. ``budget`` overrides it
+    (default "10ms" when there is no rate). ``int8_versus_float``: time each INT8 model against its float form
+    (``result.settings["int8_versus_float"]``). ``rtneural``: an RTNeural checkout; also time the real C++
+    RTNeural on the same blocks (``result.settings["rtneural"]``). ``resident``: measure the resident-set growth
+    of loading each model, in a subprocess. ``on_note`` receives what a user should read (a per-sample default)."""
     from reference_engine.bench_report import BenchResult
-    from reference_engine.benchmark import MAX_FRAMES, load_for_bench, measure, resident_growth
-    from reference_engine.budget import Budget
+    from reference_engine.benchmark import MAX_FRAMES, int8_versus_float as time_int8, load_for_bench, measure, resident_growth
+    from reference_engine.budget import PER_SAMPLE_BLOCK, Budget, block_deadline, parse_sample_rate
     from toolchain.errors import InputError
 
-    chosen = Budget.parse(budget, memory_budget, statistic)
-    if not 1 <= frames <= MAX_FRAMES:
-        raise InputError(f"must be between 1 and {MAX_FRAMES}, got {frames}", where="--frames")
-    if not 0 <= warmup <= MAX_FRAMES:
-        raise InputError(f"must be between 0 and {MAX_FRAMES}, got {warmup}", where="--warmup")
-    if not 1 <= block <= MAX_FRAMES:
-        raise InputError(f"must be between 1 and {MAX_FRAMES}, got {block}", where="--block")
+    Budget.parse(budget, memory_budget, statistic)  # bad options fail before anything is loaded
+    rate = parse_sample_rate(str(sample_rate)) if sample_rate is not None else None
+    for name, value, low in (("--frames", frames, 1), ("--warmup", warmup, 0), ("--block", block, 1)):
+        if value is not None and not low <= value <= MAX_FRAMES:
+            raise InputError(f"must be between {low} and {MAX_FRAMES}, got {value}", where=name)
     paths = [Path(p) for p in models]
     loaded = []
     for path in paths:
@@ -97,9 +103,51 @@ def bench(models: Sequence[PathLike], *, budget: str | None = "10ms", memory_bud
             on_load("measuring resident-set growth in a subprocess")
         for model, growth in zip(loaded, resident_growth(paths)):
             model.details["memory_check"]["rss_growth_bytes"] = growth
+    declared = [(path, m.sample_rate) for path, m in zip(paths, loaded) if m.sample_rate is not None]
+    rate_source = "--sample-rate" if rate is not None else None
+    if rate is None and declared:
+        rates = {value for _, (value, _) in declared}
+        if len(rates) > 1:
+            listed = ", ".join(f"{path}: {value:g} Hz" for path, (value, _) in declared)
+            raise InputError(f"the models declare different sample rates ({listed}); choose one", where="--sample-rate")
+        path, (rate, key) = declared[0]
+        rate_source = f"{path}: {key}"
+    if block is None:
+        block = PER_SAMPLE_BLOCK if declared else 1
+        if declared and on_note:
+            on_note(f"{declared[0][0]} says it runs per sample ({declared[0][1][1]} = {declared[0][1][0]:g} Hz): "
+                    f"block {block}" + (f" and a {block_deadline(block, rate) * 1e3:.3g} ms deadline" if budget is None else ""))
+    deadline = block_deadline(block, rate) if rate is not None else None
+    if budget is not None:
+        chosen = Budget.parse(budget, memory_budget, statistic)
+    elif deadline is not None:
+        chosen = Budget(deadline, Budget.parse(None, memory_budget, statistic).memory, statistic)
+    else:
+        chosen = Budget.parse(DEFAULT_BUDGET, memory_budget, statistic)
     measured, pipeline = measure(loaded, frames, warmup, seed, on_progress=on_progress, block=block)
-    return BenchResult(measured, pipeline, chosen, {"frames": max(frames // block, 1) * block, "warmup": warmup,
-                                                    "seed": seed, "block": block, "models": [str(p) for p in paths]})
+    settings = {"frames": max(frames // block, 1) * block, "warmup": warmup, "seed": seed, "block": block,
+                "sample_rate_hz": rate, "sample_rate_source": rate_source,
+                "deadline_per_block_seconds": deadline, "deadline_per_frame_seconds": None if rate is None else 1.0 / rate,
+                "models": [str(p) for p in paths]}
+    result = BenchResult(measured, pipeline, chosen, settings)
+    if int8_versus_float:
+        if on_load:
+            on_load("timing the INT8 models' float form")
+        result.settings["int8_versus_float"] = time_int8(loaded, frames, warmup, seed, block)
+    if rtneural is not None:
+        from toolchain.cpp.bench import default_backend, measure_files
+
+        if on_load:
+            on_load("building and timing RTNeural (C++)")
+        backend = default_backend(Path(rtneural))
+        figures = measure_files(paths, settings["frames"], seed, Path(rtneural), backend, [block] * len(paths))
+        result.settings["rtneural"] = {"source": str(rtneural), "backend": backend,
+                                       "models": {e.name: f for e, f in zip(measured, figures)}}
+    return result
+
+
+#: The per-call budget when neither ``budget`` nor a sample rate gives one.
+DEFAULT_BUDGET = "10ms"
 
 
 def quantize(onnx_path: PathLike, output: PathLike | None = None, *, per_channel: bool = True, biases: bool = False,

@@ -11,11 +11,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from toolchain.cli import command, status
+from toolchain.cli import command
 from toolchain.errors import CheckFailed, InputError
 
-#: The per-call budget when neither --budget nor a sample rate gives one.
-DEFAULT_BUDGET = "10ms"
 
 
 @command
@@ -35,9 +33,9 @@ def bench(
 ) -> None:
     """Does it fit the audio callback? Per-block p50/p99/p99.9/max, deadline, real-time factor, first calls,
     headroom and memory; exit 1 if over budget."""
-    from reference_engine.bench_report import BenchResult, write_json, write_plot
-    from reference_engine.benchmark import MAX_FRAMES, load_for_bench, measure, resident_growth
-    from reference_engine.budget import PER_SAMPLE_BLOCK, Budget, block_deadline, parse_sample_rate
+    import kelly_tc
+    from reference_engine.bench_report import write_json, write_plot
+    from reference_engine.budget import Budget
 
     from toolchain import atomic, options
 
@@ -50,72 +48,28 @@ def bench(
     if json_path is not None and plot_path is not None and atomic.same_file(json_path, plot_path):
         raise InputError("--json and --plot name the same file", file=json_path)
     to_stdout = str(json_path) == atomic.STDOUT  # --json -: stdout holds the JSON alone, the tables go to stderr
-    rate = parse_sample_rate(sample_rate) if sample_rate is not None else None
-    if block is not None and not 1 <= block <= MAX_FRAMES:
-        raise InputError(f"must be between 1 and {MAX_FRAMES}, got {block}", where="--block")
-    if not 1 <= frames <= MAX_FRAMES:
-        raise InputError(f"must be between 1 and {MAX_FRAMES}, got {frames}", where="--frames")
-    if not 0 <= warmup <= MAX_FRAMES:
-        raise InputError(f"must be between 0 and {MAX_FRAMES}, got {warmup}", where="--warmup")
     console = Console(stderr=True)
-    loaded = []
-    # spinners and bars only on a terminal: in a file or a pipe they would leave blank lines on stderr
-    with status(console, "compiling") as spinner:
-        for path in models:
-            spinner.update(f"loading and compiling {path}")
-            loaded.append(load_for_bench(path))
-        spinner.update("measuring resident-set growth in a subprocess")
-        for model, growth in zip(loaded, resident_growth(models)):
-            model.details["memory_check"]["rss_growth_bytes"] = growth
-    declared = [(path, m.sample_rate) for path, m in zip(models, loaded) if m.sample_rate is not None]
-    rate_source = "--sample-rate" if rate is not None else None
-    if rate is None and declared:
-        rates = {value for _, (value, _) in declared}
-        if len(rates) > 1:
-            listed = ", ".join(f"{path}: {value:g} Hz" for path, (value, _) in declared)
-            raise InputError(f"the models declare different sample rates ({listed}); choose one", where="--sample-rate")
-        path, (rate, key) = declared[0]
-        rate_source = f"{path}: {key}"
-    if block is None:
-        block = PER_SAMPLE_BLOCK if declared else 1
-        if declared:
-            console.print(f"{declared[0][0]} says it runs per sample ({declared[0][1][1]} = {declared[0][1][0]:g} Hz): "
-                          f"block {block}" + (f" and a {block_deadline(block, rate) * 1e3:.3g} ms deadline" if budget is None else ""),
-                          soft_wrap=True)
-    deadline = block_deadline(block, rate) if rate is not None else None
-    if budget is not None:
-        chosen = Budget.parse(budget, memory_budget, statistic)
-    elif deadline is not None:
-        chosen = Budget(deadline, Budget.parse(None, memory_budget, statistic).memory, statistic)
-    else:
-        chosen = Budget.parse(DEFAULT_BUDGET, memory_budget, statistic)
-    total = max(frames // block, 1) * block * (len(loaded) + (1 if len(loaded) > 1 else 0))
-    with Progress(TextColumn("timing"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"), TimeRemainingColumn(),
-                  console=console, transient=True, disable=not console.is_terminal) as progress:
-        task = progress.add_task("bench", total=total)
-        measured, pipeline = measure(loaded, frames, warmup, seed, on_progress=lambda n: progress.advance(task, n), block=block)
-    settings = {"frames": max(frames // block, 1) * block, "warmup": warmup, "seed": seed, "block": block,
-                "sample_rate_hz": rate, "sample_rate_source": rate_source,
-                "deadline_per_block_seconds": deadline, "deadline_per_frame_seconds": None if rate is None else 1.0 / rate,
-                "models": [str(p) for p in models]}
-    result = BenchResult(measured, pipeline, chosen, settings)
+    timed_calls = max(frames // (block or 1), 1) * (block or 1) * (len(models) + (1 if len(models) > 1 else 0))
+    # one bar, only on a terminal (in a file or a pipe it would leave blank lines on stderr); its description
+    # says what runs (compiling, timing, the INT8 models' float form, RTNeural)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+                  TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("compiling", total=timed_calls)
+        result = kelly_tc.bench(models, block=block, sample_rate=sample_rate, budget=budget, memory_budget=memory_budget,
+                                statistic=statistic, frames=frames, warmup=warmup, seed=seed, rtneural=rtneural,
+                                on_load=lambda text: progress.update(task, description=text),
+                                on_progress=lambda n: progress.update(task, advance=n, description="timing"),
+                                on_note=lambda line: progress.console.print(line, soft_wrap=True, markup=False))
     Console(width=max(Console().width, 170), stderr=to_stdout).print(render(result))
-    from reference_engine.benchmark import int8_versus_float
-
-    with status(console, "timing the INT8 models' float form"):
-        verdicts = int8_versus_float(loaded, frames, warmup, seed, block)
-    for verdict in verdicts:
+    for verdict in result.settings.get("int8_versus_float", []):
         Console(soft_wrap=True, stderr=to_stdout).print(recommendation(verdict), markup=False)
-    result.settings["int8_versus_float"] = verdicts
     if rtneural is not None:
-        from toolchain.cpp.bench import default_backend, measure_files, rtneural_table
+        from toolchain.cpp.bench import rtneural_table
 
-        with status(console, "building and timing RTNeural (C++)"):
-            figures = measure_files(models, max(frames // block, 1) * block, seed, rtneural,
-                                    backend := default_backend(rtneural), [block] * len(models))
-        Console(width=max(Console().width, 170), stderr=to_stdout).print(rtneural_table([e.name for e in measured], [e.latency["p50"] * 1e6 for e in measured], figures, settings["frames"], backend))
-        result.settings["rtneural"] = {"source": str(rtneural), "backend": backend,
-                                       "models": {e.name: f for e, f in zip(measured, figures)}}
+        figures = result.settings["rtneural"]
+        Console(width=max(Console().width, 170), stderr=to_stdout).print(rtneural_table(
+            [e.name for e in result.models], [e.latency["p50"] * 1e6 for e in result.models],
+            list(figures["models"].values()), result.settings["frames"], figures["backend"]))
     if json_path is not None:
         write_json(result, json_path)
     if plot_path is not None:
