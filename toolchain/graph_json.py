@@ -150,11 +150,7 @@ def model_to_json(model: Model) -> dict[str, Any]:
 
 def write_model(model: Model, path: str | Path, indent: int | None = None) -> Path:
     """Validate ``model`` and write it atomically in the form its wiring needs (see the module docstring)."""
-    try:
-        document = model_to_json(model)
-    except KellyError as error:
-        raise error.with_file(path)
-    return atomic.write_json(path, document, indent=indent)
+    return rtneural_json.write_document(model_to_json, model, path, indent)
 
 
 # ------------------------------------------------------------------------------------------ reading

@@ -94,13 +94,18 @@ def model_to_json(model: Model) -> dict[str, Any]:
     return document
 
 
-def write_model(model: Model, path: str | Path, indent: int | None = None) -> Path:
-    """Validate ``model`` and write it atomically as RTNeural JSON."""
+def write_document(to_json, model: Model, path: str | Path, indent: int | None = None) -> Path:
+    """``to_json(model)`` (which validates) written atomically to ``path``; an error names the file."""
     try:
-        document = model_to_json(model)
+        document = to_json(model)
     except KellyError as error:
         raise error.with_file(path)
     return atomic.write_json(path, document, indent=indent)
+
+
+def write_model(model: Model, path: str | Path, indent: int | None = None) -> Path:
+    """Validate ``model`` and write it atomically as RTNeural JSON."""
+    return write_document(model_to_json, model, path, indent)
 
 
 # ----------------------------------------------------------------------------------------- reading
