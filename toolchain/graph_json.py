@@ -19,7 +19,6 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from toolchain import atomic
 from toolchain.errors import InputError, KellyError
 from toolchain.layers import MERGE_TYPES, Add, Layer, Merge, Model, Slice
 from toolchain import rtneural_json
