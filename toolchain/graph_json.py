@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from toolchain.errors import InputError, KellyError
+from toolchain.errors import InputError
 from toolchain.layers import MERGE_TYPES, Add, Layer, Merge, Model, Slice
 from toolchain import rtneural_json
 from toolchain.rtneural_json import layer_from_json, layer_to_json, read_document
