@@ -36,7 +36,7 @@ NOT_IN_CI = {
     "kelly-tc features --source corpus --store kelly-store --workers 2": "renders and featurizes 24 chorales on a Dask cluster (minutes); tests/toolchain/kelly/test_store.py and test_scale_cluster.py run it on small inputs",
     "kelly-tc train --store kelly-store --output kelly-out/training-store": "trains the five models from the store (minutes); covered by tests/toolchain/kelly/test_store.py",
     "torchrun --standalone --nproc-per-node 2 -m toolchain.cli train --store kelly-store --batch-size 32 --output kelly-out/training-ddp": "two-process DDP training (minutes); covered by tests/toolchain/kelly/test_scale_cluster.py",
-    "python -m bench.compare_runtimes": "the full comparison (two to four minutes); CI runs the --quick line above it",
+    "python -m bench.compare_runtimes": "the full comparison (minutes, and it rewrites the committed results); CI runs the --quick line above it",
     "python -m tests.hostile.fuzz --examples 20000": "the long fuzz run (the suite runs a bounded one)",
     "python -m reference_engine.soak --frames 1000000": "the long soak run (the suite runs 10^5 frames)",
 }
