@@ -5,6 +5,8 @@ cost of walking the program, and the compute split by layer -- at block 1 and at
 
 - ``forward p50``: one ``Engine.forward`` call per frame, timed one by one (what a single-frame caller pays);
 - ``block 64 p50/frame``: one ``Engine.process`` call per block of 64 frames, p50 / 64 (a plugin's callback);
+- ``table program @64``: the same for ``Engine(model, specialised=False)`` where the model runs a specialised
+  program (``reference_engine/specialise.py``: a per-sample model), so the two programs sit side by side;
 - ``call overhead`` = forward - block-64 per-frame cost: the input check, the numpy copy of the frame into
   the engine's input row and the jump into compiled code, paid once per call;
 - ``program walk``: the block-64 per-frame cost of a one-value relu model (a frame that computes nothing:
@@ -21,7 +23,7 @@ import numpy as np
 from rich.console import Console
 
 from bench.models import benchmark_models
-from reference_engine import synthetic
+from reference_engine import specialise, synthetic
 from reference_engine.benchmark import latency_statistics, time_frames
 from reference_engine.model import Engine
 from reference_engine.program import describe
@@ -56,8 +58,10 @@ def profile(model: Model, frames: int, rng) -> dict:
         x = rng.standard_normal((frames, layer.in_size)).astype(np.float32)
         layers.append({"layer": describe(layer), "block_us_per_frame": block_p50_per_frame(alone, x) * 1e6})
     forward, blocked = forward_p50(engine, inputs) * 1e6, block_p50_per_frame(engine, inputs) * 1e6
+    table = (block_p50_per_frame(Engine(model, specialised=False), inputs) * 1e6
+             if specialise.specialisable(engine.program) else None)
     return {"forward_p50_us": forward, "block_p50_us_per_frame": blocked, "call_overhead_us": forward - blocked,
-            "layers": layers}
+            "table_program_block_p50_us_per_frame": table, "layers": layers}
 
 
 def main(argv=None) -> None:
@@ -75,12 +79,15 @@ def main(argv=None) -> None:
     lines = ["# Where a frame's time goes (engine)", "",
              f"One-value relu model: forward p50 {overhead:.2f} us (the cost of one call from Python); at block {BLOCK}, "
              f"{walk * 1e3:.0f} ns per frame (the program walk: frame copy, table walk, one row, output copy).", "",
-             f"| model | forward p50 | block {BLOCK} p50/frame | call overhead | by layer, each alone at block {BLOCK} (us/frame) |",
-             "|---|---:|---:|---:|---|"]
+             f"| model | forward p50 | block {BLOCK} p50/frame | table program @{BLOCK} | call overhead "
+             f"| by layer, each alone at block {BLOCK} (us/frame) |",
+             "|---|---:|---:|---:|---:|---|"]
     for name, result in results.items():
         split = ", ".join(f"{layer['layer']} {layer['block_us_per_frame']:.3f}" for layer in result["layers"])
+        table = result["table_program_block_p50_us_per_frame"]
+        table = "-" if table is None else f"{table * 1e3:.0f} ns"
         lines.append(f"| {name} | {result['forward_p50_us']:.2f} us | {result['block_p50_us_per_frame'] * 1e3:.0f} ns | "
-                     f"{result['call_overhead_us']:.2f} us | {split} |")
+                     f"{table} | {result['call_overhead_us']:.2f} us | {split} |")
     arguments.out.mkdir(parents=True, exist_ok=True)
     atomic.write_json(arguments.out / "profile_frame.json", {"block": BLOCK, "trivial_forward_p50_us": overhead,
                                                              "trivial_block_us_per_frame": walk, "models": results})
