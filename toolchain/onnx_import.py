@@ -340,6 +340,12 @@ def import_model_proto(proto: onnx.ModelProto, source: str = "") -> ImportedMode
         raise UnsupportedError(f"input '{graph.input_name}' has no fixed feature size (axis {feature})", where="graph inputs")
     fill_sizes(chain.layers, input_size)
     fixed_time = 1 if time_in is None else spec_in.dims[time_in]
+    if chain.pinned_time is not None and time_in is not None:  # a Reshape fixed the variable time axis
+        length, where = chain.pinned_time
+        if fixed_time is not None and fixed_time != length:
+            raise InputError(f"fixes the time axis to {length} frames, but input '{graph.input_name}' declares "
+                             f"{fixed_time}", where=where)
+        fixed_time = length
     model = Model(input_size, chain.layers)
     model.validate()
     out_feature = spec_out.axis(FEATURE)

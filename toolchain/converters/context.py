@@ -37,6 +37,9 @@ class WalkState:
     #: delayed stream wherever a layer or an undelayed branch reads it).
     delay: int = 0
     delay_reason: str = ""  # the refusal, should the delayed stream reach a layer or the output
+    #: (frames, where): a Reshape whose target fixes the variable time axis to the example's length (the dynamo
+    #: exporter bakes it in for time-major RNNs): the ONNX model then runs only at that length.
+    pinned_time: tuple[int, str] | None = None
 
 
 class Outputs(dict):

@@ -29,6 +29,8 @@ class Chain:
     input_axes: list[int]
     output_axes: list[int]
     notes: list[str]
+    #: (frames, where) when a Reshape fixed the variable time axis (common._pin_time), else None.
+    pinned_time: tuple[int, str] | None = None
 
 
 @dataclass
@@ -136,7 +138,7 @@ def walk_graph(graph: PreparedGraph) -> Chain:
         raise UnsupportedError(f"the output is layer value {output.value}, not the last layer computed: part of the "
                                "graph does not reach the output", where="graph outputs")
     apply_frame_orders(state)
-    return Chain(state.layers, roles, input_axes, output.axes, state.notes)
+    return Chain(state.layers, roles, input_axes, output.axes, state.notes, state.pinned_time)
 
 
 def _check_timing(node, sources: list[Tensor], where: str, passes_delay: bool) -> None:
