@@ -67,7 +67,7 @@ def main() -> None:
                                vs_torch=float(np.abs(ours - expected).max()),
                                fixed_time=report.chunk)  # None: the exported time axis really is variable
                 except Exception as error:  # a refusal is a result here: recorded, not raised
-                    row.update(status="refused", reason=str(error)[:300])
+                    row.update(status="refused", reason=str(error).replace(f"{path}: ", "")[:400])
                 rows.append(row)
                 print(row)
     RESULTS.mkdir(exist_ok=True)
@@ -78,9 +78,17 @@ def main() -> None:
     atomic.write_text(RESULTS / "rnn_catalogue.json", json.dumps(summary, indent=1))
     lines = ["# RNN conversion matrix (python -m bench.rnn_catalogue)", "",
              f"{len(rows)} exports, {len(summary['not_ok'])} not ok; worst max abs error vs onnxruntime "
-             f"{summary['worst_vs_onnxruntime']:.3g}, vs torch {summary['worst_vs_torch']:.3g}", "",
-             "| model | status | vs onnxruntime | vs torch |", "|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['status']} | {r.get('vs_onnxruntime', float('nan')):.3g} | {r.get('vs_torch', float('nan')):.3g} |" for r in rows]
+             f"{summary['worst_vs_onnxruntime']:.3g}, vs torch {summary['worst_vs_torch']:.3g}; "
+             f"{summary['seconds'] / 60:.0f} min", "",
+             "`time axis`: `variable` when the exported model runs at any length (checked at 50 frames, half-way reset), "
+             "else the only length the export accepts (checked in chunks of it). A refusal is a result: its reason is "
+             "kelly-tc's one-line message.", "",
+             "| model | status | time axis | vs onnxruntime | vs torch | reason |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        axis = "-" if r["status"] == "refused" else ("variable" if r.get("fixed_time") is None else f"fixed {r['fixed_time']}")
+        reason = r.get("reason", "").replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {r['model']} | {r['status']} | {axis} | {r.get('vs_onnxruntime', float('nan')):.3g} | "
+                     f"{r.get('vs_torch', float('nan')):.3g} | {reason} |")
     atomic.write_text(RESULTS / "rnn_catalogue.md", "\n".join(lines) + "\n")
 
 
