@@ -36,6 +36,14 @@ def pack(layer: Conv2D) -> Packed:
 @njit(**JIT)
 def conv2d(weight, bias, history, cursor, dilation, stride, pad_left, filters_in, x, y):
     """One frame: ``weight [Co, Kt, Kf * Ci]``; state ``history [(Kt-1)d+1, Fi * Ci]``, ``cursor [1]``."""
+    conv2d_frame(weight, bias, False, bias, history, cursor, dilation, stride, pad_left, filters_in, x, y)
+
+
+@njit(**JIT, inline="always")
+def conv2d_frame(weight, scale, scaled, bias, history, cursor, dilation, stride, pad_left, filters_in, x, y):
+    """The frame of :func:`conv2d` and of the INT8 ``kernels/int8.py::conv2d_int8``: ``weight`` float32 or
+    int8 (each weight widened to float32 before its multiply-add, a no-op for float32); when ``scaled``, filter
+    ``o``'s sum is multiplied by ``scale[o]`` before the bias (one scale per output filter)."""
     slots = history.shape[0]
     filters_out, taps, window = weight.shape
     kernel_features = window // filters_in
@@ -56,6 +64,6 @@ def conv2d(weight, bias, history, cursor, dilation, stride, pad_left, filters_in
                 if slot < 0:
                     slot += slots
                 for j in range(first, last):
-                    total += weight[o, kt, j] * history[slot, offset + j]
-            y[fo * filters_out + o] = total + bias[o]
+                    total += np.float32(weight[o, kt, j]) * history[slot, offset + j]
+            y[fo * filters_out + o] = (total * scale[o] if scaled else total) + bias[o]
     cursor[0] = current + 1 if current + 1 < slots else 0

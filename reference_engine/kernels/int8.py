@@ -214,28 +214,6 @@ def conv1d_int8(values, scale, bias, history, cursor, dilation, groups, x, y, wi
 
 @njit(**JIT)
 def conv2d_int8(values, scale, bias, history, cursor, dilation, stride, pad_left, filters_in, x, y):
-    """One frame, as ``conv2d.conv2d`` (ring buffer of input frames, clipped feature windows) with int8
-    weights ``values [Co, Kt, Kf * Ci]`` and one scale per output filter."""
-    slots = history.shape[0]
-    filters_out, taps, window = values.shape
-    kernel_features = window // filters_in
-    features_in = x.shape[0] // filters_in
-    features_out = y.shape[0] // filters_out
-    current = cursor[0]
-    for i in range(x.shape[0]):
-        history[current, i] = x[i]
-    for fo in range(features_out):
-        start = fo * stride - pad_left
-        first = max(0, -start) * filters_in
-        last = min(kernel_features, features_in - start) * filters_in
-        offset = start * filters_in
-        for o in range(filters_out):
-            total = np.float32(0)
-            for kt in range(taps):
-                slot = current - (taps - 1 - kt) * dilation
-                if slot < 0:
-                    slot += slots
-                for j in range(first, last):
-                    total += np.float32(values[o, kt, j]) * history[slot, offset + j]
-            y[fo * filters_out + o] = total * scale[o] + bias[o]
-    cursor[0] = current + 1 if current + 1 < slots else 0
+    """One frame, as ``conv2d.conv2d`` (ring buffer of input frames, clipped feature windows; the same frame
+    routine) with int8 weights ``values [Co, Kt, Kf * Ci]`` and one scale per output filter."""
+    conv2d.conv2d_frame(values, scale, True, bias, history, cursor, dilation, stride, pad_left, filters_in, x, y)

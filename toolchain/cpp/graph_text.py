@@ -3,6 +3,7 @@ fills in the model-specific parts; ``header_text.py`` holds the parts every head
 
 Placeholders use ``str.format`` fields; literal C++ braces are doubled.
 """
+from toolchain.cpp.header_text import load_function
 
 BACKEND_CHECK = """\
 #if RTNEURAL_USE_XSIMD
@@ -220,33 +221,14 @@ inline bool matches(const nlohmann::json& document)
 }}
 """
 
-LOAD_GRAPH_JSON = """\
-/** Loads the weights from a kelly-tc graph file: every layer object of graph.nodes through RTNeural's
- *  own per-layer loaders (RTNeural::json_parser::loadDense<T> and friends), then resets. Returns false
- *  if the file cannot be read or parsed or does not hold this graph (checked before any weight is set;
- *  a file that fails while its weights are read leaves them partly set -- don't use the model then).
- *  Reads a file and allocates: call it off the audio thread. */
-inline bool load({name}& model, const std::string& json_path)
-{{
-    try
-    {{
-        std::ifstream stream(json_path);
-        if(!stream)
-            return false;
-        const auto document = nlohmann::json::parse(stream);
-        if(!detail::matches(document))
-            return false;
-        const auto& nodes = document.at("graph").at("nodes");
-{loaders}
-    }}
-    catch(const std::exception&)
-    {{
-        return false;
-    }}
-    model.reset();
-    return true;
-}}
-"""
+LOAD_GRAPH_JSON = load_function("""
+    Loads the weights from a kelly-tc graph file: every layer object of graph.nodes through RTNeural's
+    own per-layer loaders (RTNeural::json_parser::loadDense<T> and friends), then resets. Returns false
+    if the file cannot be read or parsed or does not hold this graph (checked before any weight is set;
+    a file that fails while its weights are read leaves them partly set -- don't use the model then).
+    Reads a file and allocates: call it off the audio thread.
+    """, ["detail::matches(document)"], """        const auto& nodes = document.at("graph").at("nodes");
+{loaders}""")
 
 IN_SKIP_JSON_CHECK_EXTRA = """\
 inline bool declares_in_skip(const nlohmann::json& document)
@@ -256,27 +238,8 @@ inline bool declares_in_skip(const nlohmann::json& document)
 }}
 """
 
-LOAD_IN_SKIP_JSON = """\
-/** Loads the stack's weights from the RTNeural JSON file with RTNeural's ModelT::parseJson (which
- *  ignores "in_skip"), after checking the file has the layers of this type and declares "in_skip": 1;
- *  then resets. Returns false otherwise. Reads a file and allocates: call it off the audio thread. */
-inline bool load({name}& model, const std::string& json_path)
-{{
-    try
-    {{
-        std::ifstream stream(json_path);
-        if(!stream)
-            return false;
-        const auto document = nlohmann::json::parse(stream);
-        if(!detail::matches(document) || !detail::declares_in_skip(document))
-            return false;
-        model.stack.parseJson(document, false);
-    }}
-    catch(const std::exception&)
-    {{
-        return false;
-    }}
-    model.reset();
-    return true;
-}}
-"""
+LOAD_IN_SKIP_JSON = load_function("""
+    Loads the stack's weights from the RTNeural JSON file with RTNeural's ModelT::parseJson (which
+    ignores "in_skip"), after checking the file has the layers of this type and declares "in_skip": 1;
+    then resets. Returns false otherwise. Reads a file and allocates: call it off the audio thread.
+    """, ["detail::matches(document)", "detail::declares_in_skip(document)"], "        model.stack.parseJson(document, false);")

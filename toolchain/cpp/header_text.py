@@ -132,11 +132,14 @@ inline bool matches(const nlohmann::json& document)
 }}
 """
 
-LOAD_JSON = """\
-/** Loads the weights from an RTNeural JSON file with RTNeural's ModelT::parseJson, then resets.
- *  Returns false if the file cannot be read or parsed or does not hold the layers of this type
- *  (checked before any weight is set; a file that fails while its weights are read leaves them
- *  partly set -- don't use the model then). Reads a file and allocates: call it off the audio thread. */
+def load_function(comment: str, checks: list[str], body: str) -> str:
+    """The template of a header's ``load(model, json_path)``: read and parse the file, refuse it unless every
+    one of ``checks`` (C++ conditions on ``document``) holds, run ``body`` (C++ lines that set the weights, 8 spaces
+    deep), then reset. ``comment``: the doc comment's lines after ``/** ``. Every header's loader is this one
+    function with its own check and body; the result is a ``str.format`` template like the others."""
+    lines = comment.strip().splitlines()
+    doc = "/** " + "\n *  ".join(line.strip() for line in lines) + " */"
+    return doc + """
 inline bool load({name}& model, const std::string& json_path)
 {{
     try
@@ -145,9 +148,9 @@ inline bool load({name}& model, const std::string& json_path)
         if(!stream)
             return false;
         const auto document = nlohmann::json::parse(stream);
-        if(!detail::matches(document))
+        if(""" + " || ".join(f"!{check}" for check in checks) + """)
             return false;
-        model.parseJson(document, false);
+""" + body + """
     }}
     catch(const std::exception&)
     {{
@@ -157,6 +160,14 @@ inline bool load({name}& model, const std::string& json_path)
     return true;
 }}
 """
+
+
+LOAD_JSON = load_function("""
+    Loads the weights from an RTNeural JSON file with RTNeural's ModelT::parseJson, then resets.
+    Returns false if the file cannot be read or parsed or does not hold the layers of this type
+    (checked before any weight is set; a file that fails while its weights are read leaves them
+    partly set -- don't use the model then). Reads a file and allocates: call it off the audio thread.
+    """, ["detail::matches(document)"], "        model.parseJson(document, false);")
 
 LOAD_EMBEDDED = """\
 /** Sets every layer's weights from the arrays compiled into this header through RTNeural's own

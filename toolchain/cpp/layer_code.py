@@ -156,15 +156,20 @@ def batchnorm(layer: BatchNorm, scalar: str, arrays: Arrays | None, prefix: str,
                       loader=[f'{JSON_PARSER}::loadBatchNorm<{scalar}>(layer, entry.at("weights"));',
                               'layer.setEpsilon(entry.at("epsilon").get<float>());'])
     if arrays is not None:
-        setters = []
-        fields = (("gamma", "setGamma"), ("beta", "setBeta")) if affine else ()
-        for name, setter in fields + (("mean", "setRunningMean"), ("var", "setRunningVariance")):
-            array = arrays.add(f"{prefix}_{name}", getattr(layer, name))
-            setters.append(f"layer.{setter}(detail::row({array}, {size}));")
-        # RTNeural's compile-time JSON loader reads epsilon as float even for double models: do the same.
-        setters.append(f"layer.setEpsilon(({scalar}) {float(np.float32(layer.epsilon))!r});")
-        emitted.setters = setters
+        emitted.setters = batchnorm_setters(layer, scalar, arrays, prefix, affine, size)
     return emitted
+
+
+def batchnorm_setters(layer, scalar: str, arrays: Arrays, prefix: str, affine: bool, size: int) -> list[str]:
+    """The setters of a BatchNorm1DT / BatchNorm2DT (``size`` values per array: features or channels)."""
+    setters = []
+    fields = (("gamma", "setGamma"), ("beta", "setBeta")) if affine else ()
+    for name, setter in fields + (("mean", "setRunningMean"), ("var", "setRunningVariance")):
+        array = arrays.add(f"{prefix}_{name}", getattr(layer, name))
+        setters.append(f"layer.{setter}(detail::row({array}, {size}));")
+    # RTNeural's compile-time JSON loader reads epsilon as float even for double models: do the same.
+    setters.append(f"layer.setEpsilon(({scalar}) {float(np.float32(layer.epsilon))!r});")
+    return setters
 
 
 @emitter("prelu")
@@ -207,11 +212,5 @@ def batchnorm2d(layer: BatchNorm2D, scalar: str, arrays: Arrays | None, prefix: 
     emitted = Emitted([f"RTNeural::BatchNorm2DT<{scalar}, {channels}, {layer.num_features}{'' if affine else ', false'}>"],
                       eigen_elements=layer.in_size)
     if arrays is not None:
-        setters = []
-        fields = (("gamma", "setGamma"), ("beta", "setBeta")) if affine else ()
-        for name, setter in fields + (("mean", "setRunningMean"), ("var", "setRunningVariance")):
-            array = arrays.add(f"{prefix}_{name}", getattr(layer, name))
-            setters.append(f"layer.{setter}(detail::row({array}, {channels}));")
-        setters.append(f"layer.setEpsilon(({scalar}) {float(np.float32(layer.epsilon))!r});")
-        emitted.setters = setters
+        emitted.setters = batchnorm_setters(layer, scalar, arrays, prefix, affine, channels)
     return emitted
