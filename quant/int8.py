@@ -34,16 +34,23 @@ QMAX = 127
 PER_AXIS_OPSET, PER_TENSOR_OPSET = 13, 10
 
 
-def quantize_symmetric(array: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
+def quantize_symmetric(array: np.ndarray, axis: int | None, group: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """``(q, scale)``: int8 ``q`` with ``array ~= q * scale``; ``scale`` has one entry per index of
     ``axis`` (1-D) or is a scalar when ``axis`` is None. An all-zero channel gets scale 1 (q is 0); a
-    scale is never below the smallest normal float32."""
+    scale is never below the smallest normal float32. ``group`` (with ``axis``; it divides the axis): that many
+    consecutive channels share one scale, the largest of theirs (an LSTM's gate block, 16 rows, ...); the
+    scale array still has one entry per channel, repeated within a group, so the file stays standard
+    per-axis ``DequantizeLinear`` and the engine stores one scale per group (``kernels/int8.py``)."""
     values = np.asarray(array, dtype=np.float32)
     if axis is None:
         peak = np.max(np.abs(values)) if values.size else np.float32(0)
     else:
         others = tuple(i for i in range(values.ndim) if i != axis)
         peak = np.max(np.abs(values), axis=others) if others else np.abs(values)
+        if group > 1:
+            if peak.shape[0] % group:
+                raise ValueError(f"a group of {group} channels does not divide {peak.shape[0]}")
+            peak = np.repeat(peak.reshape(-1, group).max(axis=1), group)
     # Floor at the smallest normal float32: peak / 127 of a 1e-45 weight underflows to 0, a scale every
     # reader refuses (issue 17, point 6); at the floor such weights quantize to 0, an error below 1e-38.
     scale = np.where(peak > 0, np.maximum(peak / np.float32(QMAX), np.finfo(np.float32).tiny), np.float32(1)).astype(np.float32)
@@ -106,12 +113,14 @@ def ensure_opset(model: onnx.ModelProto, per_channel: bool) -> onnx.ModelProto:
 
 
 def quantize_weights(model: onnx.ModelProto, per_channel: bool = True, biases: bool = False,
-                     per_tensor: frozenset[str] = frozenset()) -> QuantizeResult:
+                     per_tensor: frozenset[str] = frozenset(), grouped: dict[str, int] | None = None) -> QuantizeResult:
     """A copy of ``model`` whose rule-named float weights are int8 initializers behind DequantizeLinear.
 
     ``biases`` also quantizes the biases, per tensor: about 1.5% fewer bytes on a model with 40-unit
     layers, at some accuracy (a small bias next to a large one rounds to zero). ``per_tensor`` names
-    weights (as in :attr:`QuantizedTensor.name`) that take one scale even when ``per_channel``."""
+    weights (as in :attr:`QuantizedTensor.name`) that take one scale even when ``per_channel``; ``grouped``
+    maps weights to a number of consecutive channels sharing one scale (with ``per_channel``)."""
+    grouped = grouped or {}
     before = opset_version(model)
     model = fold_constants(ensure_opset(copy.deepcopy(model), per_channel))  # weights behind constant subgraphs
     graph = Graph(model, shapes=False)
@@ -130,7 +139,7 @@ def quantize_weights(model: onnx.ModelProto, per_channel: bool = True, biases: b
                 if tensor.data_type != onnx.TensorProto.FLOAT:
                     continue
                 axis = weight.channel_axis if per_channel and name not in per_tensor else None
-                replaced[name], dq, record = _replace_weight(graph, name, axis, node)
+                replaced[name], dq, record = _replace_weight(graph, name, axis, node, grouped.get(name, 1) if axis is not None else 1)
                 dequantize_nodes.append(dq)
                 result.weights.append(record)
             node.input[weight.index] = replaced[name]
@@ -143,9 +152,9 @@ def quantize_weights(model: onnx.ModelProto, per_channel: bool = True, biases: b
     return result
 
 
-def _replace_weight(graph: Graph, name: str, axis: int | None, node: onnx.NodeProto):
+def _replace_weight(graph: Graph, name: str, axis: int | None, node: onnx.NodeProto, group: int = 1):
     array = graph.array(name).astype(np.float32)
-    q, scale = quantize_symmetric(array, axis)
+    q, scale = quantize_symmetric(array, axis, group)
     error = float(np.max(np.abs(dequantize(q, scale, axis) - array))) if array.size else 0.0
     quantized = graph.add_initializer(graph.unique_name(f"{name}_quantized"), q)
     scale_name = graph.add_initializer(graph.unique_name(f"{name}_scale"), scale)

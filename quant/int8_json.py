@@ -88,14 +88,17 @@ class Int8Model:
 
 
 def _requantize(array: np.ndarray) -> QuantizedArray:
-    """Per-row int8 of ``array``; if it already is int8 times ONE scale (a per-tensor quantized model),
-    that scale is kept so the values come back exactly."""
+    """Per-row int8 of ``array``; if it already is int8 times ONE scale (a per-tensor quantized model) or times
+    one scale per group of consecutive rows (``--auto``'s grouped scales), those scales are kept so the values
+    come back exactly."""
     values, scale = quantize_symmetric(array, 0)
     if np.array_equal(dequantize(values, scale, 0), array):
         return QuantizedArray(values, scale)
-    whole, whole_scale = quantize_symmetric(array, None)
-    if np.array_equal(dequantize(whole, whole_scale, None), array):
-        return QuantizedArray(whole, np.full(array.shape[0], whole_scale, np.float32))
+    rows = array.shape[0]
+    for group in [rows] + [g for g in range(rows // 2, 1, -1) if rows % g == 0]:  # one scale, then the largest groups
+        grouped, grouped_scale = quantize_symmetric(array, 0, group)
+        if np.array_equal(dequantize(grouped, grouped_scale, 0), array):
+            return QuantizedArray(grouped, grouped_scale)
     return QuantizedArray(values, scale)
 
 

@@ -64,9 +64,7 @@ def auto_int8(model) -> tuple[object, str]:
 
     samples = calibration.random_samples(model)
     chosen = granularity.choose(model, samples, calibration.run(model, samples))
-    form = int8.quantize_weights(model, True, chosen.biases, chosen.per_tensor).model
-    return form, (f"INT8 --auto: {len(chosen.per_tensor)} weight(s) per tensor, biases "
-                  f"{'int8' if chosen.biases else 'float'} (error/signal within 1.1x of per-channel)")
+    return chosen.quantize(model).model, f"INT8 --auto: {chosen.describe()} (error/signal within 1.1x of per-channel)"
 
 
 def _write_variant(folder: VariantFolder, name: str, form, quantized: bool, float_json: Path, float_onnx: Path, atol: float):

@@ -65,7 +65,8 @@ def quantize_file(model_path: Path, output_path: Path, *, per_channel: bool = Tr
     chosen = granularity.choose(model, samples, reference, max_error_growth, progress=progress) if auto else None
     if chosen is not None:
         biases = chosen.biases
-    result = int8.quantize_weights(model, per_channel, biases, chosen.per_tensor if chosen else frozenset())
+    result = int8.quantize_weights(model, per_channel, biases, chosen.per_tensor if chosen else frozenset(),
+                                   chosen.grouped if chosen else None)
     if activations:
         tensors = int8.activation_tensors(model)
         ranges = calibration.collect_ranges(model, samples, tensors, method, percentile, progress)
@@ -98,8 +99,10 @@ def quantize_file(model_path: Path, output_path: Path, *, per_channel: bool = Tr
 
 def _granularity_label(per_channel: bool, chosen: granularity.Granularity | None) -> str:
     if chosen is not None:
+        grouped = f", grouped scales for {len(chosen.grouped)}" if chosen.grouped else ""
+        weights = sum(1 for trial in chosen.trials if trial["change"].startswith("per-tensor "))
         return (f"int8 symmetric, auto: per output channel, one scale per tensor for {len(chosen.per_tensor)} of "
-                f"{len(chosen.trials) - 1} weights (error/signal within {chosen.budget['error_to_signal']:.3g})")
+                f"{weights} weights{grouped} (error/signal within {chosen.budget['error_to_signal']:.3g})")
     return f"int8 symmetric, {'per output channel (per gate row for LSTM/GRU)' if per_channel else 'per tensor'}"
 
 

@@ -18,7 +18,8 @@ Engine layouts (``pack_*``): dense ``q [out, in]``, ``scales``, ``bias [out]``; 
 
 Compact forms (dense, lstm, gru), chosen at pack time only where they are EXACT, so the engine computes
 the same numbers either way: a matrix whose row scales are all equal (quantized per tensor, e.g. by
-``kelly-tc quantize --auto``) stores ONE scale (the table's PARAM0/PARAM1: rows per stored scale); a bias
+``kelly-tc quantize --auto``) stores ONE scale, one whose scales repeat in groups of consecutive rows (``--auto``'s
+grouped scales) one per group (the table's PARAM0/PARAM1: rows per stored scale); a bias
 that is exactly ``q * s`` for int8 ``q`` and one float32 ``s`` (``--quantize-biases``/``--auto``) is stored as
 int8 with ``s`` after the weight scales (PARAM2 = 1). On a 40-unit model the per-row scales and float
 biases are ~10% of the INT8 bytes.
@@ -39,9 +40,17 @@ def _i8(array) -> np.ndarray:
 
 
 def compact_scale(scale: np.ndarray) -> tuple[np.ndarray, int]:
-    """(the scales to store, rows per stored scale): one scale when every row's is the same, else all."""
+    """(the scales to store, rows per stored scale): the largest group of consecutive rows that share one
+    scale everywhere -- all rows (quantized per tensor), a gate block or a few rows (``--auto``'s grouped
+    scales, ``quant/granularity.py``) -- else one scale per row. Exact: the kernels read ``scale[row // group]``."""
     scale = f32(scale)
-    return (scale[:1], scale.shape[0]) if np.all(scale == scale[0]) else (scale, 1)
+    rows = scale.shape[0]
+    for group in range(rows, 1, -1):
+        if rows % group == 0:
+            blocks = scale.reshape(-1, group)
+            if np.all(blocks == blocks[:, :1]):
+                return np.ascontiguousarray(blocks[:, 0]), group
+    return scale, 1
 
 
 def exact_int8(bias: np.ndarray) -> tuple[np.ndarray, np.float32] | None:
