@@ -8,7 +8,8 @@ lot in magnitude -- which is measurable, so this module measures it instead of g
 1. the baseline is the default form (per-channel weights, float biases) and its error-to-signal ``e0``
    against the float model on the calibration samples (onnxruntime, ``quant.report``);
 2. the budget: error-to-signal at most ``max_error_growth * e0`` and cosine at least ``min_cosine``;
-3. int8 biases (per tensor) are taken if the model stays within budget;
+3. int8 biases (per tensor) are taken if the model stays within budget, else biases on a 16-bit grid (half
+   a float bias's bytes; trained biases span too wide a range for int8 but rarely for 16 bits);
 4. then each per-channel weight, the one with the most rows (most scales saved) first, switches to one
    scale per tensor if the model *with every switch so far* stays within budget;
 5. a weight that cannot go per tensor tries grouped scales, the largest group first: consecutive rows
@@ -42,17 +43,22 @@ class Granularity:
     budget: dict  # {"error_to_signal": ..., "cosine": ...}
     trials: list[dict] = field(default_factory=list)  # {"change", "accepted", "error_to_signal", "cosine"}
     grouped: dict[str, int] = field(default_factory=dict)  # weight -> consecutive rows per scale
+    bias_bits: int = 8  # with ``biases``: 8 or 16
 
     def quantize(self, model: onnx.ModelProto) -> int8.QuantizeResult:
         """``model`` quantized in this form (per-channel weights except where chosen otherwise)."""
-        return int8.quantize_weights(model, True, self.biases, self.per_tensor, self.grouped)
+        return int8.quantize_weights(model, True, self.biases, self.per_tensor, self.grouped, self.bias_bits)
+
+    @property
+    def bias_form(self) -> str:
+        return f"int{self.bias_bits}" if self.biases else "float"
 
     def describe(self) -> str:
         grouped = f", {len(self.grouped)} with grouped scales" if self.grouped else ""
-        return (f"{len(self.per_tensor)} weight(s) per tensor{grouped}, biases {'int8' if self.biases else 'float'}")
+        return f"{len(self.per_tensor)} weight(s) per tensor{grouped}, biases {self.bias_form}"
 
     def to_json(self) -> dict:
-        return {"mode": "auto", "biases": "int8 per tensor" if self.biases else "float",
+        return {"mode": "auto", "biases": f"{self.bias_form} per tensor" if self.biases else "float",
                 "per_tensor": sorted(self.per_tensor), "grouped_rows_per_scale": dict(sorted(self.grouped.items())),
                 "baseline_per_channel": self.baseline, "budget": self.budget, "trials": self.trials}
 
@@ -77,19 +83,21 @@ def choose(model: onnx.ModelProto, samples: list, reference: list[dict], max_err
     outputs on ``samples``."""
     first = int8.quantize_weights(model, True, False)
     candidates = sorted((w for w in first.weights if w.axis is not None), key=lambda w: -w.shape[w.axis])
-    runs = {"done": 0, "total": 2 + len(candidates)}
+    runs = {"done": 0, "total": 3 + len(candidates)}
 
-    def measure(biases: bool, per_tensor: frozenset[str], grouped: dict[str, int] | None = None) -> dict:
-        quantized = int8.quantize_weights(model, True, biases, per_tensor, grouped).model
+    def measure(biases: bool, per_tensor: frozenset[str], grouped: dict[str, int] | None = None, bias_bits: int | None = None) -> dict:
+        quantized = int8.quantize_weights(model, True, biases, per_tensor, grouped,
+                                          chosen.bias_bits if bias_bits is None else bias_bits).model
         figures = report.worst(report.output_errors(reference, calibration.run(quantized, samples)))
         runs["done"] += 1
         if progress:
             progress(runs["done"], runs["total"])
         return figures
 
+    chosen = Granularity(False, frozenset(), {}, {})
     baseline = measure(False, frozenset())
     budget = {"error_to_signal": max_error_growth * baseline["error_to_signal"], "cosine": min_cosine}
-    chosen = Granularity(False, frozenset(), baseline, budget)
+    chosen.baseline, chosen.budget = baseline, budget
     steps = [("int8 biases", True, frozenset())] + [(f"per-tensor {w.name}", None, frozenset({w.name})) for w in candidates]
 
     def within(figures: dict) -> bool:
@@ -106,6 +114,12 @@ def choose(model: onnx.ModelProto, samples: list, reference: list[dict], max_err
         if accepted:
             chosen.biases, chosen.per_tensor = trial_biases, chosen.per_tensor | names
         record(label, accepted, figures)
+        if not names and not accepted:  # int8 biases cost too much: a 16-bit grid
+            figures = measure(True, chosen.per_tensor, chosen.grouped, 16)
+            accepted = within(figures)
+            record("int16 biases", accepted, figures)
+            if accepted:
+                chosen.biases, chosen.bias_bits = True, 16
         if accepted or not names:
             continue
         (name,) = names  # per tensor costs too much: the largest group of rows that does not

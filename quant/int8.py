@@ -30,17 +30,20 @@ log = logging.getLogger(__name__)
 
 #: Symmetric int8 range: -127..127 (not -128) keeps zero exact and the range symmetric.
 QMAX = 127
+#: The 16-bit grid of biases that int8 would round too coarsely (``quantize_weights(bias_bits=16)``).
+QMAX16 = 32767
 #: Per-axis DequantizeLinear (an ``axis`` attribute with a 1-D scale) exists from opset 13; per-tensor from 10.
 PER_AXIS_OPSET, PER_TENSOR_OPSET = 13, 10
 
 
-def quantize_symmetric(array: np.ndarray, axis: int | None, group: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def quantize_symmetric(array: np.ndarray, axis: int | None, group: int = 1, bits: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """``(q, scale)``: int8 ``q`` with ``array ~= q * scale``; ``scale`` has one entry per index of
     ``axis`` (1-D) or is a scalar when ``axis`` is None. An all-zero channel gets scale 1 (q is 0); a
     scale is never below the smallest normal float32. ``group`` (with ``axis``; it divides the axis): that many
     consecutive channels share one scale, the largest of theirs (an LSTM's gate block, 16 rows, ...); the
     scale array still has one entry per channel, repeated within a group, so the file stays standard
-    per-axis ``DequantizeLinear`` and the engine stores one scale per group (``kernels/int8.py``)."""
+    per-axis ``DequantizeLinear`` and the engine stores one scale per group (``kernels/int8.py``). ``bits`` 16: a
+    16-bit grid (|q| <= 32767; for biases), ``q`` then int32, the type ONNX's DequantizeLinear takes for it."""
     values = np.asarray(array, dtype=np.float32)
     if axis is None:
         peak = np.max(np.abs(values)) if values.size else np.float32(0)
@@ -53,8 +56,9 @@ def quantize_symmetric(array: np.ndarray, axis: int | None, group: int = 1) -> t
             peak = np.repeat(peak.reshape(-1, group).max(axis=1), group)
     # Floor at the smallest normal float32: peak / 127 of a 1e-45 weight underflows to 0, a scale every
     # reader refuses (issue 17, point 6); at the floor such weights quantize to 0, an error below 1e-38.
-    scale = np.where(peak > 0, np.maximum(peak / np.float32(QMAX), np.finfo(np.float32).tiny), np.float32(1)).astype(np.float32)
-    q = np.clip(np.rint(values / _broadcast(scale, values.ndim, axis)), -QMAX, QMAX).astype(np.int8)
+    qmax, dtype = (QMAX, np.int8) if bits == 8 else (QMAX16, np.int32)
+    scale = np.where(peak > 0, np.maximum(peak / np.float32(qmax), np.finfo(np.float32).tiny), np.float32(1)).astype(np.float32)
+    q = np.clip(np.rint(values / _broadcast(scale, values.ndim, axis)), -qmax, qmax).astype(dtype)
     return q, np.asarray(scale, dtype=np.float32)
 
 
@@ -113,13 +117,16 @@ def ensure_opset(model: onnx.ModelProto, per_channel: bool) -> onnx.ModelProto:
 
 
 def quantize_weights(model: onnx.ModelProto, per_channel: bool = True, biases: bool = False,
-                     per_tensor: frozenset[str] = frozenset(), grouped: dict[str, int] | None = None) -> QuantizeResult:
+                     per_tensor: frozenset[str] = frozenset(), grouped: dict[str, int] | None = None,
+                     bias_bits: int = 8) -> QuantizeResult:
     """A copy of ``model`` whose rule-named float weights are int8 initializers behind DequantizeLinear.
 
     ``biases`` also quantizes the biases, per tensor: about 1.5% fewer bytes on a model with 40-unit
     layers, at some accuracy (a small bias next to a large one rounds to zero). ``per_tensor`` names
     weights (as in :attr:`QuantizedTensor.name`) that take one scale even when ``per_channel``; ``grouped``
-    maps weights to a number of consecutive channels sharing one scale (with ``per_channel``)."""
+    maps weights to a number of consecutive channels sharing one scale (with ``per_channel``). ``bias_bits`` 16
+    puts the biases on a 16-bit grid instead (int32 ``DequantizeLinear``; the engine stores them as int16):
+    half a float bias's bytes at ~1/256 of int8's rounding error."""
     grouped = grouped or {}
     before = opset_version(model)
     model = fold_constants(ensure_opset(copy.deepcopy(model), per_channel))  # weights behind constant subgraphs
@@ -130,16 +137,19 @@ def quantize_weights(model: onnx.ModelProto, per_channel: bool = True, biases: b
     for node in list(model.graph.node):
         rule = rule_for(node)
         wanted = (rule.weights(node, graph) if rule else [])
-        if rule and biases:
-            wanted += [WeightInput(index, None) for index in rule.biases(node, graph)]
+        bias_inputs = {index for index in rule.biases(node, graph)} if rule and biases else set()
+        wanted += [WeightInput(index, None) for index in sorted(bias_inputs)]
         for weight in wanted:
             name = node.input[weight.index]
             if name not in replaced:
                 tensor = graph.initializers[name]
                 if tensor.data_type != onnx.TensorProto.FLOAT:
                     continue
+                if node.op_type == "LSTM" and weight.index in bias_inputs:
+                    _fold_lstm_bias(graph, name)
                 axis = weight.channel_axis if per_channel and name not in per_tensor else None
-                replaced[name], dq, record = _replace_weight(graph, name, axis, node, grouped.get(name, 1) if axis is not None else 1)
+                replaced[name], dq, record = _replace_weight(graph, name, axis, node, grouped.get(name, 1) if axis is not None else 1,
+                                                             bias_bits if weight.index in bias_inputs else 8)
                 dequantize_nodes.append(dq)
                 result.weights.append(record)
             node.input[weight.index] = replaced[name]
@@ -152,9 +162,24 @@ def quantize_weights(model: onnx.ModelProto, per_channel: bool = True, biases: b
     return result
 
 
-def _replace_weight(graph: Graph, name: str, axis: int | None, node: onnx.NodeProto, group: int = 1):
+def _fold_lstm_bias(graph: Graph, name: str) -> None:
+    """ONNX's LSTM adds its two biases, Wb and Rb (``B [directions, 8H]``), before every gate; RTNeural and the
+    engine keep their sum. Quantized as they are, the sum of two grid values is off the grid (twice its range
+    and rounded again in float32), so the engine could not store it as integers: move Rb into Wb first -- the
+    same model -- so the one bias the engine keeps is exactly on the grid. Left alone if another node reads B."""
+    if len(graph.consumers.get(name, [])) != 1:
+        return
     array = graph.array(name).astype(np.float32)
-    q, scale = quantize_symmetric(array, axis, group)
+    half = array.shape[-1] // 2
+    folded = array.copy()
+    folded[..., :half] += folded[..., half:]
+    folded[..., half:] = 0
+    graph.set_initializer(name, folded)
+
+
+def _replace_weight(graph: Graph, name: str, axis: int | None, node: onnx.NodeProto, group: int = 1, bits: int = 8):
+    array = graph.array(name).astype(np.float32)
+    q, scale = quantize_symmetric(array, axis, group, bits)
     error = float(np.max(np.abs(dequantize(q, scale, axis) - array))) if array.size else 0.0
     quantized = graph.add_initializer(graph.unique_name(f"{name}_quantized"), q)
     scale_name = graph.add_initializer(graph.unique_name(f"{name}_scale"), scale)

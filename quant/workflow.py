@@ -66,7 +66,7 @@ def quantize_file(model_path: Path, output_path: Path, *, per_channel: bool = Tr
     if chosen is not None:
         biases = chosen.biases
     result = int8.quantize_weights(model, per_channel, biases, chosen.per_tensor if chosen else frozenset(),
-                                   chosen.grouped if chosen else None)
+                                   chosen.grouped if chosen else None, chosen.bias_bits if chosen else 8)
     if activations:
         tensors = int8.activation_tensors(model)
         ranges = calibration.collect_ranges(model, samples, tensors, method, percentile, progress)
@@ -78,7 +78,7 @@ def quantize_file(model_path: Path, output_path: Path, *, per_channel: bool = Tr
         "model": str(model_path),
         "output": str(output_path),
         "weights": _granularity_label(per_channel, chosen),
-        "biases": "int8 symmetric per tensor" if biases else "float",
+        "biases": f"int{chosen.bias_bits if chosen else 8} symmetric per tensor" if biases else "float",
         "activations": {"method": method, "percentile": percentile if method == "percentile" else None,
                         "tensors": {k: {"scale": s, "zero_point": z} for k, (s, z) in result.activations.items()}}
                        if activations else None,

@@ -50,7 +50,7 @@ class Measurement:
     name: str
     frames: int
     latency: dict[str, float]  # per block: p50, p99, p99.9, max, mean, min
-    memory: dict[str, int]  # weight_bytes, state_bytes, scratch_bytes, total_bytes
+    memory: dict[str, int]  # weight_bytes, program_bytes, state_bytes, scratch_bytes, total_bytes
     compile_seconds: float = 0.0
     details: dict = field(default_factory=dict)  # sizes, parameter count, memory cross-checks
     samples: np.ndarray | None = None  # per-block seconds, for plots

@@ -42,21 +42,23 @@ DEFAULT_BLOCK = 64
 class MemoryReport:
     """Bytes the engine keeps resident, from the arrays it actually holds.
 
-    ``weight_bytes``: the packed weight buffer (with its 64-byte alignment padding) and the opcode table;
-    ``state_bytes``: recurrent/conv1d state and ring cursors; ``scratch_bytes``: scratch slots, work area, input row
-    and the block input/output buffers.
+    ``weight_bytes``: the packed weight buffers, float32 and int8 (with their 64-byte alignment padding);
+    ``program_bytes``: the opcode table (128 bytes a row: layer kinds, sizes, offsets -- the same for a float model
+    and its INT8 form, so it is not counted as weights); ``state_bytes``: recurrent/conv1d state and ring
+    cursors; ``scratch_bytes``: scratch slots, work area, input row and the block input/output buffers.
     """
 
     weight_bytes: int
     state_bytes: int
     scratch_bytes: int
+    program_bytes: int = 0
 
     @property
     def total_bytes(self) -> int:
-        return self.weight_bytes + self.state_bytes + self.scratch_bytes
+        return self.weight_bytes + self.program_bytes + self.state_bytes + self.scratch_bytes
 
     def as_dict(self) -> dict[str, int]:
-        return {"weight_bytes": self.weight_bytes, "state_bytes": self.state_bytes,
+        return {"weight_bytes": self.weight_bytes, "program_bytes": self.program_bytes, "state_bytes": self.state_bytes,
                 "scratch_bytes": self.scratch_bytes, "total_bytes": self.total_bytes}
 
 
@@ -163,7 +165,8 @@ class Engine:
     # ------------------------------------------------------------------------------------ accounting
     def memory(self) -> MemoryReport:
         p = self.program
-        return MemoryReport(weight_bytes=p.weights.nbytes + p.table.nbytes + (p.qweights.nbytes if p.qweights.size > 1 else 0),
+        return MemoryReport(weight_bytes=p.weights.nbytes + (p.qweights.nbytes if p.qweights.size > 1 else 0),
+                            program_bytes=p.table.nbytes,
                             state_bytes=self.state.nbytes + self.cursors.nbytes,
                             scratch_bytes=self.scratch.nbytes + self.work.nbytes + self.frame.nbytes
                             + self.block_inputs.nbytes + self._block_outputs.nbytes)

@@ -74,6 +74,13 @@ def vector(buffer, offset, size):
 
 
 @njit(**JIT, inline="always")
+def int16_vector(qweights, offset, size):
+    """``size`` int16 values stored as byte pairs in the int8 buffer from ``offset`` (even: arrays there start
+    on 64-byte lines)."""
+    return qweights[offset:offset + 2 * size].view(np.int16)
+
+
+@njit(**JIT, inline="always")
 def matrix(buffer, offset, rows, cols):
     return buffer[offset:offset + rows * cols].reshape((rows, cols))
 
@@ -159,16 +166,22 @@ def run_int8_layer(row, weights, state, cursors, work, x, y, qweights):
     """The INT8 layers (``kernels/int8.py``): ARRAY fields list the int8 arrays (in ``qweights``) first.
     The caller applies the activation."""
     op, inputs, outputs = row[OP], row[IN], row[OUT]
-    # Compact layers (kernels/int8.py): PARAM0/PARAM1 rows per stored scale, PARAM2 = 1 for int8 biases
-    # (then the int8 biases follow the int8 matrices, and their scales follow the weight scales).
-    int8_bias = row[PARAM2] != 0
+    # Compact layers (kernels/int8.py): PARAM0/PARAM1 rows per stored scale, PARAM2 = 1 for int8 biases, 2 for
+    # biases on a 16-bit grid (int16 pairs of qweights bytes); the integer biases follow the int8 matrices, and
+    # their scales follow the weight scales. (Two calls where the bias type differs: numba types each view.)
+    int8_bias, wide = row[PARAM2] != 0, row[PARAM2] == 2
     if op == DENSE_INT8:
         group = row[PARAM0]
         scales = outputs // group
-        if int8_bias:  # ARRAY0 q, ARRAY1 bias q (int8), ARRAY2 scales + bias scale
+        if int8_bias:  # ARRAY0 q, ARRAY1 bias q (int8 or int16), ARRAY2 scales + bias scale
             scale = vector(weights, row[ARRAY2], scales + 1)
-            dense_int8(matrix(qweights, row[ARRAY0], outputs, inputs), scale[:scales], group, scale[:outputs],
-                       vector(qweights, row[ARRAY1], outputs), scale[scales], True, x, y)
+            values = matrix(qweights, row[ARRAY0], outputs, inputs)
+            if wide:
+                dense_int8(values, scale[:scales], group, scale[:outputs], int16_vector(qweights, row[ARRAY1], outputs),
+                           scale[scales], True, x, y)
+            else:
+                dense_int8(values, scale[:scales], group, scale[:outputs], vector(qweights, row[ARRAY1], outputs),
+                           scale[scales], True, x, y)
         else:  # ARRAY0 q, ARRAY1 scales, ARRAY2 bias
             scale = vector(weights, row[ARRAY1], scales)
             dense_int8(matrix(qweights, row[ARRAY0], outputs, inputs), scale, group, vector(weights, row[ARRAY2], outputs),
@@ -181,9 +194,14 @@ def run_int8_layer(row, weights, state, cursors, work, x, y, qweights):
         h, c = vector(state, row[STATE], hidden), vector(state, row[STATE] + hidden, hidden)
         if int8_bias:  # ARRAY2 bias q, ARRAY3 scales (ih, hh) + bias scale
             scale = vector(weights, row[ARRAY3], count_ih + count_hh + 1)
-            lstm_int8(values_ih, values_hh, scale[:count_ih], group_ih, scale[count_ih:count_ih + count_hh], group_hh,
-                      scale[:4 * hidden], vector(qweights, row[ARRAY2], 4 * hidden), scale[count_ih + count_hh], True,
-                      x, h, c, vector(work, 0, 4 * hidden), y)
+            if wide:
+                lstm_int8(values_ih, values_hh, scale[:count_ih], group_ih, scale[count_ih:count_ih + count_hh], group_hh,
+                          scale[:4 * hidden], int16_vector(qweights, row[ARRAY2], 4 * hidden), scale[count_ih + count_hh],
+                          True, x, h, c, vector(work, 0, 4 * hidden), y)
+            else:
+                lstm_int8(values_ih, values_hh, scale[:count_ih], group_ih, scale[count_ih:count_ih + count_hh], group_hh,
+                          scale[:4 * hidden], vector(qweights, row[ARRAY2], 4 * hidden), scale[count_ih + count_hh],
+                          True, x, h, c, vector(work, 0, 4 * hidden), y)
         else:  # ARRAY2 scales (ih, hh), ARRAY3 bias
             scale = vector(weights, row[ARRAY2], count_ih + count_hh)
             lstm_int8(values_ih, values_hh, scale[:count_ih], group_ih, scale[count_ih:], group_hh,
@@ -196,11 +214,19 @@ def run_int8_layer(row, weights, state, cursors, work, x, y, qweights):
         values_ih, values_hh = matrix(qweights, row[ARRAY0], 3 * hidden, inputs), matrix(qweights, row[ARRAY1], 3 * hidden, hidden)
         if int8_bias:  # ARRAY2 biases q [2, 3H], ARRAY3 scales (ih, hh) + the two bias scales
             scale = vector(weights, row[ARRAY3], count_ih + count_hh + 2)
-            biases_q = vector(qweights, row[ARRAY2], 6 * hidden)
-            gru_int8(values_ih, values_hh, scale[:count_ih], group_ih, scale[count_ih:count_ih + count_hh], group_hh,
-                     scale[:3 * hidden], scale[:3 * hidden], biases_q[:3 * hidden], biases_q[3 * hidden:],
-                     scale[count_ih + count_hh], scale[count_ih + count_hh + 1], True, x, vector(state, row[STATE], hidden),
-                     vector(work, 0, 3 * hidden), vector(work, 3 * hidden, 3 * hidden), y)
+            h = vector(state, row[STATE], hidden)
+            if wide:
+                biases_q16 = int16_vector(qweights, row[ARRAY2], 6 * hidden)
+                gru_int8(values_ih, values_hh, scale[:count_ih], group_ih, scale[count_ih:count_ih + count_hh], group_hh,
+                         scale[:3 * hidden], scale[:3 * hidden], biases_q16[:3 * hidden], biases_q16[3 * hidden:],
+                         scale[count_ih + count_hh], scale[count_ih + count_hh + 1], True, x, h,
+                         vector(work, 0, 3 * hidden), vector(work, 3 * hidden, 3 * hidden), y)
+            else:
+                biases_q = vector(qweights, row[ARRAY2], 6 * hidden)
+                gru_int8(values_ih, values_hh, scale[:count_ih], group_ih, scale[count_ih:count_ih + count_hh], group_hh,
+                         scale[:3 * hidden], scale[:3 * hidden], biases_q[:3 * hidden], biases_q[3 * hidden:],
+                         scale[count_ih + count_hh], scale[count_ih + count_hh + 1], True, x, h,
+                         vector(work, 0, 3 * hidden), vector(work, 3 * hidden, 3 * hidden), y)
         else:  # ARRAY2 scales (ih, hh), ARRAY3 biases [2, 3H]
             scale = vector(weights, row[ARRAY2], count_ih + count_hh)
             biases = vector(weights, row[ARRAY3], 6 * hidden)

@@ -21,7 +21,8 @@ the same numbers either way: a matrix whose row scales are all equal (quantized 
 ``kelly-tc quantize --auto``) stores ONE scale, one whose scales repeat in groups of consecutive rows (``--auto``'s
 grouped scales) one per group (the table's PARAM0/PARAM1: rows per stored scale); a bias
 that is exactly ``q * s`` for int8 ``q`` and one float32 ``s`` (``--quantize-biases``/``--auto``) is stored as
-int8 with ``s`` after the weight scales (PARAM2 = 1). On a 40-unit model the per-row scales and float
+int8 with ``s`` after the weight scales (PARAM2 = 1), one on a 16-bit grid (``--auto`` where int8 rounds too
+coarsely) as int16 byte pairs in the same place (PARAM2 = 2). On a 40-unit model the per-row scales and float
 biases are ~10% of the INT8 bytes.
 """
 from __future__ import annotations
@@ -53,23 +54,35 @@ def compact_scale(scale: np.ndarray) -> tuple[np.ndarray, int]:
     return scale, 1
 
 
-def exact_int8(bias: np.ndarray) -> tuple[np.ndarray, np.float32] | None:
-    """(int8 q, scale s) when ``bias`` is exactly ``q * s`` in float32 (a bias quantized per tensor), else None."""
+def exact_integers(bias: np.ndarray, bits: int = 8) -> tuple[np.ndarray, np.float32] | None:
+    """(q, scale s) when ``bias`` is exactly ``q * s`` in float32 for one float32 ``s`` and integers ``q`` on a
+    ``bits``-bit grid (a bias quantized per tensor: int8, or 16-bit by ``--auto``), else None. ``q`` is int8
+    or int16."""
     from quant.int8 import quantize_symmetric
 
     bias = f32(bias)
-    q, s = quantize_symmetric(bias, None)
+    q, s = quantize_symmetric(bias, None, bits=bits)
     s = np.float32(s)
-    return (_i8(q), s) if np.array_equal(q.astype(np.float32) * s, bias) else None
+    if not np.array_equal(q.astype(np.float32) * s, bias):
+        return None
+    return (_i8(q), s) if bits == 8 else (np.ascontiguousarray(q, dtype=np.int16), s)
 
 
 def _with_biases(weight_scales: list[np.ndarray], biases: list[np.ndarray], int8_arrays: list[np.ndarray]) -> tuple[list, int]:
-    """The float arrays of a compact layer (scales, then float biases) and the int8-bias flag; int8 biases
-    (all of the layer's, or none) are appended to ``int8_arrays`` and their scales to the scale array."""
-    exact = [exact_int8(bias) for bias in biases]
-    if all(e is not None for e in exact):
-        int8_arrays.append(np.concatenate([q for q, _ in exact]))
-        return [np.concatenate(weight_scales + [np.array([s for _, s in exact], np.float32)])], 1
+    """The float arrays of a compact layer (scales, then float biases) and the bias form (0 float, 1 int8,
+    2 int16); integer biases (all of the layer's, or none) are appended to ``int8_arrays`` (int16 ones as
+    their byte pairs) and their scales to the scale array."""
+    for bits, form in ((8, 1), (16, 2)):
+        exact = [exact_integers(bias, bits) for bias in biases]
+        if len(biases) > 1 and not all(e is not None for e in exact):  # one tensor split in two (a GRU's B =
+            joint = exact_integers(np.concatenate([f32(b) for b in biases]), bits)  # [Wb, Rb]): its one scale
+            if joint is not None:
+                values, scale = joint
+                exact = [(part, scale) for part in np.split(values, np.cumsum([b.size for b in biases])[:-1])]
+        if all(e is not None for e in exact):
+            values = np.concatenate([q for q, _ in exact])
+            int8_arrays.append(values if bits == 8 else values.view(np.int8))
+            return [np.concatenate(weight_scales + [np.array([s for _, s in exact], np.float32)])], form
     return [np.concatenate(weight_scales), f32(np.concatenate([f32(b) for b in biases]))], 0
 
 

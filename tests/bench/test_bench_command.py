@@ -52,7 +52,7 @@ def test_the_json_report_holds_every_figure_the_machine_and_the_versions(model_f
     assert set(entry["latency_us"]) >= {"p50", "p99", "p99.9", "max"}
     assert entry["latency_us"]["p50"] <= entry["latency_us"]["p99"] <= entry["latency_us"]["p99.9"] <= entry["latency_us"]["max"]
     assert entry["frames"] == 300 and entry["frames_per_second"] > 0 and entry["headroom"] > 0
-    assert set(entry["memory"]) == {"weight_bytes", "state_bytes", "scratch_bytes", "total_bytes"}
+    assert set(entry["memory"]) == {"weight_bytes", "program_bytes", "state_bytes", "scratch_bytes", "total_bytes"}
     assert entry["compile_seconds"] > 0 and entry["compiled_from"] in ("compiled", "disk cache", "in memory")
     assert document["pipeline"] is None  # one model: no pipeline
     assert {"cpu", "cores", "versions"} <= set(document["machine"])

@@ -137,14 +137,18 @@ def test_an_int8_model_is_timed_against_its_float_form_and_bench_says_which_to_s
     assert f"small.int8: INT8 p50" in result.stdout and expected in result.stdout
 
 
-def test_the_pipeline_notes_int8_models_slower_than_float_and_only_those():
+def test_the_pipeline_notes_int8_bytes_and_the_models_slower_than_float_and_only_those():
     from reference_engine.benchmark import Measurement
     from toolchain.kelly.main_job import int8_latency_notes
 
-    def measured(name, p50):
-        return Measurement(name, 10, {"p50": p50, "p99": p50, "p99.9": p50, "max": p50, "mean": p50, "min": p50}, {})
+    def measured(name, p50, weight_bytes):
+        return Measurement(name, 10, {"p50": p50, "p99": p50, "p99.9": p50, "max": p50, "mean": p50, "min": p50},
+                           {"weight_bytes": weight_bytes})
 
-    float32 = {"Small": measured("Small", 1e-6), "Large": measured("Large", 20e-6)}
-    int8 = {"Small": measured("Small", 1.3e-6), "Large": measured("Large", 18e-6), "Missing": measured("Missing", 1.0)}
-    (note,) = int8_latency_notes("int8", int8, float32)
-    assert note.startswith("int8 Small: INT8 p50 1.30 us vs float 1.00 us (1.30x)") and "ship float" in note
+    float32 = {"Small": measured("Small", 1e-6, 4000), "Large": measured("Large", 20e-6, 400_000)}
+    int8 = {"Small": measured("Small", 1.3e-6, 1030), "Large": measured("Large", 18e-6, 100_400),
+            "Missing": measured("Missing", 1.0, 1)}
+    small_bytes, small_latency, large_bytes = int8_latency_notes("int8", int8, float32)
+    assert small_bytes == "int8 Small: engine weights 1,030 bytes vs float 4,000 (0.258x)"
+    assert small_latency.startswith("int8 Small: INT8 p50 1.30 us vs float 1.00 us (1.30x)") and "ship float" in small_latency
+    assert large_bytes == "int8 Large: engine weights 100,400 bytes vs float 400,000 (0.251x)"  # faster: no latency note

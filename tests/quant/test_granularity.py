@@ -184,3 +184,28 @@ def test_grouped_scales_reach_the_engine_exactly_and_store_one_scale_per_group(t
     assert row[field] == group  # rows per stored scale
     saved = (rows - rows // group) * 4  # bytes of the scales no longer stored
     assert engines["per_row"].memory().weight_bytes - engines["grouped"].memory().weight_bytes >= saved - 64  # 64: alignment
+
+
+@pytest.mark.parametrize("op, bias_bits", [("LSTM", 16), ("GRU", 16), ("LSTM", 8)])
+def test_integer_biases_reach_the_engine_exactly(tmp_path, op, bias_bits):
+    """Biases quantized per tensor (8 or 16 bits) are stored as integers by the engine in every layer: the
+    LSTM's two ONNX biases are folded into one before quantizing (RTNeural keeps their sum), a GRU's B keeps
+    one scale for its two halves. The INT8 JSON checks against the quantized ONNX (exact weights)."""
+    from reference_engine.model import Engine
+    from reference_engine.program import INT8_OPCODES, OP, PARAM2
+    from toolchain.check import check_files
+    from toolchain.convert import convert_file
+
+    model = recurrent_model(np.random.default_rng(9), op, inputs=5, hidden=7, outputs=3)
+    quantized = int8.quantize_weights(model, True, True, bias_bits=bias_bits)
+    onnx_path = save_model(quantized.model, tmp_path / "q.onnx")
+    json_path = tmp_path / "q.int8.json"
+    int8_json.write_int8_model(int8_json.quantize_model(convert_file(onnx_path, tmp_path / "q.json")), json_path)
+    assert check_files(onnx_path, json_path, atol=CHECK_ATOL).passed
+    table = Engine(int8_json.read_int8_model(json_path)).program.table
+    forms = table[np.isin(table[:, OP], list(INT8_OPCODES.values())), PARAM2]
+    assert forms.tolist() == [1 if bias_bits == 8 else 2] * 2  # the recurrent layer and the head
+    # the float model computes the same within the quantization error (the fold changed nothing else)
+    samples = calibration.random_samples(model, count=2)
+    figures = report.worst(report.output_errors(calibration.run(model, samples), calibration.run(quantized.model, samples)))
+    assert figures["cosine"] > 0.999

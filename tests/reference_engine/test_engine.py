@@ -154,13 +154,14 @@ def test_memory_report_counts_the_arrays_the_engine_holds(rng):
     engine = Engine(model, block=5)
     report = engine.memory()
     parameters = model.parameter_count()
-    # Padding to 64-byte boundaries adds at most 15 floats per array (7 arrays) plus the opcode table.
-    assert parameters * 4 <= report.weight_bytes - engine.program.table.nbytes <= parameters * 4 + 7 * 15 * 4
+    # Padding to 64-byte boundaries adds at most 15 floats per array (7 arrays); the opcode table is apart.
+    assert parameters * 4 <= report.weight_bytes <= parameters * 4 + 7 * 15 * 4
+    assert report.program_bytes == 3 * 16 * 8  # three rows of 16 int64 fields
     ring = ((3 - 1) * 2 + 1) * inputs
     assert report.state_bytes == (ring + 2 * hidden) * 4 + 8  # conv ring + LSTM h, c + one cursor
     # ping-pong, LSTM work, input row, then the block of 5 frames in and out
     assert report.scratch_bytes == 2 * 10 * 4 + (8 + hidden + 4 * hidden) * 4 + inputs * 4 + 5 * (inputs + outputs) * 4
-    assert report.total_bytes == report.weight_bytes + report.state_bytes + report.scratch_bytes
+    assert report.total_bytes == report.weight_bytes + report.program_bytes + report.state_bytes + report.scratch_bytes
 
 
 def test_load_engine_reads_rtneural_json(tmp_path, rng):

@@ -95,7 +95,7 @@ def render(result) -> Table:
         title += f", {format_size(budget.memory)} memory"
     table = Table(title=title)
     for column in ("model", "p50", "p99", "p99.9", "max", "p50/frame", "RT factor", "first call", "frames/s", "headroom",
-                   "weights", "state", "scratch", "total", "compile"):
+                   "weights", "program", "state", "scratch", "total", "compile"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for entry in result.entries:
         latency, memory = entry.latency, entry.memory
@@ -108,7 +108,8 @@ def render(result) -> Table:
                       *(f"{latency[k] * 1e6:.2f}" for k in ("p50", "p99", "p99.9", "max")),
                       f"{latency['p50'] / block * 1e9:.0f} ns", factor, first,
                       f"{entry.frames_per_second:,.0f}", "-" if headroom is None else f"{headroom:,.1f}x",
-                      *(format_size(memory[k]) for k in ("weight_bytes", "state_bytes", "scratch_bytes", "total_bytes")),
+                      *(format_size(memory.get(k, 0)) for k in ("weight_bytes", "program_bytes", "state_bytes", "scratch_bytes",
+                                                                "total_bytes")),
                       f"{entry.compile_seconds:.2f} s")
     return table
 

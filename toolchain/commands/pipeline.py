@@ -108,7 +108,7 @@ def _main_job(out: Path, quick: bool, source: str, dynamo: bool, seed: int, cons
     stages = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in report.stages.items())
     console.print(f"wall time {time.perf_counter() - started:.1f} s ({stages}); summary: {out / 'summary.json'}")
     console.print("errors: max abs, engine (one frame per call) vs PyTorch and vs onnxruntime; latency: per frame, one "
-                  "call per frame (pipeline: MultiModelProcessor.process_frame); memory: the engines' weights + state + "
+                  "call per frame (pipeline: MultiModelProcessor.process_frame); memory: the engines' weights + op table + state + "
                   "scratch; val/base: validation loss / predict-the-mean baseline; valid: the file loads, matches the spec "
                   "and computes its own ONNX model; cost vs float32: the accuracy a compressed variant (int8, pruned = 50% "
                   "structured, pruned+int8) gives up, as the max abs distance of its outputs from the float32 model's (outputs of sigmoid/softmax "

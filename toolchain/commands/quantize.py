@@ -26,7 +26,7 @@ def quantize(
     percentile: float = typer.Option(99.99, "--percentile", help="Percentile for --method percentile."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write the size/accuracy report as JSON."),
     compare: bool = typer.Option(True, "--compare/--no-compare", help="Measure onnxruntime's quantize_dynamic side by side."),
-    auto: bool = typer.Option(False, "--auto", help="Per weight, one scale per tensor (and int8 biases) where the error/signal on the calibration input stays within --max-error-growth of per-channel's."),
+    auto: bool = typer.Option(False, "--auto", help="Per weight, one scale per tensor or per group of rows, and int8 or 16-bit biases, where the error/signal on the calibration input stays within --max-error-growth of per-channel's."),
     max_error_growth: float = typer.Option(1.1, "--max-error-growth", help="--auto's budget: error/signal at most this times per-channel's."),
 ):
     """Quantize MODEL to INT8 and report size and accuracy against the float model and quantize_dynamic."""

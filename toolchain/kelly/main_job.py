@@ -64,7 +64,7 @@ class SummaryRow:
     status: str  # validate's verdict: ok / failed / broken file
     p50_us: float | None
     p99_us: float | None
-    memory_bytes: int | None  # the engine's resident weights + state + scratch
+    memory_bytes: int | None  # the engine's resident weights + op table + state + scratch
     val_ratio: float | None = None  # training: validation loss / predict-the-mean baseline
     #: A compressed variant's accuracy cost: max abs error of its output against the float32 model's (onnxruntime).
     #: Kept apart from the conversion errors above, which say whether the file computes ITS model (a pass/fail).
@@ -218,13 +218,17 @@ def run_main_job(settings: JobSettings, reporter: Reporter | None = None) -> Job
 
 
 def int8_latency_notes(variant: str, int8: dict, float32: dict) -> list[str]:
-    """One line per model whose INT8 engine is slower than its float engine (p50 per frame, the same benchmark):
-    the INT8 kernels widen each int8 weight to float32, which pays only when the weights stream from memory."""
+    """Per model, the INT8 engine's weight bytes against the float engine's; and one line per model whose INT8
+    engine is slower than its float engine (p50 per frame, the same benchmark): the INT8 kernels widen each int8
+    weight to float32, which pays only when the weights stream from memory."""
     notes = []
     for name, measured in int8.items():
         base = float32.get(name)
         if base is None:
             continue
+        int8_bytes, float_bytes = measured.memory["weight_bytes"], base.memory["weight_bytes"]
+        notes.append(f"{variant} {name}: engine weights {int8_bytes:,} bytes vs float {float_bytes:,} "
+                     f"({int8_bytes / float_bytes:.3f}x)")
         ratio = measured.latency["p50"] / base.latency["p50"]
         if ratio > 1.0:
             notes.append(f"{variant} {name}: INT8 p50 {measured.latency['p50'] * 1e6:.2f} us vs float "
