@@ -23,12 +23,9 @@ SEQUENCES = 8
 
 
 def kelly_samples(name: str, input_name: str) -> list[dict]:
-    from toolchain.kelly.config import TrainConfig
-    from toolchain.kelly.datasets import load_model_data
+    from toolchain.kelly.datasets import validation_samples
 
-    with tempfile.TemporaryDirectory() as folder:
-        data = load_model_data(TrainConfig(models=[name], output=folder).validate())[0][name]
-    return [{input_name: sequence[None]} for sequence in data.validation.inputs[:SEQUENCES]]
+    return validation_samples(name, input_name, count=SEQUENCES)
 
 
 def measure(models_dir: Path, amount: float, finetune: bool, epochs: int) -> dict:

@@ -28,10 +28,10 @@ def compare_variants(onnx_path: Path, samples: list | None = None, amount: float
     pruned = prune.structured_prune(model, amount).model
     from quant.variants import auto_int8  # the pipeline's INT8 form: --auto
 
-    forms = {"float": model, "int8": auto_int8(model)[0], "pruned": pruned, "pruned+int8": auto_int8(pruned)[0]}
+    forms = {"float": model, "int8": auto_int8(model, samples)[0], "pruned": pruned, "pruned+int8": auto_int8(pruned, samples)[0]}
     if finetuned is not None:
         tuned = load_model(finetuned)
-        forms["pruned+finetune"], forms["pruned+finetune+int8"] = tuned, auto_int8(tuned)[0]
+        forms["pruned+finetune"], forms["pruned+finetune+int8"] = tuned, auto_int8(tuned, samples)[0]
     rows, engines = {}, []
     with tempfile.TemporaryDirectory(prefix="kelly-tc-variants-") as folder:
         for name, form in forms.items():

@@ -35,20 +35,22 @@ class VariantFolder:
 
 
 def write_variants(models_dir: Path, out: Path, names, amount: float = 0.5, atol: float = 1e-5,
-                   on_model=None) -> list[VariantFolder]:
-    """Write and check every variant of every model in ``names`` found in ``models_dir``."""
+                   on_model=None, samples_for=None) -> list[VariantFolder]:
+    """Write and check every variant of every model in ``names`` found in ``models_dir``. ``samples_for(name,
+    model)``: the calibration feeds ``--auto`` judges the INT8 form on (default: seeded random input)."""
     folders = [VariantFolder(name, Path(out) / f"models-{suffix}") for name, (suffix, _, _) in VARIANTS.items()]
     for model_name in names:
         source = Path(models_dir) / f"{model_name}.onnx"
         if not source.is_file():
             continue
         model = load_model(source)
+        samples = samples_for(model_name, model) if samples_for else None
         pruned = prune.structured_prune(model, amount).model
         for folder in folders:
             _, pruned_variant, quantized = VARIANTS[folder.name]
             form = pruned if pruned_variant else model
             if quantized:
-                form, chosen = auto_int8(form)
+                form, chosen = auto_int8(form, samples)
                 folder.notes.append(f"{folder.name} {model_name}: {chosen}")
             _write_variant(folder, model_name, form, quantized, Path(models_dir) / f"{model_name}.json", source, atol)
             if on_model:
@@ -56,15 +58,19 @@ def write_variants(models_dir: Path, out: Path, names, amount: float = 0.5, atol
     return folders
 
 
-def auto_int8(model) -> tuple[object, str]:
-    """``kelly-tc quantize --auto``'s form of ``model`` (per weight, one scale per tensor and int8 biases where
-    the error on seeded calibration input stays within 1.1x of per-channel's: fewer engine bytes at the same
-    accuracy budget; quant/granularity.py) and a one-line description of the choice."""
+def auto_int8(model, samples: list | None = None) -> tuple[object, str]:
+    """``kelly-tc quantize --auto``'s form of ``model`` (per weight, one scale per tensor or per group of rows, and
+    integer biases, where the error on the calibration ``samples`` stays within 1.1x of per-channel's: fewer
+    engine bytes at the same accuracy budget; quant/granularity.py) and a one-line description of the choice.
+    ``samples``: representative input (the model's validation sequences); default seeded random input, which
+    may misjudge what a model's real input range tolerates."""
     from quant import calibration, granularity
 
-    samples = calibration.random_samples(model)
+    source = "validation input" if samples else "random input"
+    samples = samples or calibration.random_samples(model)
     chosen = granularity.choose(model, samples, calibration.run(model, samples))
-    return chosen.quantize(model).model, f"INT8 --auto: {chosen.describe()} (error/signal within 1.1x of per-channel)"
+    return chosen.quantize(model).model, (f"INT8 --auto: {chosen.describe()} (error/signal within 1.1x of "
+                                          f"per-channel's on {len(samples)} sequences of {source})")
 
 
 def _write_variant(folder: VariantFolder, name: str, form, quantized: bool, float_json: Path, float_onnx: Path, atol: float):

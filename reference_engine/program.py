@@ -170,7 +170,12 @@ def compile_program(model) -> Program:
         cursors += packed.cursors
         rows.append(row)
         placed.append((row, packed))
-    weights, qweights = aligned_zeros(offset), aligned_zeros(max(qoffset, 1), np.int8)
+    # Each array starts on a 64-byte line; the buffers end with their last array (no padding after it).
+    ends = [(row[ARRAY0 + position] + np.asarray(array).size, position < len(packed.int8_arrays))
+            for row, packed in placed for position, array in enumerate(list(packed.int8_arrays) + list(packed.arrays))]
+    float_end = max([end for end, is_int8 in ends if not is_int8], default=0)
+    int8_end = max([end for end, is_int8 in ends if is_int8], default=0)
+    weights, qweights = aligned_zeros(float_end), aligned_zeros(max(int8_end, 1), np.int8)
     for row, packed in placed:
         for position, array in enumerate(packed.int8_arrays):
             qweights[row[ARRAY0 + position]:row[ARRAY0 + position] + array.size] = array.ravel()

@@ -149,6 +149,6 @@ def test_the_pipeline_notes_int8_bytes_and_the_models_slower_than_float_and_only
     int8 = {"Small": measured("Small", 1.3e-6, 1030), "Large": measured("Large", 18e-6, 100_400),
             "Missing": measured("Missing", 1.0, 1)}
     small_bytes, small_latency, large_bytes = int8_latency_notes("int8", int8, float32)
-    assert small_bytes == "int8 Small: engine weights 1,030 bytes vs float 4,000 (0.258x)"
+    assert small_bytes == "int8 Small: engine weights 1,030 bytes vs float 4,000 (0.2575x)"
     assert small_latency.startswith("int8 Small: INT8 p50 1.30 us vs float 1.00 us (1.30x)") and "ship float" in small_latency
-    assert large_bytes == "int8 Large: engine weights 100,400 bytes vs float 400,000 (0.251x)"  # faster: no latency note
+    assert large_bytes == "int8 Large: engine weights 100,400 bytes vs float 400,000 (0.2510x)"  # faster: no latency note

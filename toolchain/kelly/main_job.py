@@ -203,7 +203,14 @@ def run_main_job(settings: JobSettings, reporter: Reporter | None = None) -> Job
     from quant.variants import write_variants
 
     reporter.stage("compress: INT8, 50% structured pruning, both; convert and check", 3 * len(MODEL_NAMES))
-    for variant in write_variants(models_dir, settings.out, MODEL_NAMES, on_model=lambda label: reporter.advance(1, f"compress: {label}")):
+    from quant.calibration import model_inputs
+    from toolchain.kelly.datasets import validation_samples
+
+    def samples_for(name, model):  # --auto judges each INT8 form on the model's own validation input
+        return validation_samples(name, model_inputs(model)[0].name, settings.train_config())
+
+    for variant in write_variants(models_dir, settings.out, MODEL_NAMES, samples_for=samples_for,
+                                  on_model=lambda label: reporter.advance(1, f"compress: {label}")):
         checked = validate_directory(variant.directory)  # each file against its own ONNX's reference output
         report.problems += variant.problems + checked.lines()
         measured, latency = bench_models(variant.directory, BENCH_FRAMES[settings.mode], settings.seed, reporter)
@@ -228,7 +235,7 @@ def int8_latency_notes(variant: str, int8: dict, float32: dict) -> list[str]:
             continue
         int8_bytes, float_bytes = measured.memory["weight_bytes"], base.memory["weight_bytes"]
         notes.append(f"{variant} {name}: engine weights {int8_bytes:,} bytes vs float {float_bytes:,} "
-                     f"({int8_bytes / float_bytes:.3f}x)")
+                     f"({int8_bytes / float_bytes:.4f}x)")
         ratio = measured.latency["p50"] / base.latency["p50"]
         if ratio > 1.0:
             notes.append(f"{variant} {name}: INT8 p50 {measured.latency['p50'] * 1e6:.2f} us vs float "

@@ -145,3 +145,21 @@ def load_model_data(config: TrainConfig, reporter: Reporter | None = None) -> tu
         unseen = [used[group] for group in np.unique(validation.groups)] if used else []
         result[name] = ModelData(name, train, validation, sources, notes, skipped, unseen)
     return result, builder.skips
+
+
+#: Validation sequences --auto calibrates on (``validation_samples``): enough to see each model's input range.
+CALIBRATION_SEQUENCES = 8
+
+
+def validation_samples(name: str, input_name: str, config: TrainConfig | None = None,
+                       count: int = CALIBRATION_SEQUENCES) -> list[dict]:
+    """The first ``count`` validation sequences of model ``name`` as ONNX feeds ``{input_name: [1, T, F]}``: the
+    input INT8 choices are judged on (``quant.granularity``), from the same data the model was validated on
+    (``config``: the training configuration; default: the default corpus)."""
+    import dataclasses
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="kelly-tc-calibration-") as folder:
+        base = config if config is not None else TrainConfig(output=folder)
+        data = load_model_data(dataclasses.replace(base, models=[name]).validate())[0][name]
+    return [{input_name: np.asarray(sequence, np.float32)[None]} for sequence in data.validation.inputs[:count]]
